@@ -1,0 +1,71 @@
+"""The Flask application factory: catalog API, registry webhook receiver, health checks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from indexer.bus import PostgresQueue
+from indexer.receiver import MAX_BODY_BYTES
+from indexer.receiver import bp as receiver_bp
+from ocicat.config import Config
+from ocicat.db import Database, database_url
+from ocicat.problems import problem
+
+from .routes import bp as catalog_bp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What views need, built once per process and kept in ``app.extensions['ocicat']``."""
+
+    config: Config
+    db: Database
+    bus: PostgresQueue
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    db = Database(database_url(config), maxconn=config.api_threads + 2)
+    app.extensions["ocicat"] = Services(config=config, db=db, bus=PostgresQueue(db, config.max_attempts))
+
+    app.register_blueprint(receiver_bp)
+    app.register_blueprint(catalog_bp)
+
+    @app.get("/healthz")
+    def healthz():
+        """Liveness: the process answers. It never checks dependencies, so a database outage does not restart it."""
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        """Readiness: the database (and with it the embedded bus) answers."""
+        try:
+            db.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return problem(503, f"database unavailable: {exc}".strip())
+        return jsonify(status="ready")
+
+    @app.errorhandler(ValidationError)
+    def bad_parameters(exc: ValidationError):
+        return problem(400, "invalid request parameters", errors=exc.normalized_messages())
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return problem(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return problem(500, "internal error; see the server log")
+
+    return app

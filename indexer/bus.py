@@ -1,0 +1,227 @@
+"""The embedded bus: a PostgreSQL queue table between the receiver and the workers.
+
+Publishing and parking happen in one transaction, so the receiver answers the
+registry only once every kept event is durable. Workers claim one row at a
+time with ``FOR UPDATE SKIP LOCKED`` and delete it in the same transaction as
+the catalog writes it caused: a worker that dies mid-event leaves the row for
+another. ``NOTIFY`` wakes idle workers at once, so freshness does not depend
+on a polling interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import psycopg2
+import psycopg2.extensions
+from marshmallow import ValidationError
+from psycopg2.extras import Json, execute_values
+
+from ocicat.db import Database, connect
+
+from .errors import PermanentError, TransientError, backoff_seconds
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "ocicat_events"
+IDLE_WAKEUP_SECONDS = 1.0  # also how soon a delayed retry becomes due at the latest
+PROCESSED_RETENTION = "7 days"  # a redelivery older than this is re-applied, harmlessly
+PRUNE_EVERY_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    payload: object
+    reason: str
+    stage: str
+    event_id: str | None = None
+    repository: str | None = None
+    attempts: int = 0
+
+
+def park(cur, letters: list[DeadLetter]) -> None:
+    """Record dead letters in the caller's transaction."""
+    if letters:
+        execute_values(
+            cur,
+            "INSERT INTO dead_letters (event_id, repository, payload, reason, stage, attempts) VALUES %s",
+            [(d.event_id, d.repository, Json(d.payload), d.reason[:2000], d.stage, d.attempts) for d in letters],
+        )
+
+
+# Handler contract: called with an open cursor and the raw event; raises
+# TransientError to retry later, any other exception to dead-letter the event.
+Handler = Callable[[object, dict], None]
+
+
+class PostgresQueue:
+    def __init__(self, db: Database, max_attempts: int = 10):
+        self.db = db
+        self.max_attempts = max_attempts
+        self._generation = 0
+        self._wakeup = threading.Condition()
+
+    # -- producer side --------------------------------------------------------
+
+    def publish(self, events: list[tuple[str, str, dict]], parked: list[DeadLetter]) -> int:
+        """Durably enqueue ``(event_id, repository, raw_event)`` rows and park dead letters.
+
+        Returns how many events were new; a redelivered event id adds nothing.
+        """
+        with self.db.transaction() as cur:
+            inserted = 0
+            if events:
+                rows = execute_values(
+                    cur,
+                    "INSERT INTO event_queue (event_id, repository, payload) VALUES %s "
+                    "ON CONFLICT (event_id) DO NOTHING RETURNING 1",
+                    [(event_id, repository, Json(raw)) for event_id, repository, raw in events],
+                    fetch=True,
+                )
+                inserted = len(rows)
+            park(cur, parked)
+            if inserted:
+                cur.execute(f"NOTIFY {CHANNEL}")
+        return inserted
+
+    def depth(self) -> int:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT count(*) AS n FROM event_queue")
+            return cur.fetchone()["n"]
+
+    # -- consumer side --------------------------------------------------------
+
+    def consume(self, handler: Handler, stop: threading.Event, concurrency: int = 1) -> None:
+        """Run ``concurrency`` claiming threads plus one listener until ``stop`` is set."""
+        threads = [threading.Thread(target=self._listen, args=(stop,), name="queue-listener", daemon=True)]
+        threads += [
+            threading.Thread(target=self._claim_loop, args=(handler, stop), name=f"worker-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _claim_loop(self, handler: Handler, stop: threading.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            with self._wakeup:
+                generation = self._generation
+            try:
+                handled = self.process_one(handler)
+                failures = 0
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                failures += 1
+                delay = backoff_seconds(failures, base=0.2, cap=10)
+                log.warning("database unavailable (%s); retrying in %.1fs", str(exc).strip(), delay)
+                stop.wait(delay)
+                continue
+            if not handled:
+                with self._wakeup:
+                    if self._generation == generation:
+                        self._wakeup.wait(IDLE_WAKEUP_SECONDS)
+
+    def process_one(self, handler: Handler) -> bool:
+        """Claim and handle one due event; False when none is due."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT id, event_id, repository, payload, attempts FROM event_queue "
+                "WHERE available_at <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False
+            # Catalog writes are durable together with the queue row's removal;
+            # losing the last commits in a crash only means re-processing them.
+            cur.execute("SET LOCAL synchronous_commit = off")
+            cur.execute("SAVEPOINT handle")
+            try:
+                handler(cur, row["payload"])
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                raise  # the connection is gone; the row stays for the next claim
+            except TransientError as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT handle")
+                self._retry_or_park(cur, row, f"transient: {exc}")
+                return True
+            except Exception as exc:  # noqa: BLE001 - a bad event must never stop the worker
+                cur.execute("ROLLBACK TO SAVEPOINT handle")
+                log.warning("event %s dead-lettered: %s", row["event_id"], exc, exc_info=not _expected(exc))
+                park(cur, [_letter(row, f"{type(exc).__name__}: {exc}", row["attempts"] + 1)])
+                cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+                return True
+            cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+            return True
+
+    def _retry_or_park(self, cur, row: dict, reason: str) -> None:
+        attempts = row["attempts"] + 1
+        if attempts >= self.max_attempts:
+            log.warning("event %s dead-lettered after %d attempts: %s", row["event_id"], attempts, reason)
+            park(cur, [_letter(row, f"gave up after {attempts} attempts: {reason}", attempts)])
+            cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+            return
+        delay = backoff_seconds(attempts)
+        log.info("event %s: %s; retry %d in %.1fs", row["event_id"], reason, attempts, delay)
+        cur.execute(
+            "UPDATE event_queue SET attempts = %s, last_error = %s, "
+            "available_at = now() + make_interval(secs => %s) WHERE id = %s",
+            (attempts, reason[:2000], delay, row["id"]),
+        )
+
+    def _listen(self, stop: threading.Event) -> None:
+        """Turn NOTIFYs into wake-ups for idle claimers; prune old dedupe ids now and then."""
+        conn = None
+        last_prune = 0.0
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = connect(self.db.url)
+                    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                    conn.cursor().execute(f"LISTEN {CHANNEL}")
+                    self._wake()  # events may have arrived while not listening
+                if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
+                    conn.cursor().execute(
+                        "DELETE FROM processed_events WHERE processed_at < now() - %s::interval",
+                        (PROCESSED_RETENTION,),
+                    )
+                    last_prune = time.monotonic()
+                if select.select([conn], [], [], IDLE_WAKEUP_SECONDS) != ([], [], []):
+                    conn.poll()
+                    if conn.notifies:
+                        conn.notifies.clear()
+                        self._wake()
+            except psycopg2.Error as exc:
+                log.warning("queue listener lost its connection (%s); reconnecting", str(exc).strip())
+                if conn is not None:
+                    conn.close()
+                conn = None
+                stop.wait(1.0)
+        if conn is not None:
+            conn.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._wakeup:
+            self._generation += 1
+            self._wakeup.notify_all()
+
+
+def _letter(row: dict, reason: str, attempts: int) -> DeadLetter:
+    return DeadLetter(
+        payload=row["payload"],
+        reason=reason,
+        stage="worker",
+        event_id=row["event_id"],
+        repository=row["repository"],
+        attempts=attempts,
+    )
+
+
+def _expected(exc: Exception) -> bool:
+    """Failures the pipeline anticipates; anything else is logged with a traceback."""
+    return isinstance(exc, (PermanentError, ValidationError))

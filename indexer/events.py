@@ -1,0 +1,158 @@
+"""Registry notification events: which ones matter, and what a valid one looks like.
+
+The receiver and the worker share this module: the queue stores each kept
+event exactly as the registry sent it, and the worker re-reads it through the
+same schema, so a dead letter replayed later goes through the same checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+# From the OCI distribution spec (specs.md section 2).
+REPOSITORY_RE = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+# Only digests the worker can verify are accepted.
+DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+
+MANIFEST_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/vnd.oci.artifact.manifest.v1+json",
+    }
+)
+
+MAX_REPOSITORY_LENGTH = 255
+MAX_ID_LENGTH = 200
+
+
+class Timestamp(fields.Field):
+    """RFC 3339 with nanoseconds and any offset, as Go's time.Time marshals it.
+
+    Python 3.11's ``fromisoformat`` reads that format (it keeps microseconds);
+    a timestamp without an offset is taken as UTC.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValidationError("must be an RFC 3339 timestamp string")
+        text = re.sub(r"(\.\d{6})\d+", r"\1", value)  # nanoseconds -> microseconds
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(f"not an RFC 3339 timestamp: {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class TargetSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    repository = fields.Str(
+        required=True,
+        validate=[validate.Length(max=MAX_REPOSITORY_LENGTH), validate.Regexp(REPOSITORY_RE, error="invalid repository name")],
+    )
+    digest = fields.Str(load_default=None, allow_none=True)
+    tag = fields.Str(load_default=None, allow_none=True)
+    mediaType = fields.Str(load_default=None, allow_none=True)
+    size = fields.Int(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+
+
+class EventSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.Str(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
+    timestamp = Timestamp(required=True)
+    action = fields.Str(required=True, validate=validate.OneOf(["push", "delete"]))
+    target = fields.Nested(TargetSchema, required=True)
+
+    @validates_schema
+    def _check_reference(self, data, **kwargs):
+        target = data.get("target") or {}
+        # v3 registries send "" for absent descriptor fields (specs.md 1.2).
+        digest, tag = target.get("digest") or None, target.get("tag") or None
+        if digest is not None and not DIGEST_RE.match(digest):
+            raise ValidationError("digest must be sha256:<64 hex> or sha512:<128 hex>", "target")
+        if tag is not None and not TAG_RE.match(tag):
+            raise ValidationError("invalid tag", "target")
+        if data.get("action") == "push" and digest is None:
+            raise ValidationError("a push needs target.digest", "target")
+        if data.get("action") == "delete" and digest is None and tag is None:
+            raise ValidationError("a delete needs target.digest or target.tag", "target")
+
+
+_schema = EventSchema()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A manifest push or delete, validated."""
+
+    id: str
+    timestamp: datetime
+    action: str
+    repository: str
+    digest: str | None
+    tag: str | None
+
+    @classmethod
+    def load(cls, raw: object) -> "Event":
+        """Validate one raw event; raises ``ValidationError`` with the reasons."""
+        if not isinstance(raw, dict):
+            raise ValidationError("event must be a JSON object")
+        data = _schema.load(raw)
+        target = data["target"]
+        return cls(
+            id=data["id"],
+            timestamp=data["timestamp"],
+            action=data["action"],
+            repository=target["repository"],
+            digest=target.get("digest") or None,
+            tag=target.get("tag") or None,
+        )
+
+
+def is_relevant(raw: object) -> bool:
+    """Whether the indexer wants this event at all (before validating it).
+
+    Pulls and mounts never change the catalog, and blob pushes carry
+    ``application/octet-stream``; they are dropped quietly. Everything else
+    that claims to be a push or delete is kept, and if it is malformed the
+    receiver parks it with the reason rather than dropping it.
+    """
+    if not isinstance(raw, dict):
+        return True
+    action = raw.get("action")
+    if action == "delete":
+        return True
+    if action != "push":
+        return action not in ("pull", "mount")
+    target = raw.get("target")
+    media_type = target.get("mediaType") if isinstance(target, dict) else None
+    return media_type in MANIFEST_MEDIA_TYPES or not isinstance(media_type, str)
+
+
+def describe(error: ValidationError) -> str:
+    """A one-line reason for a dead letter."""
+    messages = error.messages
+    if isinstance(messages, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in messages.items())
+    return _flatten(messages)
+
+
+def _flatten(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_flatten(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_flatten(v) for v in value)
+    return str(value)

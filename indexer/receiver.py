@@ -1,0 +1,84 @@
+"""The registry webhook: authenticate, validate, keep what matters, make it durable, answer.
+
+Distribution retries a non-2xx answer forever and blocks its whole queue
+behind it (specs.md 1.5), so one bad event inside a good envelope is parked
+as a dead letter and the envelope still gets a 200. Only a wrong secret (401),
+an oversize body (413), a body that is not an envelope at all (400) or a bus
+that could store nothing (503, so the registry retries) fail the request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from marshmallow import ValidationError
+
+from ocicat.problems import problem
+
+from .bus import DeadLetter
+from .events import Event, describe, is_relevant
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("receiver", __name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def authorized(header: str | None, secrets: tuple[str, ...]) -> bool:
+    """Compare the bearer secret with every configured one, in constant time.
+
+    All secrets are compared (no early exit) so timing reveals neither which
+    secret matched nor how many are configured; several are accepted at once
+    to allow rotation.
+    """
+    scheme, _, token = (header or "").partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given, secret.encode())
+    return matched and bool(given)
+
+
+def sort_events(raw_events: list) -> tuple[list[tuple[str, str, dict]], list[DeadLetter], int]:
+    """Split an envelope's events into (kept, parked, ignored-count)."""
+    kept, parked, ignored = [], [], 0
+    for raw in raw_events:
+        if not is_relevant(raw):
+            ignored += 1
+            continue
+        try:
+            event = Event.load(raw)
+        except ValidationError as exc:
+            event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+            parked.append(DeadLetter(payload=raw, reason=f"invalid event: {describe(exc)}", stage="receiver", event_id=event_id))
+            continue
+        kept.append((event.id, event.repository, raw))
+    return kept, parked, ignored
+
+
+@bp.post("/api/v1/events")
+def receive_events():
+    services = current_app.extensions["ocicat"]
+    if not authorized(request.headers.get("Authorization"), services.config.webhook_secrets):
+        return problem(401, "missing or wrong webhook secret", headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
+    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 from the error handler
+    try:
+        envelope = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return problem(400, f"body is not JSON: {exc}")
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("events"), list):
+        return problem(400, 'body must be an envelope: {"events": [...]}')
+
+    kept, parked, ignored = sort_events(envelope["events"])
+    try:
+        new = services.bus.publish(kept, parked)
+    except Exception:  # noqa: BLE001 - whatever broke, the registry must retry
+        log.exception("could not store %d events; asking the registry to retry", len(kept) + len(parked))
+        return problem(503, "events could not be stored; retry later", headers={"Retry-After": "1"})
+    for letter in parked:
+        log.warning("parked event %s from %s: %s", letter.event_id, request.remote_addr, letter.reason)
+    return jsonify(accepted=len(kept), new=new, parked=len(parked), ignored=ignored)

@@ -1,0 +1,211 @@
+"""A small OCI distribution client: just what the worker fetches, done safely.
+
+- URLs are always built from the configured base URL, never taken from an
+  event (an event's ``target.url`` is attacker-influenced: SSRF).
+- Every body is verified against its digest and capped in size.
+- Redirects (blob storage backends) are followed by requests, which drops
+  ``Authorization`` when the host changes; ``trust_env`` is off so no netrc or
+  proxy credentials get re-attached on the way.
+- Anonymous, Basic and Docker token auth: the first 401 tells which one the
+  registry wants; bearer tokens are cached per scope until they expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+
+from .errors import PermanentError, TransientError
+
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # the spec asks clients to handle at least 4 MB
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+TIMEOUT = (3.05, 30)  # (connect, read) seconds
+TOKEN_LIFETIME_DEFAULT = 60  # seconds, when the token service gives no expires_in
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class NotFound(Exception):
+    """The registry no longer has it (deleted since the event was sent)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    media_type: str
+    body: bytes
+
+
+class RegistryClient:
+    def __init__(self, base_url: str, username: str | None = None, password: str | None = None, pool_size: int = 10):
+        self.base_url = base_url.rstrip("/")
+        self._credentials = (username, password) if username else None
+        self._session = requests.Session()
+        self._session.trust_env = False
+        adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = "ocicat"
+        self._scheme: str | None = None  # "basic" or "bearer" once the registry has said
+        self._bearer: dict | None = None  # the challenge's realm and service
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------
+
+    def get_manifest(self, repository: str, digest: str) -> Fetched:
+        body, media_type = self._get(
+            repository, f"manifests/{digest}", digest, MAX_MANIFEST_BYTES, {"Accept": MANIFEST_ACCEPT}
+        )
+        return Fetched(media_type=media_type, body=body)
+
+    def get_blob(self, repository: str, digest: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
+        body, _ = self._get(repository, f"blobs/{digest}", digest, max_bytes, {})
+        return body
+
+    def manifest_exists(self, repository: str, reference: str) -> bool:
+        response = self._request("HEAD", repository, f"manifests/{reference}", {"Accept": MANIFEST_ACCEPT})
+        response.close()
+        if response.status_code == 404:
+            return False
+        _raise_for_status(response)
+        return True
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _get(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict) -> tuple[bytes, str]:
+        response = self._request("GET", repository, path, headers, stream=True)
+        with response:
+            if response.status_code == 404:
+                raise NotFound(f"{repository}@{digest}")
+            _raise_for_status(response)
+            body = _read_capped(response, max_bytes, f"{path}")
+            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        verify_digest(body, digest)
+        return body, media_type
+
+    def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False):
+        url = f"{self.base_url}/v2/{quote(repository)}/{path}"
+        scope = f"repository:{repository}:pull"
+        for attempt in range(2):
+            request_headers = dict(headers)
+            auth = self._authorization(scope)
+            if auth:
+                request_headers["Authorization"] = auth
+            try:
+                response = self._session.request(
+                    method, url, headers=request_headers, timeout=TIMEOUT, stream=stream, allow_redirects=True
+                )
+            except requests.RequestException as exc:
+                raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+            if response.status_code != 401 or attempt == 1:
+                return response
+            challenge = response.headers.get("WWW-Authenticate", "")
+            response.close()
+            if not self._accept_challenge(challenge, scope):
+                return response
+        return response
+
+    def _authorization(self, scope: str) -> str | None:
+        if self._scheme == "basic" and self._credentials:
+            user, password = self._credentials
+            return "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        if self._scheme == "bearer":
+            with self._lock:
+                cached = self._tokens.get(scope)
+            if cached and cached[1] > time.monotonic():
+                return f"Bearer {cached[0]}"
+            return f"Bearer {self._fetch_token(scope)}"
+        return None
+
+    def _accept_challenge(self, challenge: str, scope: str) -> bool:
+        """Learn the auth scheme from a 401; False if retrying cannot help."""
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic" and self._credentials and self._scheme != "basic":
+            self._scheme = "basic"
+            return True
+        if scheme == "bearer":
+            params = dict(_CHALLENGE_PARAM.findall(challenge))
+            if "realm" not in params:
+                return False
+            with self._lock:
+                self._bearer = {"realm": params["realm"], "service": params.get("service")}
+                self._tokens.pop(scope, None)  # a cached token was refused: get a new one
+            self._scheme = "bearer"
+            return True
+        return False
+
+    def _fetch_token(self, scope: str) -> str:
+        """Docker token auth (distribution docs spec/auth/token.md), Basic credentials if configured."""
+        bearer = self._bearer or {}
+        params = {"scope": scope}
+        if bearer.get("service"):
+            params["service"] = bearer["service"]
+        try:
+            response = self._session.get(bearer["realm"], params=params, auth=self._credentials, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise TransientError(f"token service: {type(exc).__name__}: {exc}") from exc
+        with response:
+            _raise_for_status(response)
+            try:
+                doc = response.json()
+                token = doc.get("token") or doc.get("access_token")
+                lifetime = int(doc.get("expires_in") or TOKEN_LIFETIME_DEFAULT)
+            except (ValueError, AttributeError, TypeError):
+                raise TransientError("token service answered something that is not a token") from None
+        if not isinstance(token, str) or not token:
+            raise TransientError("token service answered without a token")
+        # Renew a little early so a token never expires in flight.
+        with self._lock:
+            self._tokens[scope] = (token, time.monotonic() + max(1, lifetime - 5))
+        return token
+
+
+def verify_digest(body: bytes, digest: str) -> None:
+    algorithm, _, expected = digest.partition(":")
+    if algorithm not in ("sha256", "sha512"):
+        raise PermanentError(f"unsupported digest algorithm {algorithm!r}")
+    actual = hashlib.new(algorithm, body).hexdigest()
+    if actual != expected:
+        raise PermanentError(f"digest mismatch: expected {digest}, content is {algorithm}:{actual}")
+
+
+def _read_capped(response: requests.Response, max_bytes: int, what: str) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PermanentError(f"{what} is {declared} bytes, over the {max_bytes} byte limit")
+    chunks, total = [], 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            total += len(chunk)
+            if total > max_bytes:
+                raise PermanentError(f"{what} is over the {max_bytes} byte limit")
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise TransientError(f"reading {what}: {type(exc).__name__}: {exc}") from exc
+    return b"".join(chunks)
+
+
+def _raise_for_status(response: requests.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    where = f"{response.request.method} {response.url}"
+    if status in (401, 403, 408, 429) or status >= 500:
+        # 401/403 after authenticating is a credentials problem an operator
+        # can fix; retrying (and later replaying) then succeeds.
+        raise TransientError(f"{where}: HTTP {status}")
+    raise PermanentError(f"{where}: HTTP {status}: {response.text[:300]}")

@@ -1,0 +1,148 @@
+"""Every catalog write, in one place, as idempotent SQL.
+
+Order independence comes from two rules:
+- a tag row changes only for an event newer than the one that last set it
+  (deleted tags stay as tombstones with their event time);
+- a manifest row exists exactly while the registry was last seen to have it:
+  a push only writes what was just fetched, and a delete removes the row
+  unless a newer push has been applied since.
+All writes for one repository are serialized by a transaction-scoped advisory
+lock, so two workers never interleave a fetch and a delete of the same thing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg2.extras import Json, execute_values
+
+from .classify import Classified
+
+
+def claim_event(cur, event_id: str) -> bool:
+    """Record the event id; False if it was processed before (a redelivery)."""
+    cur.execute(
+        "INSERT INTO processed_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1",
+        (event_id,),
+    )
+    return cur.fetchone() is not None
+
+
+def lock_repository(cur, name: str) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+
+
+def ensure_repository(cur, name: str) -> int:
+    namespace = name.rpartition("/")[0]
+    cur.execute(
+        "INSERT INTO repositories (name, namespace) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET updated_at = now() RETURNING id",
+        (name, namespace),
+    )
+    return cur.fetchone()["id"]
+
+
+def touch_manifest(cur, repository_id: int, digest: str, pushed_at: datetime) -> bool:
+    """Note another push of an already indexed manifest; False if it is not indexed."""
+    cur.execute(
+        "UPDATE manifests SET pushed_at = greatest(pushed_at, %s) WHERE repository_id = %s AND digest = %s RETURNING id",
+        (pushed_at, repository_id, digest),
+    )
+    return cur.fetchone() is not None
+
+
+def save_manifest(
+    cur,
+    repository_id: int,
+    digest: str,
+    manifest_size: int,
+    content: dict,
+    classified: Classified,
+    pushed_at: datetime,
+    chart: dict | None,
+    error: str | None,
+) -> int:
+    size = manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers)
+    cur.execute(
+        """
+        INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, config_digest,
+                               kind, manifest_size, size_bytes, annotations, subject_digest, content, error, pushed_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (repository_id, digest) DO UPDATE SET
+            media_type = excluded.media_type, artifact_type = excluded.artifact_type,
+            config_media_type = excluded.config_media_type, config_digest = excluded.config_digest,
+            kind = excluded.kind, manifest_size = excluded.manifest_size, size_bytes = excluded.size_bytes,
+            annotations = excluded.annotations, subject_digest = excluded.subject_digest,
+            content = excluded.content, error = excluded.error,
+            pushed_at = greatest(manifests.pushed_at, excluded.pushed_at), indexed_at = now()
+        RETURNING id
+        """,
+        (
+            repository_id, digest, classified.media_type, classified.artifact_type, classified.config_media_type,
+            classified.config_digest, classified.kind, manifest_size, size, Json(classified.annotations),
+            classified.subject_digest, Json(content), error, pushed_at,
+        ),
+    )
+    manifest_id = cur.fetchone()["id"]
+    cur.execute("DELETE FROM layers WHERE manifest_id = %s", (manifest_id,))
+    cur.execute("DELETE FROM index_children WHERE manifest_id = %s", (manifest_id,))
+    if classified.layers:
+        execute_values(
+            cur,
+            "INSERT INTO layers (manifest_id, position, media_type, digest, size_bytes, annotations) VALUES %s",
+            [
+                (manifest_id, i, l["media_type"], l["digest"], l["size_bytes"], Json(l["annotations"]))
+                for i, l in enumerate(classified.layers)
+            ],
+        )
+    if classified.children:
+        execute_values(
+            cur,
+            "INSERT INTO index_children (manifest_id, position, media_type, digest, size_bytes, platform, annotations) VALUES %s",
+            [
+                (manifest_id, i, c["media_type"], c["digest"], c["size_bytes"], Json(c["platform"]), Json(c["annotations"]))
+                for i, c in enumerate(classified.children)
+            ],
+        )
+    _save_chart(cur, manifest_id, chart)
+    return manifest_id
+
+
+def _save_chart(cur, manifest_id: int, chart: dict | None) -> None:
+    cur.execute("DELETE FROM helm_charts WHERE manifest_id = %s", (manifest_id,))
+    if chart is None:
+        return
+    columns = sorted(chart)
+    values = [Json(chart[c]) if isinstance(chart[c], (list, dict)) else chart[c] for c in columns]
+    cur.execute(
+        f"INSERT INTO helm_charts (manifest_id, {', '.join(columns)}) VALUES (%s{', %s' * len(columns)})",
+        [manifest_id, *values],
+    )
+
+
+def set_tag(cur, repository_id: int, tag: str, digest: str | None, event_at: datetime) -> bool:
+    """Point ``tag`` at ``digest`` (None: delete it) unless a newer event already moved it."""
+    cur.execute(
+        """
+        INSERT INTO tags (repository_id, name, digest, event_at) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, event_at = excluded.event_at
+        WHERE tags.event_at < excluded.event_at
+        RETURNING 1
+        """,
+        (repository_id, tag, digest, event_at),
+    )
+    return cur.fetchone() is not None
+
+
+def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> bool:
+    """Remove a manifest and the tags that pointed at it, unless pushed again after ``event_at``."""
+    cur.execute(
+        "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND pushed_at < %s RETURNING id",
+        (repository_id, digest, event_at),
+    )
+    deleted = cur.fetchone() is not None
+    cur.execute(
+        "UPDATE tags SET digest = NULL, event_at = %s WHERE repository_id = %s AND digest = %s AND event_at < %s",
+        (event_at, repository_id, digest, event_at),
+    )
+    return deleted

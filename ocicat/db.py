@@ -1,0 +1,111 @@
+"""PostgreSQL connections: the one thing ``indexer`` and ``api`` share besides config.
+
+With ``OCICAT_DATABASE_URL`` unset, ocicat runs its own PostgreSQL under the
+data directory (the ``pgserver`` package ships the server binaries), so a
+single machine needs nothing installed beforehand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait for a TCP connection and for any single statement. A stuck
+# database must surface as an error the worker can retry, never as a hang.
+CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT_MS = 30_000
+
+_embedded = None
+_embedded_lock = threading.Lock()
+
+
+def embedded_database_url(data_dir: str) -> str:
+    """Start (or join) the embedded PostgreSQL under ``data_dir`` and return its URL.
+
+    pgserver reference-counts the processes that use one data directory and
+    stops the server when the last of them exits, so `ocicat serve` keeps it
+    alive for its children.
+    """
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None:
+            import pgserver  # imported lazily: only the embedded mode needs it
+
+            pgdata = Path(data_dir) / "postgres"
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            log.info("starting embedded PostgreSQL in %s", pgdata)
+            _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")
+        return _embedded.get_uri()
+
+
+def database_url(config: Config) -> str:
+    return config.database_url or embedded_database_url(config.data_dir)
+
+
+def connect(url: str, **kwargs) -> "psycopg2.extensions.connection":
+    """One new connection with ocicat's session defaults."""
+    return psycopg2.connect(
+        url,
+        connect_timeout=CONNECT_TIMEOUT,
+        options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        application_name="ocicat",
+        **kwargs,
+    )
+
+
+class Database:
+    """A thread-safe pool of connections, handed out one transaction at a time."""
+
+    def __init__(self, url: str, maxconn: int = 10):
+        self.url = url
+        self._pool = psycopg2.pool.ThreadedConnectionPool(
+            0,
+            maxconn,
+            url,
+            connect_timeout=CONNECT_TIMEOUT,
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            application_name="ocicat",
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator["psycopg2.extensions.cursor"]:
+        """Yield a dict cursor inside a transaction: commit on success, roll back on error.
+
+        A connection that failed at the protocol level is discarded rather
+        than returned to the pool, so one database restart does not poison
+        later requests.
+        """
+        conn = self._pool.getconn()
+        broken = False
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+            conn.commit()
+        except BaseException as exc:
+            broken = isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or conn.closed
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg2.Error:
+                    broken = True
+            raise
+        finally:
+            self._pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def ping(self) -> None:
+        with self.transaction() as cur:
+            cur.execute("SELECT 1")
+
+    def close(self) -> None:
+        self._pool.closeall()
