@@ -74,6 +74,7 @@ def api() -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", config.api_threads)
             self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("control_socket_disable", True)  # one per user by default: several servers would collide
             self.cfg.set("accesslog", "-" if config.log_level == "DEBUG" else None)
 
         def load(self):

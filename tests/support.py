@@ -1,0 +1,210 @@
+"""Real components for tests: a CNCF registry process, ocicat processes, Helm pushes, raw OCI uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OCICAT = [sys.executable, "-m", "ocicat"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    def up():
+        try:
+            return requests.get(url, timeout=1).status_code < 500
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout, 0.05, f"{url} to answer")
+
+
+class Registry:
+    """``docker-registry serve`` (CNCF Distribution) on a loopback port, notifying ``notify_url``."""
+
+    def __init__(self, notify_url: str | None = None, secret: str = "", auth: dict | None = None, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = f"127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="ocicat-registry-"))
+        config = {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": self.host, "secret": "test-secret"},
+        }
+        if auth:
+            config["auth"] = auth
+        if notify_url:
+            config["notifications"] = {
+                "endpoints": [
+                    {
+                        "name": "ocicat",
+                        "url": notify_url,
+                        "headers": {"Authorization": [f"Bearer {secret}"]},
+                        "timeout": "2s",
+                        "threshold": 3,
+                        "backoff": "200ms",
+                        "ignore": {"mediatypes": ["application/octet-stream"], "actions": ["pull", "mount"]},
+                    }
+                ]
+            }
+        self.config_path = self.dir / "config.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.process = None
+
+    def start(self) -> "Registry":
+        self.log = open(self.dir / "registry.log", "ab")
+        self.process = subprocess.Popen(["docker-registry", "serve", str(self.config_path)], stdout=self.log, stderr=self.log)
+        wait_http(f"{self.url}/v2/")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Ocicat:
+    """An ``ocicat`` command running as its own process (serve, api, worker)."""
+
+    def __init__(self, command: str, env: dict, log_path: Path):
+        self.command = command
+        self.env = env
+        self.log_path = log_path
+        self.process = None
+
+    def start(self) -> "Ocicat":
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([*OCICAT, self.command], env=self.env, stdout=self.log, stderr=self.log, cwd=REPO_ROOT)
+        return self
+
+    def stop(self, sig: int = 15) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def make_chart(workdir: Path, name: str, version: str, app_version: str = "1.16.0", **chart_fields) -> Path:
+    """A real chart archive, scaffolded and packaged by Helm's own Go code (helm-python-sdk)."""
+    import helm_python as helm
+
+    parent = Path(tempfile.mkdtemp(dir=workdir))
+    helm.Chart.create(name, parent)
+    chart_yaml = parent / name / "Chart.yaml"
+    meta = yaml.safe_load(chart_yaml.read_text())
+    meta.update(chart_fields)
+    meta["appVersion"] = app_version
+    chart_yaml.write_text(yaml.safe_dump(meta, sort_keys=False))
+    return Path(helm.package(parent / name, destination=parent, version=version))
+
+
+def helm_push(archive: Path, registry: Registry, namespace: str) -> None:
+    import helm_python as helm
+
+    helm.push(archive, f"oci://{registry.host}/{namespace}", plain_http=True)
+
+
+def push_blob(registry_url: str, repository: str, data: bytes, session: requests.Session | None = None) -> str:
+    """Monolithic blob upload (POST then PUT ?digest=)."""
+    http = session or requests
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = http.post(f"{registry_url}/v2/{repository}/blobs/uploads/", timeout=10)
+    start.raise_for_status()
+    location = start.headers["Location"]
+    if location.startswith("/"):
+        location = registry_url + location
+    put = http.put(
+        location, params={"digest": digest}, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=10
+    )
+    put.raise_for_status()
+    return digest
+
+
+def push_manifest(registry_url: str, repository: str, reference: str, manifest: dict | bytes, media_type: str,
+                  session: requests.Session | None = None) -> str:
+    http = session or requests
+    body = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+    response = http.put(
+        f"{registry_url}/v2/{repository}/manifests/{reference}", data=body, headers={"Content-Type": media_type}, timeout=10
+    )
+    response.raise_for_status()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def push_image(registry_url: str, repository: str, tag: str, seed: str = "", session: requests.Session | None = None) -> str:
+    """A small but real OCI image (config + one layer), pushed the way any client would."""
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": {"Labels": {"seed": seed}},
+         "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    layer = f"layer {repository} {tag} {seed}".encode()
+    config_digest = push_blob(registry_url, repository, config, session)
+    layer_digest = push_blob(registry_url, repository, layer, session)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": len(layer)}],
+    }
+    return push_manifest(registry_url, repository, tag, manifest, manifest["mediaType"], session)
+
+
+def envelope(*events: dict) -> bytes:
+    return json.dumps({"events": list(events)}).encode()
+
+
+def push_event(event_id: str, repository: str, digest: str, tag: str | None = None,
+               timestamp: str = "2026-05-04T10:12:01.123456789Z",
+               media_type: str = "application/vnd.oci.image.manifest.v1+json") -> dict:
+    target = {"mediaType": media_type, "digest": digest, "size": 1, "repository": repository,
+              "url": f"http://attacker.invalid/v2/{repository}/manifests/{digest}"}
+    if tag:
+        target["tag"] = tag
+    return {"id": event_id, "timestamp": timestamp, "action": "push", "target": target,
+            "request": {"id": "r", "method": "PUT", "useragent": "test"}, "actor": {}, "source": {}}
+
+
+def python_env(**overrides) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCICAT_")}
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
