@@ -33,7 +33,7 @@ class Services:
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see receiver.receive_events
     app.json.sort_keys = False
     db = Database(database_url(config), maxconn=config.api_threads + 2)
     app.extensions["ocicat"] = Services(config=config, db=db, bus=PostgresQueue(db, config.max_attempts))

@@ -87,6 +87,11 @@ class Stack:
     def get(self, path: str, **params) -> requests.Response:
         return requests.get(f"{self.api}{path}", params=params, timeout=10)
 
+    def tags(self, repository: str) -> dict[str, dict]:
+        """The repository's tags by name, as the API shows them ({} while it is unknown)."""
+        response = self.get(f"/api/v1/repositories/{repository}/-/tags", limit=200)
+        return {t["name"]: t for t in response.json()["items"]} if response.status_code == 200 else {}
+
 
 @pytest.fixture(scope="session")
 def stack(make_database, tmp_path_factory):

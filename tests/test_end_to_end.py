@@ -9,11 +9,6 @@ import requests
 from .support import helm_push, make_chart, push_image, wait_until
 
 
-def _tags(stack, repository):
-    response = stack.get(f"/api/v1/repositories/{repository}/-/tags")
-    return response.json()["items"] if response.status_code == 200 else []
-
-
 def test_helm_push_with_build_metadata_appears_then_delete_removes_it(stack, tmp_path):
     namespace = f"team-{uuid.uuid4().hex[:8]}/charts"
     archive = make_chart(
@@ -25,10 +20,10 @@ def test_helm_push_with_build_metadata_appears_then_delete_removes_it(stack, tmp
     repository = f"{namespace}/webapp"
 
     helm_push(archive, stack.registry, namespace)
-    tags = wait_until(lambda: _tags(stack, repository), timeout=2.0, what="the chart in the tags API")
+    tags = wait_until(lambda: stack.tags(repository), timeout=2.0, what="the chart in the tags API")
 
-    assert [t["name"] for t in tags] == ["1.2.3_build.4"]  # Helm writes + as _ in tags
-    tag = tags[0]
+    assert list(tags) == ["1.2.3_build.4"]  # Helm writes + as _ in tags
+    tag = tags["1.2.3_build.4"]
     assert tag["kind"] == "helm-chart"
     assert tag["chart"] == {"name": "webapp", "version": "1.2.3+build.4", "app_version": "2.0.1",
                             "description": "Web application"}
@@ -70,11 +65,10 @@ def test_image_and_index_are_classified(stack):
     requests.put(f"{stack.registry.url}/v2/{repository}/manifests/multi", json=index,
                  headers={"Content-Type": index["mediaType"]}, timeout=10).raise_for_status()
 
-    tags = wait_until(lambda: len(_tags(stack, repository)) == 2 and _tags(stack, repository), timeout=5,
+    tags = wait_until(lambda: len(stack.tags(repository)) == 2 and stack.tags(repository), timeout=5,
                       what="image and index")
-    kinds = {t["name"]: t["kind"] for t in tags}
-    assert kinds == {"multi": "index", "v1": "image"}
-    assert all(t["chart"] is None for t in tags)
+    assert {name: t["kind"] for name, t in tags.items()} == {"multi": "index", "v1": "image"}
+    assert all(t["chart"] is None for t in tags.values())
 
 
 def test_health_and_readiness(stack):
