@@ -208,3 +208,42 @@ def python_env(**overrides) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCICAT_")}
     env.update({k: str(v) for k, v in overrides.items()})
     return env
+
+
+class Recorder:
+    """A webhook endpoint that records every envelope a registry sends, in arrival order."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.envelopes: list[bytes] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.envelopes.append(body)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [event for body in self.envelopes for event in json.loads(body)["events"]]
+
+    def wait_quiet(self, seconds: float = 0.7, timeout: float = 15.0) -> None:
+        """Wait until no envelope has arrived for ``seconds``."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while len(self.envelopes) != seen and time.monotonic() < deadline:
+            seen = len(self.envelopes)
+            time.sleep(seconds)
+
+    def close(self) -> None:
+        self.server.shutdown()
