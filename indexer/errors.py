@@ -14,8 +14,10 @@ class PermanentError(Exception):
 
 
 def backoff_seconds(attempt: int, base: float = 0.5, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter for the ``attempt``-th retry (1-based).
+    """Exponential backoff with "equal jitter" for the ``attempt``-th retry (1-based).
 
-    Jitter keeps a fleet of workers from retrying a recovering registry in lockstep.
+    Half the delay is fixed, so a retry never comes right back; the random
+    half keeps a fleet of workers from hitting a recovering registry in lockstep.
     """
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return delay / 2 + random.uniform(0, delay / 2)

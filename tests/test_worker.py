@@ -1,0 +1,157 @@
+"""Worker failure handling: retry with backoff, dead letters, replay, recorded chart errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from datetime import datetime, timezone
+
+from psycopg2.extras import Json
+
+from indexer.bus import DeadLetter, PostgresQueue
+from indexer.registry import RegistryClient
+from indexer.worker import Indexer
+
+from .support import OCICAT, REPO_ROOT, free_port, push_blob, push_event, push_image, push_manifest, python_env
+
+
+def _event(repository, digest, tag=None):
+    now = datetime.now(timezone.utc).isoformat()
+    return push_event(str(uuid.uuid4()), repository, digest, tag=tag, timestamp=now)
+
+
+def _enqueue(queue, *events):
+    queue.publish([(e["id"], e["target"]["repository"], e) for e in events], [])
+
+
+def _queue_rows(db):
+    with db.transaction() as cur:
+        cur.execute("SELECT event_id, attempts, last_error, available_at > now() AS delayed FROM event_queue")
+        return cur.fetchall()
+
+
+def _letters(db):
+    with db.transaction() as cur:
+        cur.execute("SELECT id, event_id, stage, reason, attempts, replayed_at FROM dead_letters ORDER BY id")
+        return cur.fetchall()
+
+
+def _make_due(db):
+    with db.transaction() as cur:
+        cur.execute("UPDATE event_queue SET available_at = now()")
+
+
+def _tag_digest(db, repository, tag):
+    with db.transaction() as cur:
+        cur.execute("SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
+                    " WHERE r.name = %s AND t.name = %s", (repository, tag))
+        row = cur.fetchone()
+        return row and row["digest"]
+
+
+def test_unreachable_registry_is_retried_with_backoff_then_indexed(db, registry):
+    digest = push_image(registry.url, "retry/app", "v1")
+    queue = PostgresQueue(db, max_attempts=5)
+    _enqueue(queue, _event("retry/app", digest, "v1"))
+
+    down = Indexer(RegistryClient(f"http://127.0.0.1:{free_port()}"))
+    assert queue.process_one(down)
+    [row] = _queue_rows(db)
+    assert row["attempts"] == 1 and row["delayed"] and "transient" in row["last_error"]
+    assert not queue.process_one(down)  # not due yet
+    assert _letters(db) == []
+
+    _make_due(db)
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    assert _queue_rows(db) == []
+    assert _tag_digest(db, "retry/app", "v1") == digest
+
+
+def test_exhausted_retries_dead_letter_and_cli_replays_them(db, registry, database_url):
+    digest = push_image(registry.url, "replay/app", "v1")
+    queue = PostgresQueue(db, max_attempts=2)
+    event = _event("replay/app", digest, "v1")
+    _enqueue(queue, event)
+    down = Indexer(RegistryClient(f"http://127.0.0.1:{free_port()}"))
+    for _ in range(2):
+        _make_due(db)
+        assert queue.process_one(down)
+    assert _queue_rows(db) == []
+    [letter] = _letters(db)
+    assert letter["event_id"] == event["id"] and letter["stage"] == "worker" and letter["attempts"] == 2
+    assert "gave up after 2 attempts" in letter["reason"]
+
+    env = python_env(OCICAT_DATABASE_URL=database_url)
+    listed = subprocess.run([*OCICAT, "dlq", "list"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert event["id"] in listed.stdout and "replay/app" in listed.stdout
+    as_json = subprocess.run([*OCICAT, "dlq", "list", "--json"], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=60)
+    assert json.loads(as_json.stdout.splitlines()[0])["payload"] == event
+
+    replayed = subprocess.run([*OCICAT, "dlq", "replay", "--all"], env=env, cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=60)
+    assert replayed.returncode == 0 and "replayed 1 event(s)" in replayed.stdout
+    assert _letters(db)[0]["replayed_at"] is not None
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    assert _tag_digest(db, "replay/app", "v1") == digest
+
+    listed = subprocess.run([*OCICAT, "dlq", "list"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert listed.stdout == ""  # replayed letters are hidden unless --all
+
+
+def test_replay_leaves_still_malformed_letters_parked(db, database_url):
+    queue = PostgresQueue(db)
+    queue.publish([], [DeadLetter(payload={"id": "bad", "action": "push"}, reason="invalid", stage="receiver",
+                                  event_id="bad")])
+    env = python_env(OCICAT_DATABASE_URL=database_url)
+    result = subprocess.run([*OCICAT, "dlq", "replay", "--all"], env=env, cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "still invalid" in result.stderr and "target" in result.stderr
+    assert _letters(db)[0]["replayed_at"] is None and _queue_rows(db) == []
+
+
+def test_invalid_queued_payload_is_dead_lettered_and_the_next_event_indexed(db, registry):
+    digest = push_image(registry.url, "poison/app", "v1")
+    queue = PostgresQueue(db)
+    with db.transaction() as cur:  # as if a bad row got onto the bus some other way
+        cur.execute("INSERT INTO event_queue (event_id, repository, payload) VALUES ('poison', 'poison/app', %s)",
+                    (Json({"id": "poison", "action": "push", "target": {}}),))
+    _enqueue(queue, _event("poison/app", digest, "v1"))
+    indexer = Indexer(RegistryClient(registry.url))
+    assert queue.process_one(indexer) and queue.process_one(indexer)
+    [letter] = _letters(db)
+    assert letter["event_id"] == "poison" and "ValidationError" in letter["reason"]
+    assert _tag_digest(db, "poison/app", "v1") == digest
+
+
+def test_a_bad_chart_config_is_a_recorded_error_not_a_failure(db, registry):
+    repository = "broken/chart"
+    config = b"this is not json {"
+    layer = b"not really a chart"
+    manifest = {
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json",
+                   "digest": push_blob(registry.url, repository, config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": push_blob(registry.url, repository, layer), "size": len(layer)}],
+    }
+    digest = push_manifest(registry.url, repository, "0.1.0", manifest, "application/vnd.oci.image.manifest.v1+json")
+    queue = PostgresQueue(db)
+    _enqueue(queue, _event(repository, digest, "0.1.0"))
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    with db.transaction() as cur:
+        cur.execute("SELECT kind, error, (SELECT count(*) FROM helm_charts) AS charts FROM manifests")
+        row = cur.fetchone()
+    assert row["kind"] == "helm-chart" and "not JSON" in row["error"] and row["charts"] == 0
+    assert _tag_digest(db, repository, "0.1.0") == digest and _letters(db) == []
+
+
+def test_push_of_a_manifest_the_registry_no_longer_has_indexes_nothing(db, registry):
+    queue = PostgresQueue(db)
+    _enqueue(queue, _event("gone/app", "sha256:" + "0" * 64, "v1"))
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    assert _queue_rows(db) == [] and _letters(db) == []
+    assert _tag_digest(db, "gone/app", "v1") is None
