@@ -20,6 +20,7 @@ import psycopg2.pool
 from .config import Config
 
 log = logging.getLogger(__name__)
+logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl command line at INFO
 
 # Seconds to wait for a TCP connection and for any single statement. A stuck
 # database must surface as an error the worker can retry, never as a hang.
