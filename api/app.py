@@ -38,6 +38,8 @@ def create_app(config: Config | None = None) -> Flask:
     db = Database(database_url(config), maxconn=config.api_threads + 2)
     app.extensions["ocicat"] = Services(config=config, db=db, bus=PostgresQueue(db, config.max_attempts))
 
+    if not config.webhook_secrets:
+        log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
     app.register_blueprint(receiver_bp)
     app.register_blueprint(catalog_bp)
 

@@ -143,17 +143,17 @@ class PostgresQueue:
             cur.execute("SAVEPOINT handle")
             try:
                 handler(cur, row["payload"])
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                raise  # the connection is gone; the row stays for the next claim
-            except TransientError as exc:
-                cur.execute("ROLLBACK TO SAVEPOINT handle")
-                self._retry_or_park(cur, row, f"transient: {exc}")
-                return True
             except Exception as exc:  # noqa: BLE001 - a bad event must never stop the worker
+                if cur.connection.closed:
+                    raise  # the connection is gone; the row stays for the next claim
                 cur.execute("ROLLBACK TO SAVEPOINT handle")
-                log.warning("event %s dead-lettered: %s", row["event_id"], exc, exc_info=not _expected(exc))
-                park(cur, [_letter(row, f"{type(exc).__name__}: {exc}", row["attempts"] + 1)])
-                cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+                if isinstance(exc, (TransientError, psycopg2.OperationalError)):
+                    # OperationalError on a live connection: statement timeout, deadlock, serialization failure.
+                    self._retry_or_park(cur, row, f"transient: {exc}".strip())
+                else:
+                    log.warning("event %s dead-lettered: %s", row["event_id"], exc, exc_info=not _expected(exc))
+                    park(cur, [_letter(row, f"{type(exc).__name__}: {exc}".strip(), row["attempts"] + 1)])
+                    cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
                 return True
             cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
             return True

@@ -155,3 +155,18 @@ def test_push_of_a_manifest_the_registry_no_longer_has_indexes_nothing(db, regis
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
     assert _queue_rows(db) == [] and _letters(db) == []
     assert _tag_digest(db, "gone/app", "v1") is None
+
+
+def test_a_database_error_on_a_live_connection_is_retried_not_parked(db):
+    """Statement timeouts and deadlocks abort the event's writes but not the queue's bookkeeping."""
+    queue = PostgresQueue(db, max_attempts=5)
+    _enqueue(queue, _event("slow/app", "sha256:" + "1" * 64))
+
+    def times_out(cur, raw):
+        cur.execute("SET LOCAL statement_timeout = 10")
+        cur.execute("SELECT pg_sleep(1)")
+
+    assert queue.process_one(times_out)
+    [row] = _queue_rows(db)
+    assert row["attempts"] == 1 and "statement timeout" in row["last_error"]
+    assert _letters(db) == []
