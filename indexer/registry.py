@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import threading
 import time
@@ -35,6 +36,10 @@ MANIFEST_ACCEPT = ", ".join(
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # the spec asks clients to handle at least 4 MB
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 TIMEOUT = (3.05, 30)  # (connect, read) seconds
+MAX_TOKEN_BYTES = 64 * 1024
+# A whole body must arrive within this; the read timeout alone is per read, so a
+# registry trickling a byte at a time could otherwise hold a worker forever.
+READ_DEADLINE_SECONDS = 120
 TOKEN_LIFETIME_DEFAULT = 60  # seconds, when the token service gives no expires_in
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -155,13 +160,16 @@ class RegistryClient:
         if bearer.get("service"):
             params["service"] = bearer["service"]
         try:
-            response = self._session.get(bearer["realm"], params=params, auth=self._credentials, timeout=TIMEOUT)
+            response = self._session.get(
+                bearer["realm"], params=params, auth=self._credentials, timeout=TIMEOUT, stream=True
+            )
         except requests.RequestException as exc:
             raise TransientError(f"token service: {type(exc).__name__}: {exc}") from exc
         with response:
             _raise_for_status(response)
+            body = _read_capped(response, MAX_TOKEN_BYTES, "token response")
             try:
-                doc = response.json()
+                doc = json.loads(body)
                 token = doc.get("token") or doc.get("access_token")
                 lifetime = int(doc.get("expires_in") or TOKEN_LIFETIME_DEFAULT)
             except (ValueError, AttributeError, TypeError):
@@ -188,11 +196,14 @@ def _read_capped(response: requests.Response, max_bytes: int, what: str) -> byte
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PermanentError(f"{what} is {declared} bytes, over the {max_bytes} byte limit")
     chunks, total = [], 0
+    deadline = time.monotonic() + READ_DEADLINE_SECONDS
     try:
         for chunk in response.iter_content(64 * 1024):
             total += len(chunk)
             if total > max_bytes:
                 raise PermanentError(f"{what} is over the {max_bytes} byte limit")
+            if time.monotonic() > deadline:
+                raise TransientError(f"{what} took over {READ_DEADLINE_SECONDS}s to arrive")
             chunks.append(chunk)
     except requests.RequestException as exc:
         raise TransientError(f"reading {what}: {type(exc).__name__}: {exc}") from exc
@@ -208,4 +219,13 @@ def _raise_for_status(response: requests.Response) -> None:
         # 401/403 after authenticating is a credentials problem an operator
         # can fix; retrying (and later replaying) then succeeds.
         raise TransientError(f"{where}: HTTP {status}")
-    raise PermanentError(f"{where}: HTTP {status}: {response.text[:300]}")
+    raise PermanentError(f"{where}: HTTP {status}: {_excerpt(response)}")
+
+
+def _excerpt(response: requests.Response, limit: int = 300) -> str:
+    """The start of an error body, read without pulling in the rest (it may be huge or endless)."""
+    try:
+        head = next(response.iter_content(limit), b"")
+    except (requests.RequestException, RuntimeError):  # e.g. an already-consumed stream
+        return ""
+    return head[:limit].decode(response.encoding or "utf-8", errors="replace")
