@@ -70,8 +70,11 @@ class Database:
 
     def __init__(self, url: str, maxconn: int = 10):
         self.url = url
+        # psycopg2 keeps at most ``minconn`` idle connections and closes the
+        # rest on return: minconn == maxconn makes every connection reused
+        # instead of reopened per transaction (it also opens them up front).
         self._pool = psycopg2.pool.ThreadedConnectionPool(
-            0,
+            maxconn,
             maxconn,
             url,
             connect_timeout=CONNECT_TIMEOUT,

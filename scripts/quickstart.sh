@@ -26,7 +26,9 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 echo "==> installing ocicat into .venv"
-.venv/bin/pip install -q --disable-pip-version-check -e '.[demo]'
+pip_log="$(mktemp)"
+.venv/bin/pip install -q --disable-pip-version-check -e '.[demo]' >"$pip_log" 2>&1 || { cat "$pip_log" >&2; exit 1; }
+rm -f "$pip_log"
 
 # 2. Configure: a webhook secret kept across runs, a registry that notifies ocicat.
 mkdir -p "$registry_dir"

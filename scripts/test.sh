@@ -11,6 +11,8 @@ if ! command -v docker-registry >/dev/null; then
   exit 1
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+pip_log="$(mktemp)"
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >"$pip_log" 2>&1 || { cat "$pip_log" >&2; exit 1; }
+rm -f "$pip_log"
 # pytest exits 5 when it collected nothing: that is a failure here too.
 exec .venv/bin/python -m pytest -q "$@"
