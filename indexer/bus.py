@@ -22,7 +22,7 @@ import psycopg2.extensions
 from marshmallow import ValidationError
 from psycopg2.extras import Json, execute_values
 
-from ocicat.db import Database, connect
+from ocicat.db import Database, connect, without_nul
 
 from .errors import PermanentError, TransientError, backoff_seconds
 
@@ -45,12 +45,16 @@ class DeadLetter:
 
 
 def park(cur, letters: list[DeadLetter]) -> None:
-    """Record dead letters in the caller's transaction."""
+    """Record dead letters in the caller's transaction (hostile text made storable)."""
     if letters:
         execute_values(
             cur,
             "INSERT INTO dead_letters (event_id, repository, payload, reason, stage, attempts) VALUES %s",
-            [(d.event_id, d.repository, Json(d.payload), d.reason[:2000], d.stage, d.attempts) for d in letters],
+            [
+                (without_nul(d.event_id), without_nul(d.repository), Json(without_nul(d.payload)),
+                 without_nul(d.reason[:2000]), d.stage, d.attempts)
+                for d in letters
+            ],
         )
 
 
@@ -170,7 +174,7 @@ class PostgresQueue:
         cur.execute(
             "UPDATE event_queue SET attempts = %s, last_error = %s, "
             "available_at = now() + make_interval(secs => %s) WHERE id = %s",
-            (attempts, reason[:2000], delay, row["id"]),
+            (attempts, without_nul(reason[:2000]), delay, row["id"]),
         )
 
     def _listen(self, stop: threading.Event) -> None:

@@ -48,7 +48,7 @@ def replay(db: Database, ids: list[int] | None) -> tuple[list[int], dict[int, st
             cur.execute(
                 "INSERT INTO event_queue (event_id, repository, payload) VALUES (%s, %s, %s) "
                 "ON CONFLICT (event_id) DO UPDATE SET attempts = 0, available_at = now()",
-                (event.id, event.repository, Json(row["payload"])),
+                (event.id, event.repository, Json(event.payload())),
             )
             cur.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s", (row["id"],))
             replayed.append(row["id"])

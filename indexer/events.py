@@ -18,6 +18,8 @@ REPOSITORY_RE = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_
 TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 # Only digests the worker can verify are accepted.
 DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+# Registries send UUIDs; anything printable is accepted, nothing that could break a log line or a column.
+ID_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 MANIFEST_MEDIA_TYPES = frozenset(
     {
@@ -32,7 +34,6 @@ MANIFEST_MEDIA_TYPES = frozenset(
 )
 
 MAX_REPOSITORY_LENGTH = 255
-MAX_ID_LENGTH = 200
 
 
 class Timestamp(fields.Field):
@@ -71,7 +72,7 @@ class EventSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    id = fields.Str(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
+    id = fields.Str(required=True, validate=validate.Regexp(ID_RE, error="id must be 1 to 200 printable ASCII characters"))
     timestamp = Timestamp(required=True)
     action = fields.Str(required=True, validate=validate.OneOf(["push", "delete"]))
     target = fields.Nested(TargetSchema, required=True)
@@ -120,6 +121,19 @@ class Event:
             digest=target.get("digest") or None,
             tag=target.get("tag") or None,
         )
+
+    def payload(self) -> dict:
+        """The event as queued: only what indexing needs, in the registry's own shape.
+
+        The rest of what the registry sent (request, actor, source) is not
+        kept: it is unvalidated, and the worker never reads it.
+        """
+        target = {"repository": self.repository}
+        if self.digest:
+            target["digest"] = self.digest
+        if self.tag:
+            target["tag"] = self.tag
+        return {"id": self.id, "timestamp": self.timestamp.isoformat(), "action": self.action, "target": target}
 
 
 def is_relevant(raw: object) -> bool:

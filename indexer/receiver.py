@@ -56,7 +56,7 @@ def sort_events(raw_events: list) -> tuple[list[tuple[str, str, dict]], list[Dea
             event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
             parked.append(DeadLetter(payload=raw, reason=f"invalid event: {describe(exc)}", stage="receiver", event_id=event_id))
             continue
-        kept.append((event.id, event.repository, raw))
+        kept.append((event.id, event.repository, event.payload()))
     return kept, parked, ignored
 
 
@@ -75,6 +75,8 @@ def receive_events():
         envelope = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return problem(400, f"body is not JSON: {exc}")
+    except RecursionError:
+        return problem(400, "body is nested too deeply")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("events"), list):
         return problem(400, 'body must be an envelope: {"events": [...]}')
 

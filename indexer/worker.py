@@ -12,7 +12,7 @@ import signal
 import threading
 
 from ocicat.config import Config
-from ocicat.db import Database, database_url
+from ocicat.db import Database, database_url, without_nul
 
 from . import store
 from .bus import PostgresQueue
@@ -62,17 +62,18 @@ class Indexer:
             store.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
 
     def _save(self, cur, repository_id: int, event: Event, content_type: str, body: bytes) -> None:
+        # Everything decoded from the registry is untrusted: NULs are made storable here.
         try:
-            doc = parse_manifest(body)
+            doc = without_nul(parse_manifest(body))
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
         classified = classify(content_type, doc, event.tag)
         chart, error = None, None
         if classified.config_media_type == HELM_CONFIG and classified.config_digest:
             try:
-                chart = parse_chart_config(self.registry.get_blob(event.repository, classified.config_digest))
+                chart = without_nul(parse_chart_config(self.registry.get_blob(event.repository, classified.config_digest)))
             except (ChartError, PermanentError) as exc:
-                error = str(exc)  # a bad chart is recorded on its manifest, and indexing goes on
+                error = without_nul(str(exc))  # a bad chart is recorded on its manifest, and indexing goes on
             except NotFound:
                 error = f"config blob {classified.config_digest} is missing from the registry"
         store.save_manifest(cur, repository_id, event.digest, len(body), doc, classified, event.timestamp, chart, error)

@@ -65,6 +65,22 @@ def connect(url: str, **kwargs) -> "psycopg2.extensions.connection":
     )
 
 
+def without_nul(value):
+    """``value`` with NUL characters replaced by U+FFFD, in every string and key.
+
+    PostgreSQL's text and jsonb cannot hold NUL; one in hostile input must not
+    make a whole transaction fail (for the receiver, that would be a 503 the
+    registry retries forever).
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 class Database:
     """A thread-safe pool of connections, handed out one transaction at a time."""
 

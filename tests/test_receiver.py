@@ -127,3 +127,22 @@ def test_event_url_is_never_fetched(stack):
     event["target"]["url"] = "http://169.254.169.254/latest/meta-data/"
     assert stack.post_events(envelope(event)).status_code == 200
     wait_until(lambda: "copy" in stack.tags(repository), timeout=5, what="indexing from the configured registry")
+
+
+def test_nul_characters_and_deep_nesting_never_block_the_registry(stack):
+    """PostgreSQL cannot store NUL; an envelope carrying one must still be answered 200, not 503 forever."""
+    repository = f"nul-{uuid.uuid4().hex[:8]}/app"
+    digest = push_image(stack.registry.url, repository, "v1")
+    good = push_event(str(uuid.uuid4()), repository, digest, tag="nul-ok")
+    good["request"]["useragent"] = "evil\u0000agent"
+    bad_id = {**push_event("nul\u0000id", repository, digest), "actor": {"name": "\u0000"}}
+    bad_time = push_event(str(uuid.uuid4()), repository, digest, timestamp="2026\u0000")
+    response = stack.post_events(envelope(good, bad_id, bad_time))
+    assert response.status_code == 200, response.text
+    assert response.json()["parked"] == 2
+    assert _dead_letters(stack, bad_time["id"])[0]["payload"]["timestamp"] == "2026\ufffd"
+    wait_until(lambda: "nul-ok" in stack.tags(repository), timeout=5, what="the good event despite the NULs")
+
+    deep = b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    assert stack.post_events(deep).status_code == 400
+    assert stack.get("/healthz").status_code == 200

@@ -170,3 +170,23 @@ def test_a_database_error_on_a_live_connection_is_retried_not_parked(db):
     [row] = _queue_rows(db)
     assert row["attempts"] == 1 and "statement timeout" in row["last_error"]
     assert _letters(db) == []
+
+
+def test_nul_characters_in_a_manifest_are_stored_replaced(db, registry):
+    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": push_blob(registry.url, "nul/app", config), "size": len(config)},
+        "layers": [],
+        "annotations": {"org.opencontainers.image.title": "a\u0000b", "k\u0000": "v"},
+    }
+    digest = push_manifest(registry.url, "nul/app", "v1", manifest, manifest["mediaType"])
+    queue = PostgresQueue(db)
+    _enqueue(queue, _event("nul/app", digest, "v1"))
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    assert _letters(db) == []
+    with db.transaction() as cur:
+        cur.execute("SELECT annotations FROM manifests")
+        assert cur.fetchone()["annotations"] == {"org.opencontainers.image.title": "a\ufffdb", "k\ufffd": "v"}
