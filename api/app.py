@@ -53,8 +53,9 @@ def create_app(config: Config | None = None) -> Flask:
         """Readiness: the database (and with it the embedded bus) answers."""
         try:
             db.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return problem(503, f"database unavailable: {exc}".strip())
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            log.warning("not ready: database unavailable", exc_info=True)
+            return problem(503, "database unavailable")
         return jsonify(status="ready")
 
     @app.errorhandler(ValidationError)

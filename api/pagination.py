@@ -9,8 +9,12 @@ from __future__ import annotations
 import base64
 import json
 
-from flask import request, url_for
+from urllib.parse import quote, urlencode
+
+from flask import request
 from marshmallow import ValidationError
+
+from ocicat.db import storable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -20,13 +24,17 @@ def encode_cursor(key: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, length: int) -> list:
+def decode_cursor(cursor: str | None, length: int) -> list[str] | None:
+    """The sort key a cursor holds (None for the first page); ValidationError if it is not one of ours."""
+    if cursor is None:
+        return None
+    malformed = ValidationError("malformed cursor; use next_cursor from the previous page", "cursor")
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, UnicodeDecodeError):
-        raise ValidationError("malformed cursor; use next_cursor from the previous page", "cursor") from None
-    if not isinstance(key, list) or len(key) != length or not all(isinstance(k, (str, int)) for k in key):
-        raise ValidationError("malformed cursor; use next_cursor from the previous page", "cursor")
+        raise malformed from None
+    if not isinstance(key, list) or len(key) != length or not all(isinstance(k, str) and k == storable(k) for k in key):
+        raise malformed
     return key
 
 
@@ -39,8 +47,12 @@ def page(items: list, limit: int, key) -> dict:
 
 
 def link_header(next_cursor: str | None) -> dict:
+    """RFC 8288 link to the next page: this request's URL with the new cursor.
+
+    Built from the path and query string as given, so no query parameter can
+    be mistaken for a routing argument.
+    """
     if not next_cursor:
         return {}
-    args = {**request.args.to_dict(), "cursor": next_cursor}
-    url = url_for(request.endpoint, **(request.view_args or {}), **args)
-    return {"Link": f'<{url}>; rel="next"'}
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
+    return {"Link": f'<{request.script_root}{quote(request.path)}?{urlencode(args)}>; rel="next"'}

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from indexer.events import REPOSITORY_RE
+
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+# A namespace is a repository path prefix; "" or "/" would mean every repository.
+NAMESPACE_RE = re.compile(REPOSITORY_RE.pattern.replace("$", "/?$"))
 
 
 class ListArgs(Schema):
@@ -16,7 +23,10 @@ class ListArgs(Schema):
 
 
 class RepositoryListArgs(ListArgs):
-    namespace = fields.Str(load_default=None, validate=validate.Length(max=255))
+    namespace = fields.Str(
+        load_default=None,
+        validate=[validate.Length(max=255), validate.Regexp(NAMESPACE_RE, error="not a repository path")],
+    )
 
 
 class Repository(Schema):

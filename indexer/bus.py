@@ -22,9 +22,9 @@ import psycopg2.extensions
 from marshmallow import ValidationError
 from psycopg2.extras import Json, execute_values
 
-from ocicat.db import Database, connect, without_nul
+from ocicat.db import Database, connect, storable
 
-from .errors import PermanentError, TransientError, backoff_seconds
+from .errors import Busy, PermanentError, TransientError, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ CHANNEL = "ocicat_events"
 IDLE_WAKEUP_SECONDS = 1.0  # also how soon a delayed retry becomes due at the latest
 PROCESSED_RETENTION = "7 days"  # a redelivery older than this is re-applied, harmlessly
 PRUNE_EVERY_SECONDS = 3600
+BUSY_DELAY_SECONDS = 0.05  # an event whose repository another worker holds waits this long, attempts untouched
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,11 @@ def park(cur, letters: list[DeadLetter]) -> None:
     if letters:
         execute_values(
             cur,
-            "INSERT INTO dead_letters (event_id, repository, payload, reason, stage, attempts) VALUES %s",
+            "INSERT INTO dead_letters (event_id, repository, payload, reason, stage, attempts) VALUES %s "
+            "ON CONFLICT DO NOTHING",
             [
-                (without_nul(d.event_id), without_nul(d.repository), Json(without_nul(d.payload)),
-                 without_nul(d.reason[:2000]), d.stage, d.attempts)
+                (storable(d.event_id), storable(d.repository), Json(storable(d.payload)),
+                 storable(d.reason[:2000]), d.stage, d.attempts)
                 for d in letters
             ],
         )
@@ -93,11 +95,6 @@ class PostgresQueue:
                 cur.execute(f"NOTIFY {CHANNEL}")
         return inserted
 
-    def depth(self) -> int:
-        with self.db.transaction() as cur:
-            cur.execute("SELECT count(*) AS n FROM event_queue")
-            return cur.fetchone()["n"]
-
     # -- consumer side --------------------------------------------------------
 
     def consume(self, handler: Handler, stop: threading.Event, concurrency: int = 1) -> None:
@@ -120,10 +117,11 @@ class PostgresQueue:
             try:
                 handled = self.process_one(handler)
                 failures = 0
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a claimer thread must outlive any failure
                 failures += 1
                 delay = backoff_seconds(failures, base=0.2, cap=10)
-                log.warning("database unavailable (%s); retrying in %.1fs", str(exc).strip(), delay)
+                expected = isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+                log.warning("claiming failed (%s); retrying in %.1fs", str(exc).strip(), delay, exc_info=not expected)
                 stop.wait(delay)
                 continue
             if not handled:
@@ -151,13 +149,14 @@ class PostgresQueue:
                 if cur.connection.closed:
                     raise  # the connection is gone; the row stays for the next claim
                 cur.execute("ROLLBACK TO SAVEPOINT handle")
-                if isinstance(exc, (TransientError, psycopg2.OperationalError)):
+                if isinstance(exc, Busy):
+                    self._delay(cur, row, BUSY_DELAY_SECONDS)
+                elif isinstance(exc, (TransientError, psycopg2.OperationalError)):
                     # OperationalError on a live connection: statement timeout, deadlock, serialization failure.
                     self._retry_or_park(cur, row, f"transient: {exc}".strip())
                 else:
                     log.warning("event %s dead-lettered: %s", row["event_id"], exc, exc_info=not _expected(exc))
-                    park(cur, [_letter(row, f"{type(exc).__name__}: {exc}".strip(), row["attempts"] + 1)])
-                    cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+                    self._park(cur, row, f"{type(exc).__name__}: {exc}".strip(), row["attempts"] + 1)
                 return True
             cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
             return True
@@ -166,16 +165,22 @@ class PostgresQueue:
         attempts = row["attempts"] + 1
         if attempts >= self.max_attempts:
             log.warning("event %s dead-lettered after %d attempts: %s", row["event_id"], attempts, reason)
-            park(cur, [_letter(row, f"gave up after {attempts} attempts: {reason}", attempts)])
-            cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+            self._park(cur, row, f"gave up after {attempts} attempts: {reason}", attempts)
             return
         delay = backoff_seconds(attempts)
         log.info("event %s: %s; retry %d in %.1fs", row["event_id"], reason, attempts, delay)
+        self._delay(cur, row, delay, attempts, reason)
+
+    def _delay(self, cur, row: dict, seconds: float, attempts: int | None = None, reason: str | None = None) -> None:
         cur.execute(
-            "UPDATE event_queue SET attempts = %s, last_error = %s, "
+            "UPDATE event_queue SET attempts = coalesce(%s, attempts), last_error = coalesce(%s, last_error), "
             "available_at = now() + make_interval(secs => %s) WHERE id = %s",
-            (attempts, without_nul(reason[:2000]), delay, row["id"]),
+            (attempts, None if reason is None else storable(reason[:2000]), seconds, row["id"]),
         )
+
+    def _park(self, cur, row: dict, reason: str, attempts: int) -> None:
+        park(cur, [_letter(row, reason, attempts)])
+        cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
 
     def _listen(self, stop: threading.Event) -> None:
         """Turn NOTIFYs into wake-ups for idle claimers; prune old dedupe ids now and then."""

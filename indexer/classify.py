@@ -16,13 +16,11 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json", "application/vnd.docker.distribution.manifest.v1+prettyjws")
-OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 
 IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
 EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
-HELM_CHART_LAYERS = ("application/vnd.cncf.helm.chart.content.v1.tar+gzip", "application/tar+gzip")
 
 # Media type (as artifactType, config.mediaType or layer mediaType) -> kind.
 # Prefix entries end with "*". Extend here; nothing else needs to change.
@@ -98,6 +96,8 @@ def parse_manifest(body: bytes) -> dict:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"manifest is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("manifest JSON is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError("manifest is not a JSON object")
     return doc

@@ -9,6 +9,14 @@ class TransientError(Exception):
     """Worth retrying: the registry or database was unreachable, slow, or overloaded."""
 
 
+class Busy(Exception):
+    """Not now, through no fault of the event: another worker holds its repository.
+
+    The bus puts it back for a moment without counting an attempt, instead of
+    blocking a thread (and a database connection) behind the other worker.
+    """
+
+
 class PermanentError(Exception):
     """Retrying cannot help (malformed manifest, digest mismatch, refused request)."""
 

@@ -21,17 +21,7 @@ DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 # Registries send UUIDs; anything printable is accepted, nothing that could break a log line or a column.
 ID_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
-MANIFEST_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-        "application/vnd.oci.artifact.manifest.v1+json",
-    }
-)
+BLOB_MEDIA_TYPE = "application/octet-stream"
 
 MAX_REPOSITORY_LENGTH = 255
 
@@ -49,9 +39,14 @@ class Timestamp(fields.Field):
         text = re.sub(r"(\.\d{6})\d+", r"\1", value)  # nanoseconds -> microseconds
         try:
             parsed = datetime.fromisoformat(text)
-        except ValueError:
+            parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        except (ValueError, OverflowError):
             raise ValidationError(f"not an RFC 3339 timestamp: {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        # Years outside this range are no registry's clock; they would also not
+        # survive a round trip through PostgreSQL into Python.
+        if not 2000 <= parsed.year <= 9000:
+            raise ValidationError(f"timestamp out of range: {value!r}")
+        return parsed
 
 
 class TargetSchema(Schema):
@@ -140,20 +135,19 @@ def is_relevant(raw: object) -> bool:
     """Whether the indexer wants this event at all (before validating it).
 
     Pulls and mounts never change the catalog, and blob pushes carry
-    ``application/octet-stream``; they are dropped quietly. Everything else
-    that claims to be a push or delete is kept, and if it is malformed the
-    receiver parks it with the reason rather than dropping it.
+    ``application/octet-stream`` (Distribution's blob writer default); they are
+    dropped quietly. Everything else that claims to be a push or delete is
+    kept, and if it is malformed the receiver parks it with the reason rather
+    than dropping it.
     """
     if not isinstance(raw, dict):
         return True
     action = raw.get("action")
-    if action == "delete":
-        return True
-    if action != "push":
-        return action not in ("pull", "mount")
+    if action in ("pull", "mount"):
+        return False
     target = raw.get("target")
     media_type = target.get("mediaType") if isinstance(target, dict) else None
-    return media_type in MANIFEST_MEDIA_TYPES or not isinstance(media_type, str)
+    return not (action == "push" and isinstance(media_type, str) and media_type.split(";")[0].strip() == BLOB_MEDIA_TYPE)
 
 
 def describe(error: ValidationError) -> str:

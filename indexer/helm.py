@@ -37,6 +37,8 @@ def parse_chart_config(blob: bytes) -> dict:
         meta = json.loads(blob)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ChartError(f"chart config is not JSON: {exc}") from None
+    except RecursionError:
+        raise ChartError("chart config is nested too deeply") from None
     if not isinstance(meta, dict):
         raise ChartError("chart config is not a JSON object")
 

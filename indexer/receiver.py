@@ -53,11 +53,23 @@ def sort_events(raw_events: list) -> tuple[list[tuple[str, str, dict]], list[Dea
         try:
             event = Event.load(raw)
         except ValidationError as exc:
-            event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-            parked.append(DeadLetter(payload=raw, reason=f"invalid event: {describe(exc)}", stage="receiver", event_id=event_id))
+            parked.append(
+                DeadLetter(
+                    payload=raw,
+                    reason=f"invalid event: {describe(exc)}",
+                    stage="receiver",
+                    event_id=_string_at(raw, "id"),
+                    repository=_string_at(raw.get("target") if isinstance(raw, dict) else None, "repository"),
+                )
+            )
             continue
         kept.append((event.id, event.repository, event.payload()))
     return kept, parked, ignored
+
+
+def _string_at(raw, key: str) -> str | None:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value[:255] if isinstance(value, str) else None
 
 
 @bp.post("/api/v1/events")
@@ -87,5 +99,5 @@ def receive_events():
         log.exception("could not store %d events; asking the registry to retry", len(kept) + len(parked))
         return problem(503, "events could not be stored; retry later", headers={"Retry-After": "1"})
     for letter in parked:
-        log.warning("parked event %s from %s: %s", letter.event_id, request.remote_addr, letter.reason)
+        log.warning("parked event %r from %s: %r", letter.event_id, request.remote_addr, letter.reason)
     return jsonify(accepted=len(kept), new=new, parked=len(parked), ignored=ignored)

@@ -19,9 +19,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 
 from .errors import PermanentError, TransientError
 
@@ -57,6 +58,7 @@ class Fetched:
 class RegistryClient:
     def __init__(self, base_url: str, username: str | None = None, password: str | None = None, pool_size: int = 10):
         self.base_url = base_url.rstrip("/")
+        self._hostname = urlsplit(self.base_url).hostname
         self._credentials = (username, password) if username else None
         self._session = requests.Session()
         self._session.trust_env = False
@@ -64,6 +66,8 @@ class RegistryClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = "ocicat"
+        # Bodies are read raw (see _read_capped) and their digests checked on the exact bytes.
+        self._session.headers["Accept-Encoding"] = "identity"
         self._scheme: str | None = None  # "basic" or "bearer" once the registry has said
         self._bearer: dict | None = None  # the challenge's realm and service
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -80,14 +84,6 @@ class RegistryClient:
     def get_blob(self, repository: str, digest: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
         body, _ = self._get(repository, f"blobs/{digest}", digest, max_bytes, {})
         return body
-
-    def manifest_exists(self, repository: str, reference: str) -> bool:
-        response = self._request("HEAD", repository, f"manifests/{reference}", {"Accept": MANIFEST_ACCEPT})
-        response.close()
-        if response.status_code == 404:
-            return False
-        _raise_for_status(response)
-        return True
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -116,7 +112,9 @@ class RegistryClient:
                 )
             except requests.RequestException as exc:
                 raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code != 401 or attempt == 1:
+            # Only the registry itself may ask for credentials: a 401 from a
+            # redirect target (blob storage) must not steer them to its realm.
+            if response.status_code != 401 or attempt == 1 or response.history:
                 return response
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()
@@ -144,7 +142,9 @@ class RegistryClient:
             return True
         if scheme == "bearer":
             params = dict(_CHALLENGE_PARAM.findall(challenge))
-            if "realm" not in params:
+            realm = urlsplit(params.get("realm", ""))
+            # Credentials go to a token service over TLS, or to the registry's own host.
+            if realm.scheme != "https" and not (realm.scheme == "http" and realm.hostname == self._hostname):
                 return False
             with self._lock:
                 self._bearer = {"realm": params["realm"], "service": params.get("service")}
@@ -171,8 +171,8 @@ class RegistryClient:
             try:
                 doc = json.loads(body)
                 token = doc.get("token") or doc.get("access_token")
-                lifetime = int(doc.get("expires_in") or TOKEN_LIFETIME_DEFAULT)
-            except (ValueError, AttributeError, TypeError):
+                lifetime = min(int(doc.get("expires_in") or TOKEN_LIFETIME_DEFAULT), 86400)
+            except (ValueError, AttributeError, TypeError, OverflowError):
                 raise TransientError("token service answered something that is not a token") from None
         if not isinstance(token, str) or not token:
             raise TransientError("token service answered without a token")
@@ -198,14 +198,16 @@ def _read_capped(response: requests.Response, max_bytes: int, what: str) -> byte
     chunks, total = [], 0
     deadline = time.monotonic() + READ_DEADLINE_SECONDS
     try:
-        for chunk in response.iter_content(64 * 1024):
+        # read1 returns whatever has arrived (iter_content would wait for a
+        # full chunk), so the deadline holds even against a trickling server.
+        while chunk := response.raw.read1(64 * 1024):
             total += len(chunk)
             if total > max_bytes:
                 raise PermanentError(f"{what} is over the {max_bytes} byte limit")
             if time.monotonic() > deadline:
                 raise TransientError(f"{what} took over {READ_DEADLINE_SECONDS}s to arrive")
             chunks.append(chunk)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise TransientError(f"reading {what}: {type(exc).__name__}: {exc}") from exc
     return b"".join(chunks)
 
@@ -225,7 +227,7 @@ def _raise_for_status(response: requests.Response) -> None:
 def _excerpt(response: requests.Response, limit: int = 300) -> str:
     """The start of an error body, read without pulling in the rest (it may be huge or endless)."""
     try:
-        head = next(response.iter_content(limit), b"")
-    except (requests.RequestException, RuntimeError):  # e.g. an already-consumed stream
+        head = response.raw.read1(limit)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
         return ""
     return head[:limit].decode(response.encoding or "utf-8", errors="replace")

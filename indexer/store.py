@@ -28,8 +28,10 @@ def claim_event(cur, event_id: str) -> bool:
     return cur.fetchone() is not None
 
 
-def lock_repository(cur, name: str) -> None:
-    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+def lock_repository(cur, name: str) -> bool:
+    """Take the repository's transaction-scoped lock; False if another transaction holds it."""
+    cur.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0)) AS locked", (name,))
+    return cur.fetchone()["locked"]
 
 
 def ensure_repository(cur, name: str) -> int:
@@ -141,8 +143,11 @@ def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) ->
         (repository_id, digest, event_at),
     )
     deleted = cur.fetchone() is not None
+    # The tag keeps the time of the event that set it: the registry sends its own
+    # tag-delete events for the tags that pointed here, and dating this removal
+    # at the delete would wrongly refuse a retag that happened before it.
     cur.execute(
-        "UPDATE tags SET digest = NULL, event_at = %s WHERE repository_id = %s AND digest = %s AND event_at < %s",
-        (event_at, repository_id, digest, event_at),
+        "UPDATE tags SET digest = NULL WHERE repository_id = %s AND digest = %s AND event_at < %s",
+        (repository_id, digest, event_at),
     )
     return deleted

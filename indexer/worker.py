@@ -12,12 +12,12 @@ import signal
 import threading
 
 from ocicat.config import Config
-from ocicat.db import Database, database_url, without_nul
+from ocicat.db import Database, database_url, storable
 
 from . import store
 from .bus import PostgresQueue
 from .classify import HELM_CONFIG, classify, parse_manifest
-from .errors import PermanentError
+from .errors import Busy, PermanentError
 from .events import Event
 from .helm import ChartError, parse_chart_config
 from .registry import NotFound, RegistryClient
@@ -38,7 +38,8 @@ class Indexer:
         if not store.claim_event(cur, event.id):
             log.debug("event %s already processed", event.id)
             return
-        store.lock_repository(cur, event.repository)
+        if not store.lock_repository(cur, event.repository):
+            raise Busy(event.repository)
         repository_id = store.ensure_repository(cur, event.repository)
         if event.action == "push":
             self._push(cur, repository_id, event)
@@ -62,18 +63,18 @@ class Indexer:
             store.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
 
     def _save(self, cur, repository_id: int, event: Event, content_type: str, body: bytes) -> None:
-        # Everything decoded from the registry is untrusted: NULs are made storable here.
+        # Everything decoded from the registry is untrusted: made storable right here.
         try:
-            doc = without_nul(parse_manifest(body))
+            doc = storable(parse_manifest(body))
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
         classified = classify(content_type, doc, event.tag)
         chart, error = None, None
         if classified.config_media_type == HELM_CONFIG and classified.config_digest:
             try:
-                chart = without_nul(parse_chart_config(self.registry.get_blob(event.repository, classified.config_digest)))
+                chart = storable(parse_chart_config(self.registry.get_blob(event.repository, classified.config_digest)))
             except (ChartError, PermanentError) as exc:
-                error = without_nul(str(exc))  # a bad chart is recorded on its manifest, and indexing goes on
+                error = storable(str(exc))  # a bad chart is recorded on its manifest, and indexing goes on
             except NotFound:
                 error = f"config blob {classified.config_digest} is missing from the registry"
         store.save_manifest(cur, repository_id, event.digest, len(body), doc, classified, event.timestamp, chart, error)

@@ -29,7 +29,7 @@ CREATE TABLE manifests (
     content            jsonb NOT NULL,
     -- a recorded problem with this manifest's contents (bad chart, bad config)
     error              text,
-    -- time of the earliest push event seen for this digest
+    -- time of the latest push event applied for this digest (a delete older than it is stale)
     pushed_at          timestamptz NOT NULL,
     indexed_at         timestamptz NOT NULL DEFAULT now(),
     UNIQUE (repository_id, digest)

@@ -33,3 +33,6 @@ CREATE TABLE dead_letters (
     replayed_at  timestamptz
 );
 CREATE INDEX dead_letters_open_idx ON dead_letters (id) WHERE replayed_at IS NULL;
+-- A registry redelivering an envelope (it times out after 1-2 s) must not park its bad events twice.
+CREATE UNIQUE INDEX dead_letters_once_idx ON dead_letters (stage, coalesce(event_id, ''), md5(payload::text))
+    WHERE replayed_at IS NULL;

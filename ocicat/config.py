@@ -73,6 +73,10 @@ class Config:
         visibility = env.get("OCICAT_DEFAULT_VISIBILITY", "private") or "private"
         if visibility not in ("private", "public"):
             raise ConfigError(f"OCICAT_DEFAULT_VISIBILITY must be private or public, got {visibility!r}")
+        if env.get("OCICAT_KAFKA_BOOTSTRAP"):
+            raise ConfigError(
+                "OCICAT_KAFKA_BOOTSTRAP is set, but this version has only the PostgreSQL queue; unset it"
+            )
         listen = env.get("OCICAT_LISTEN") or cls.listen
         _listen(listen)
         secrets = tuple(s.strip() for s in env.get("OCICAT_WEBHOOK_SECRETS", "").split(",") if s.strip())

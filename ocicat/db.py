@@ -8,6 +8,7 @@ single machine needs nothing installed beforehand.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,30 +55,39 @@ def database_url(config: Config) -> str:
     return config.database_url or embedded_database_url(config.data_dir)
 
 
-def connect(url: str, **kwargs) -> "psycopg2.extensions.connection":
+SESSION_DEFAULTS = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+    "application_name": "ocicat",
+}
+
+
+def connect(url: str) -> "psycopg2.extensions.connection":
     """One new connection with ocicat's session defaults."""
-    return psycopg2.connect(
-        url,
-        connect_timeout=CONNECT_TIMEOUT,
-        options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        application_name="ocicat",
-        **kwargs,
-    )
+    return psycopg2.connect(url, **SESSION_DEFAULTS)
 
 
-def without_nul(value):
-    """``value`` with NUL characters replaced by U+FFFD, in every string and key.
+MAX_STORED_DEPTH = 64
 
-    PostgreSQL's text and jsonb cannot hold NUL; one in hostile input must not
-    make a whole transaction fail (for the receiver, that would be a 503 the
-    registry retries forever).
+
+def storable(value, depth: int = 0):
+    """``value`` made safe for PostgreSQL text and jsonb, which reject NUL, lone
+    surrogates and NaN/Infinity, and overflow the stack on deep nesting.
+
+    Hostile input must never make a whole transaction fail: for the receiver
+    that would be a 503 the registry retries forever, for the worker a dead
+    letter for a manifest the registry accepted.
     """
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (dict, list)) and depth >= MAX_STORED_DEPTH:
+        return "<nested too deeply>"
     if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
+        return {storable(k, depth + 1): storable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [without_nul(v) for v in value]
+        return [storable(v, depth + 1) for v in value]
     return value
 
 
@@ -89,14 +99,7 @@ class Database:
         # psycopg2 keeps at most ``minconn`` idle connections and closes the
         # rest on return: minconn == maxconn makes every connection reused
         # instead of reopened per transaction (it also opens them up front).
-        self._pool = psycopg2.pool.ThreadedConnectionPool(
-            maxconn,
-            maxconn,
-            url,
-            connect_timeout=CONNECT_TIMEOUT,
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            application_name="ocicat",
-        )
+        self._pool = psycopg2.pool.ThreadedConnectionPool(maxconn, maxconn, url, **SESSION_DEFAULTS)
 
     @contextmanager
     def transaction(self) -> Iterator["psycopg2.extensions.cursor"]:

@@ -31,6 +31,7 @@ pip_log="$(mktemp)"
 rm -f "$pip_log"
 
 # 2. Configure: a webhook secret kept across runs, a registry that notifies ocicat.
+umask 077  # the secret, and the registry config that carries it, are for this user only
 mkdir -p "$registry_dir"
 [ -s "$OCICAT_DATA_DIR/webhook-secret" ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(24))' > "$OCICAT_DATA_DIR/webhook-secret"
 export OCICAT_WEBHOOK_SECRETS="$(cat "$OCICAT_DATA_DIR/webhook-secret")"

@@ -107,6 +107,7 @@ def stack(make_database, tmp_path_factory):
         OCICAT_WEBHOOK_SECRETS=f"old-secret,{secret}",
         OCICAT_API_WORKERS=1,
         OCICAT_MAX_ATTEMPTS=3,
+        OCICAT_DEFAULT_VISIBILITY="public",
     )
     server = Ocicat("serve", env, tmp_path_factory.mktemp("serve") / "ocicat.log").start()
     try:

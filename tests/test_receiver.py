@@ -137,9 +137,18 @@ def test_nul_characters_and_deep_nesting_never_block_the_registry(stack):
     good["request"]["useragent"] = "evil\u0000agent"
     bad_id = {**push_event("nul\u0000id", repository, digest), "actor": {"name": "\u0000"}}
     bad_time = push_event(str(uuid.uuid4()), repository, digest, timestamp="2026\u0000")
-    response = stack.post_events(envelope(good, bad_id, bad_time))
-    assert response.status_code == 200, response.text
-    assert response.json()["parked"] == 2
+    ancient = push_event(str(uuid.uuid4()), repository, digest, timestamp="0001-01-01T00:00:00+14:00")
+    nested = push_event(str(uuid.uuid4()), "bad name", digest)
+    nested["request"]["deep"] = json.loads("[" * 600 + "]" * 600)
+    weird = json.loads('{"id": "%s", "action": "push", "timestamp": NaN, "x": Infinity, "\\udc00": "\\ud800"}'
+                       % uuid.uuid4())
+    body = json.dumps({"events": [good, bad_id, bad_time, ancient, nested, weird]}).encode()
+    for _ in range(2):  # a redelivery parks nothing twice
+        response = stack.post_events(body)
+        assert response.status_code == 200, response.text
+        assert response.json()["parked"] == 5
+    assert "timestamp" in _dead_letters(stack, ancient["id"])[0]["reason"]
+    assert len(_dead_letters(stack, nested["id"])) == 1 and len(_dead_letters(stack, weird["id"])) == 1
     assert _dead_letters(stack, bad_time["id"])[0]["payload"]["timestamp"] == "2026\ufffd"
     wait_until(lambda: "nul-ok" in stack.tags(repository), timeout=5, what="the good event despite the NULs")
 

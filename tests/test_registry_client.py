@@ -238,8 +238,6 @@ def test_anonymous_fetch_manifest_and_config(anonymous_registry):
 
     assert manifest["mediaType"] == OCI_MANIFEST
     assert json.loads(config)["config"]["Labels"] == {"seed": "anon"}
-    assert client.manifest_exists("team/app", "v1")
-    assert not client.manifest_exists("team/app", "no-such-tag")
     with pytest.raises(NotFound):
         client.get_manifest("team/app", sha256(b"never pushed"))
     with pytest.raises(NotFound):
@@ -400,5 +398,50 @@ def test_unreachable_registry_is_transient():
     with pytest.raises(TransientError):
         RegistryClient(closed).get_manifest("repo", sha256(b"anything"))
     with pytest.raises(TransientError):
-        RegistryClient(closed, USER, PASSWORD).manifest_exists("repo", "v1")
+        RegistryClient(closed, USER, PASSWORD).get_blob("repo", sha256(b"anything"))
     assert time.monotonic() - started < 10
+
+
+def test_a_redirect_target_cannot_steer_credentials_to_its_realm(serve):
+    """Blob storage answering 401 with its own Bearer realm gets no credentials, now or later."""
+    blob = b"{}"
+    stolen = serve(lambda h: reply(h, 200, b'{"token": "t"}', {"Content-Type": "application/json"}))
+    storage = serve(lambda h: reply(h, 401, headers={"WWW-Authenticate": f'Bearer realm="{stolen.url}/steal"'}),
+                    host="127.0.0.2")
+
+    def registry(h):
+        if h.headers.get("Authorization") != basic_header(USER, PASSWORD):
+            return reply(h, 401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+        reply(h, 307, headers={"Location": f"{storage.url}/blob"})
+
+    client = RegistryClient(serve(registry).url, USER, PASSWORD)
+    for _ in range(2):
+        with pytest.raises(TransientError, match="401"):
+            client.get_blob("repo", sha256(blob))
+    assert stolen.requests == []
+
+
+def test_a_plain_http_token_realm_on_another_host_is_refused(serve):
+    stolen = serve(lambda h: reply(h, 200, b'{"token": "t"}'), host="127.0.0.2")
+    registry = serve(lambda h: reply(h, 401, headers={"WWW-Authenticate": f'Bearer realm="{stolen.url}/token"'}))
+    with pytest.raises(TransientError, match="401"):
+        RegistryClient(registry.url, USER, PASSWORD).get_manifest("repo", sha256(b"x"))
+    assert stolen.requests == []
+
+
+def test_a_trickling_body_hits_the_read_deadline(serve, monkeypatch):
+    monkeypatch.setattr("indexer.registry.READ_DEADLINE_SECONDS", 1)
+
+    def trickle(h):
+        h.send_response(200)
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        for _ in range(100):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            time.sleep(0.1)
+
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="to arrive"):
+        RegistryClient(serve(trickle).url).get_blob("repo", sha256(b"x" * 100))
+    assert time.monotonic() - started < 5

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -12,8 +14,10 @@ from psycopg2.extras import Json
 from indexer.bus import DeadLetter, PostgresQueue
 from indexer.registry import RegistryClient
 from indexer.worker import Indexer
+from ocicat.db import connect
 
-from .support import OCICAT, REPO_ROOT, free_port, push_blob, push_event, push_image, push_manifest, python_env
+from .support import (OCICAT, REPO_ROOT, free_port, push_blob, push_event, push_image, push_manifest, python_env,
+                      wait_until)
 
 
 def _event(repository, digest, tag=None):
@@ -190,3 +194,40 @@ def test_nul_characters_in_a_manifest_are_stored_replaced(db, registry):
     with db.transaction() as cur:
         cur.execute("SELECT annotations FROM manifests")
         assert cur.fetchone()["annotations"] == {"org.opencontainers.image.title": "a\ufffdb", "k\ufffd": "v"}
+
+
+def test_an_event_whose_repository_is_busy_waits_without_spending_an_attempt(db, registry, database_url):
+    digest = push_image(registry.url, "busy/app", "v1")
+    queue = PostgresQueue(db)
+    _enqueue(queue, _event("busy/app", digest, "v1"))
+    other = connect(database_url)  # another worker, in the middle of an event for busy/app
+    other.cursor().execute("SELECT pg_advisory_lock(hashtextextended('busy/app', 0))")
+    try:
+        assert queue.process_one(Indexer(RegistryClient(registry.url)))
+        [row] = _queue_rows(db)
+        assert row["attempts"] == 0 and row["delayed"]
+    finally:
+        other.close()
+    _make_due(db)
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    assert _tag_digest(db, "busy/app", "v1") == digest
+
+
+def test_claimer_threads_outlive_unexpected_database_errors(db, registry):
+    digest = push_image(registry.url, "survive/app", "v1")
+    queue = PostgresQueue(db)
+    stop = threading.Event()
+    with db.transaction() as cur:
+        cur.execute("ALTER TABLE event_queue RENAME TO event_queue_away")  # every claim now fails
+    consumer = threading.Thread(target=queue.consume, args=(Indexer(RegistryClient(registry.url)), stop, 2))
+    consumer.start()
+    try:
+        time.sleep(1.0)
+        with db.transaction() as cur:
+            cur.execute("ALTER TABLE event_queue_away RENAME TO event_queue")
+        _enqueue(queue, _event("survive/app", digest, "v1"))
+        wait_until(lambda: _tag_digest(db, "survive/app", "v1") == digest, timeout=15, what="claimers to recover")
+    finally:
+        stop.set()
+        consumer.join(15)
+    assert not consumer.is_alive()
