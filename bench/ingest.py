@@ -184,6 +184,7 @@ class Bench:
             OCICAT_LISTEN=f"127.0.0.1:{self.port}",
             OCICAT_REGISTRY_URL=self.registry.url,
             OCICAT_WEBHOOK_SECRETS=self.secret,
+            OCICAT_DEFAULT_VISIBILITY="public",
         )
         settings.update(overrides)
         return python_env(**settings)

@@ -139,9 +139,6 @@ class PostgresQueue:
             row = cur.fetchone()
             if row is None:
                 return False
-            # Catalog writes are durable together with the queue row's removal;
-            # losing the last commits in a crash only means re-processing them.
-            cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute("SAVEPOINT handle")
             try:
                 handler(cur, row["payload"])

@@ -77,7 +77,7 @@ def save_manifest(
             annotations = excluded.annotations, subject_digest = excluded.subject_digest,
             content = excluded.content, error = excluded.error,
             pushed_at = greatest(manifests.pushed_at, excluded.pushed_at), indexed_at = now()
-        RETURNING id
+        RETURNING id, xmax = 0 AS inserted
         """,
         (
             repository_id, digest, classified.media_type, classified.artifact_type, classified.config_media_type,
@@ -85,9 +85,11 @@ def save_manifest(
             classified.subject_digest, Json(content), error, pushed_at,
         ),
     )
-    manifest_id = cur.fetchone()["id"]
-    cur.execute("DELETE FROM layers WHERE manifest_id = %s", (manifest_id,))
-    cur.execute("DELETE FROM index_children WHERE manifest_id = %s", (manifest_id,))
+    row = cur.fetchone()
+    manifest_id = row["id"]
+    if not row["inserted"]:  # re-indexing (xmax = 0 only on a fresh insert): replace what hangs off it
+        for table in ("layers", "index_children", "helm_charts"):
+            cur.execute(f"DELETE FROM {table} WHERE manifest_id = %s", (manifest_id,))
     if classified.layers:
         execute_values(
             cur,
@@ -106,14 +108,12 @@ def save_manifest(
                 for i, c in enumerate(classified.children)
             ],
         )
-    _save_chart(cur, manifest_id, chart)
+    if chart is not None:
+        _save_chart(cur, manifest_id, chart)
     return manifest_id
 
 
-def _save_chart(cur, manifest_id: int, chart: dict | None) -> None:
-    cur.execute("DELETE FROM helm_charts WHERE manifest_id = %s", (manifest_id,))
-    if chart is None:
-        return
+def _save_chart(cur, manifest_id: int, chart: dict) -> None:
     columns = sorted(chart)
     values = [Json(chart[c]) if isinstance(chart[c], (list, dict)) else chart[c] for c in columns]
     cur.execute(

@@ -82,7 +82,10 @@ class Indexer:
 
 def run(config: Config) -> None:
     """``ocicat worker``: consume the bus until SIGTERM or SIGINT, finishing the events in hand."""
-    db = Database(database_url(config), maxconn=config.worker_concurrency + 2)
+    # The worker's commits remove the queue row together with the catalog
+    # writes it caused, so an unflushed commit lost in a crash only means the
+    # event is processed again: no need to wait for the WAL flush.
+    db = Database(database_url(config), maxconn=config.worker_concurrency + 2, synchronous_commit=False)
     registry = RegistryClient(
         config.registry_url, config.registry_username, config.registry_password, pool_size=config.worker_concurrency
     )

@@ -94,12 +94,13 @@ def storable(value, depth: int = 0):
 class Database:
     """A thread-safe pool of connections, handed out one transaction at a time."""
 
-    def __init__(self, url: str, maxconn: int = 10):
+    def __init__(self, url: str, maxconn: int = 10, synchronous_commit: bool = True):
         self.url = url
+        options = SESSION_DEFAULTS["options"] + ("" if synchronous_commit else " -c synchronous_commit=off")
         # psycopg2 keeps at most ``minconn`` idle connections and closes the
         # rest on return: minconn == maxconn makes every connection reused
         # instead of reopened per transaction (it also opens them up front).
-        self._pool = psycopg2.pool.ThreadedConnectionPool(maxconn, maxconn, url, **SESSION_DEFAULTS)
+        self._pool = psycopg2.pool.ThreadedConnectionPool(maxconn, maxconn, url, **{**SESSION_DEFAULTS, "options": options})
 
     @contextmanager
     def transaction(self) -> Iterator["psycopg2.extensions.cursor"]:
