@@ -44,7 +44,7 @@ import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
 from ocicat.config import Config  # noqa: E402
-from tests.support import Ocicat, Registry, free_port, push_chart, python_env, wait_http  # noqa: E402
+from tests.support import Ocicat, Registry, free_port, push_chart, python_env, wait_http, wait_until  # noqa: E402
 
 FRESHNESS_TARGET_P95_MS = 250.0
 RATE_TARGET_PERCENT = 70.0
@@ -94,17 +94,6 @@ def scalar(conn, sql: str, params=()):
     with conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()[0]
-
-
-def wait_for(predicate, timeout: float, interval: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def machine_and_versions(server_url: str) -> list[str]:
@@ -322,7 +311,7 @@ class Bench:
         count = self.args.count
         conn = self.db()
         charts, push_seconds = self.push_batch(label)
-        wait_for(
+        wait_until(
             lambda: scalar(conn, "SELECT count(*) FROM event_queue") >= count,
             timeout=self.args.visible_timeout + 30, interval=0.02, what=f"{count} events in event_queue",
         )
@@ -352,7 +341,7 @@ class Bench:
         sessions_after = self._sessions()
         if ready_at is None and "worker started:" in worker.output():
             ready_at = empty_at
-        wait_for(lambda: self.all_visible(charts), timeout=30, interval=POLL_INTERVAL, what=f"all {label} tags in the API")
+        wait_until(lambda: self.all_visible(charts), timeout=30, interval=POLL_INTERVAL, what=f"all {label} tags in the API")
         done_at = time.monotonic()
         # Steady state from the database's own clock: first to last manifest written.
         first, last, indexed = self._indexed_span([d for _, _, d in charts])
@@ -523,7 +512,7 @@ def main() -> int:
         bench.failed = True
         signal.setitimer(signal.ITIMER_REAL, 0)
         print(f"\nFAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if not isinstance(exc, (BenchTimeout, KeyboardInterrupt, RuntimeError)):
+        if not isinstance(exc, (BenchTimeout, KeyboardInterrupt, RuntimeError, AssertionError)):
             import traceback
 
             traceback.print_exc()

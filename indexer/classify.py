@@ -7,7 +7,6 @@ they give kind ``artifact`` and the raw types stay on the manifest row.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -88,19 +87,6 @@ class Classified:
     annotations: dict = field(default_factory=dict)
     layers: tuple[dict, ...] = ()
     children: tuple[dict, ...] = ()
-
-
-def parse_manifest(body: bytes) -> dict:
-    """The manifest JSON object, or ValueError with a reason."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"manifest is not JSON: {exc}") from None
-    except RecursionError:
-        raise ValueError("manifest JSON is nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise ValueError("manifest is not a JSON object")
-    return doc
 
 
 def manifest_media_type(content_type: str | None, doc: dict) -> str:

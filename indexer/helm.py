@@ -6,7 +6,7 @@ that is not a chart becomes a recorded error on the manifest, not a crash.
 
 from __future__ import annotations
 
-import json
+from .untrusted import json_object
 
 MAX_TEXT = 64 * 1024  # no Chart.yaml string field is anywhere near this in practice
 
@@ -34,13 +34,9 @@ _STRINGS = {
 def parse_chart_config(blob: bytes) -> dict:
     """Column values for ``helm_charts`` from a Helm config blob."""
     try:
-        meta = json.loads(blob)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ChartError(f"chart config is not JSON: {exc}") from None
-    except RecursionError:
-        raise ChartError("chart config is nested too deeply") from None
-    if not isinstance(meta, dict):
-        raise ChartError("chart config is not a JSON object")
+        meta = json_object(blob, "chart config")
+    except ValueError as exc:
+        raise ChartError(str(exc)) from None
 
     chart = {}
     for key, column in _STRINGS.items():

@@ -16,11 +16,12 @@ from ocicat.db import Database, database_url, storable
 
 from . import store
 from .bus import PostgresQueue
-from .classify import HELM_CONFIG, classify, parse_manifest
+from .classify import HELM_CONFIG, classify
 from .errors import Busy, PermanentError
 from .events import Event
 from .helm import ChartError, parse_chart_config
 from .registry import NotFound, RegistryClient
+from .untrusted import json_object
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Indexer:
     def _save(self, cur, repository_id: int, event: Event, content_type: str, body: bytes) -> None:
         # Everything decoded from the registry is untrusted: made storable right here.
         try:
-            doc = storable(parse_manifest(body))
+            doc = storable(json_object(body, "manifest"))
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
         classified = classify(content_type, doc, event.tag)
