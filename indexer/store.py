@@ -35,13 +35,17 @@ def lock_repository(cur, name: str) -> bool:
 
 
 def ensure_repository(cur, name: str) -> int:
-    namespace = name.rpartition("/")[0]
-    cur.execute(
-        "INSERT INTO repositories (name, namespace) VALUES (%s, %s) "
-        "ON CONFLICT (name) DO UPDATE SET updated_at = now() RETURNING id",
-        (name, namespace),
-    )
-    return cur.fetchone()["id"]
+    """The repository's id, created on first sight (reads only, once it exists)."""
+    cur.execute("SELECT id FROM repositories WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        cur.execute(
+            "INSERT INTO repositories (name, namespace) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET namespace = excluded.namespace RETURNING id",
+            (name, name.rpartition("/")[0]),
+        )
+        row = cur.fetchone()
+    return row["id"]
 
 
 def touch_manifest(cur, repository_id: int, digest: str, pushed_at: datetime) -> bool:

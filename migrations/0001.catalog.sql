@@ -6,8 +6,7 @@ CREATE TABLE repositories (
     -- parent path of the repository ('' at the top level): the unit that
     -- browsing, search filters and permissions work on
     namespace   text NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX repositories_namespace_name_idx ON repositories (namespace, name);
 
