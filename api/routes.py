@@ -7,12 +7,12 @@ import re
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import Schema
 
-from indexer.events import REPOSITORY_RE
+from indexer.events import DIGEST_RE, REPOSITORY_RE
 from ocicat.problems import problem
 
 from . import queries
 from .pagination import decode_cursor, link_header, page
-from .schemas import ChartVersion, ListArgs, Repository, RepositoryListArgs, Tag
+from .schemas import ChartVersion, ListArgs, Manifest, Repository, RepositoryListArgs, Tag
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -69,6 +69,17 @@ def list_tags(name: str):
             return _not_found(name)
         rows = queries.list_tags(cur, repository_id, after and after[0], args["limit"] + 1)
     return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Tag())
+
+
+@bp.get("/repositories/<path:name>/-/manifests/<digest>")
+def manifest(name: str, digest: str):
+    with _db().transaction() as cur:
+        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        row = queries.manifest(cur, repository_id, digest) if repository_id and DIGEST_RE.match(digest) else None
+    if row is None:
+        return problem(404, f"repository {name!r} has no manifest {digest!r}")
+    row["repository"] = name
+    return jsonify(Manifest().dump(row))
 
 
 @bp.get("/charts/<path:name>/-/versions/<version>")

@@ -44,8 +44,9 @@ class ChartSummary(Schema):
     description = fields.Str(allow_none=True)
 
 
-class Tag(Schema):
-    name = fields.Str()
+class ManifestSummary(Schema):
+    """What a tag list shows of the manifest behind each tag."""
+
     digest = fields.Str()
     kind = fields.Str()
     media_type = fields.Str()
@@ -55,6 +56,56 @@ class Tag(Schema):
     pushed_at = fields.DateTime()
     error = fields.Str(allow_none=True)
     chart = fields.Nested(ChartSummary, allow_none=True)
+    platforms = fields.List(fields.Str())
+    signed = fields.Bool()
+    has_sbom = fields.Bool()
+    attestations = fields.Int()
+
+
+class Tag(ManifestSummary):
+    name = fields.Str()
+
+
+class Descriptor(Schema):
+    media_type = fields.Str()
+    digest = fields.Str()
+    size_bytes = fields.Int()
+    platform = fields.Dict(allow_none=True)
+    annotations = fields.Dict(keys=fields.Str(), values=fields.Str())
+
+
+class ImageConfig(Schema):
+    os = fields.Str(allow_none=True)
+    architecture = fields.Str(allow_none=True)
+    variant = fields.Str(allow_none=True)
+    os_version = fields.Str(allow_none=True)
+    created = fields.Str(allow_none=True)
+    author = fields.Str(allow_none=True)
+    labels = fields.Dict(keys=fields.Str(), values=fields.Str())
+    history = fields.Int()
+
+
+class Attachment(Schema):
+    digest = fields.Str()
+    kind = fields.Str()
+    media_type = fields.Str()
+    artifact_type = fields.Str(allow_none=True)
+    annotations = fields.Dict(keys=fields.Str(), values=fields.Str())
+    pushed_at = fields.DateTime()
+
+
+class Manifest(ManifestSummary):
+    repository = fields.Str()
+    config_digest = fields.Str(allow_none=True)
+    manifest_size = fields.Int()
+    tags = fields.List(fields.Str())
+    annotations = fields.Dict(keys=fields.Str(), values=fields.Str())
+    metadata = fields.Dict(keys=fields.Str(), values=fields.Str())
+    subject_digest = fields.Str(allow_none=True)
+    layers = fields.List(fields.Nested(Descriptor))
+    children = fields.List(fields.Nested(Descriptor))
+    attachments = fields.List(fields.Nested(Attachment))
+    image_config = fields.Nested(ImageConfig, allow_none=True)
 
 
 class ChartVersion(Schema):
@@ -79,3 +130,12 @@ class ChartVersion(Schema):
     annotations = fields.Dict(keys=fields.Str(), values=fields.Str())
     condition = fields.Str(allow_none=True)
     tags = fields.Str(allow_none=True)
+    readme = fields.Str(allow_none=True)
+    values = fields.Str(allow_none=True, attribute="values_yaml")
+    values_schema = fields.Raw(allow_none=True)
+    templates = fields.List(fields.Str())
+    crds = fields.List(fields.Str())
+    chart_lock = fields.Raw(allow_none=True)
+    has_provenance = fields.Bool()
+    artifacthub = fields.Dict(keys=fields.Str())
+    error = fields.Str(allow_none=True)

@@ -20,6 +20,8 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
 EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_CHART_LAYERS = ("application/vnd.cncf.helm.chart.content.v1.tar+gzip", "application/tar+gzip")
+HELM_PROVENANCE = "application/vnd.cncf.helm.chart.provenance.v1.prov"
 
 # Media type (as artifactType, config.mediaType or layer mediaType) -> kind.
 # Prefix entries end with "*". Extend here; nothing else needs to change.
@@ -60,8 +62,12 @@ KINDS: dict[str, str] = {
 }
 
 _PREFIXES = tuple((k[:-1], v) for k, v in KINDS.items() if k.endswith("*"))
-_COSIGN_LEGACY_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
+# Tags that name an attachment of another manifest, not a version: the OCI
+# referrers fallback (sha256-<hex>) and cosign's legacy tags (.sig, .att, .sbom).
+_ATTACHMENT_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(sig|att|sbom))?$")
 _LEGACY_TAG_KINDS = {"sig": "signature", "att": "attestation", "sbom": "sbom"}
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+SIGSTORE_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 
 def kind_of(media_type: str | None) -> str | None:
@@ -107,7 +113,7 @@ def classify(content_type: str | None, doc: dict, tag: str | None = None) -> Cla
     artifact_type = _str(doc.get("artifactType"))
     annotations = _str_dict(doc.get("annotations"))
     subject = doc.get("subject") if isinstance(doc.get("subject"), dict) else {}
-    subject_digest = _str(subject.get("digest"))
+    subject_digest = _str(subject.get("digest")) or attachment_subject(tag)
 
     if media_type in INDEX_TYPES or isinstance(doc.get("manifests"), list):
         children = tuple(_descriptor(d) for d in _list(doc.get("manifests")))
@@ -131,7 +137,8 @@ def classify(content_type: str | None, doc: dict, tag: str | None = None) -> Cla
     config_type = _str(config.get("mediaType"))
     layers = tuple(_descriptor(d) for d in _list(doc.get("layers") or doc.get("blobs")))
     kind = (
-        kind_of(artifact_type)
+        _bundle_kind(artifact_type, annotations)
+        or kind_of(artifact_type)
         or (kind_of(config_type) if config_type not in IMAGE_CONFIG_TYPES + (EMPTY_CONFIG,) else None)
         or next((k for k in (kind_of(l["media_type"]) for l in layers) if k), None)
         or _legacy_tag_kind(tag)
@@ -152,9 +159,23 @@ def classify(content_type: str | None, doc: dict, tag: str | None = None) -> Cla
     )
 
 
+def attachment_subject(tag: str | None) -> str | None:
+    """The digest a referrers-fallback or cosign legacy tag attaches to, else None."""
+    match = _ATTACHMENT_TAG.match(tag or "")
+    return f"sha256:{match.group(1)}" if match else None
+
+
 def _legacy_tag_kind(tag: str | None) -> str | None:
-    match = _COSIGN_LEGACY_TAG.match(tag or "")
-    return _LEGACY_TAG_KINDS[match.group(1)] if match else None
+    match = _ATTACHMENT_TAG.match(tag or "")
+    return _LEGACY_TAG_KINDS.get(match.group(2)) if match else None
+
+
+def _bundle_kind(artifact_type: str | None, annotations: dict) -> str | None:
+    """cosign v3 stores signatures and attestations alike as sigstore bundles; the predicate type tells them apart."""
+    if artifact_type != SIGSTORE_BUNDLE:
+        return None
+    predicate = annotations.get("dev.sigstore.bundle.predicateType")
+    return "signature" if predicate == SIGSTORE_SIGN_PREDICATE else "attestation"
 
 
 def _descriptor(raw) -> dict:

@@ -6,7 +6,7 @@ that is not a chart becomes a recorded error on the manifest, not a crash.
 
 from __future__ import annotations
 
-from .untrusted import json_object
+from .untrusted import json_object, yaml_document
 
 MAX_TEXT = 64 * 1024  # no Chart.yaml string field is anywhere near this in practice
 
@@ -75,3 +75,38 @@ def _objects(meta: dict, key: str) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ChartError(f"chart field {key} must be a list of maps")
     return value
+
+
+# artifacthub.io/* chart annotations users rely on (Artifact Hub's documented set): YAML lists,
+# or booleans and strings, inside annotation strings.
+_AH_LISTS = {"changes": "changes", "images": "images", "links": "links", "maintainers": "maintainers"}
+_AH_FLAGS = {"prerelease": "prerelease", "containsSecurityUpdates": "contains_security_updates"}
+
+
+def artifacthub_annotations(annotations: dict) -> dict:
+    """The ``artifacthub.io/*`` annotations, parsed; a value that does not parse is left out."""
+    parsed = {}
+    for key, name in _AH_LISTS.items():
+        text = annotations.get(f"artifacthub.io/{key}")
+        if not text:
+            continue
+        try:
+            value = yaml_document(text, f"artifacthub.io/{key}")
+        except ValueError:
+            continue
+        if isinstance(value, list):
+            parsed[name] = [_change(v) for v in value] if key == "changes" else [v for v in value if isinstance(v, dict)]
+    for key, name in _AH_FLAGS.items():
+        if f"artifacthub.io/{key}" in annotations:
+            parsed[name] = annotations[f"artifacthub.io/{key}"].strip().lower() == "true"
+    if annotations.get("artifacthub.io/license"):
+        parsed["license"] = annotations["artifacthub.io/license"]
+    return parsed
+
+
+def _change(entry) -> dict:
+    """A change as Artifact Hub shows it: plain strings are descriptions of kind "changed"."""
+    if isinstance(entry, dict):
+        return {"kind": str(entry.get("kind") or "changed"), "description": str(entry.get("description") or ""),
+                "links": [l for l in entry.get("links") or [] if isinstance(l, dict)]}
+    return {"kind": "changed", "description": str(entry), "links": []}

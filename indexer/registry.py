@@ -18,7 +18,9 @@ import json
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -66,7 +68,7 @@ class RegistryClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = "ocicat"
-        # Bodies are read raw (see _read_capped) and their digests checked on the exact bytes.
+        # Bodies are read raw (see Body) and their digests checked on the exact bytes.
         self._session.headers["Accept-Encoding"] = "identity"
         self._scheme: str | None = None  # "basic" or "bearer" once the registry has said
         self._bearer: dict | None = None  # the challenge's realm and service
@@ -76,27 +78,34 @@ class RegistryClient:
     # -- public API -------------------------------------------------------------
 
     def get_manifest(self, repository: str, digest: str) -> Fetched:
-        body, media_type = self._get(
-            repository, f"manifests/{digest}", digest, MAX_MANIFEST_BYTES, {"Accept": MANIFEST_ACCEPT}
-        )
-        return Fetched(media_type=media_type, body=body)
+        with self._open(repository, f"manifests/{digest}", digest, MAX_MANIFEST_BYTES, {"Accept": MANIFEST_ACCEPT}) as body:
+            return Fetched(media_type=body.media_type, body=body.read_all())
 
     def get_blob(self, repository: str, digest: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
-        body, _ = self._get(repository, f"blobs/{digest}", digest, max_bytes, {})
-        return body
+        with self.open_blob(repository, digest, max_bytes) as body:
+            return body.read_all()
+
+    def open_blob(self, repository: str, digest: str, max_bytes: int):
+        """A blob as a stream, for a consumer that must not hold it all in memory (chart layers).
+
+        Call ``verify()`` on it after a successful read: the digest can only be
+        checked once every byte has been seen.
+        """
+        return self._open(repository, f"blobs/{digest}", digest, max_bytes, {})
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _get(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict) -> tuple[bytes, str]:
+    @contextmanager
+    def _open(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict) -> Iterator["Body"]:
+        algorithm = digest.partition(":")[0]
+        if algorithm not in ("sha256", "sha512"):
+            raise PermanentError(f"unsupported digest algorithm {algorithm!r}")
         response = self._request("GET", repository, path, headers, stream=True)
         with response:
             if response.status_code == 404:
                 raise NotFound(f"{repository}@{digest}")
             _raise_for_status(response)
-            body = _read_capped(response, max_bytes, f"{path}")
-            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        verify_digest(body, digest)
-        return body, media_type
+            yield Body(response, digest, max_bytes, path)
 
     def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False):
         url = f"{self.base_url}/v2/{quote(repository)}/{path}"
@@ -167,7 +176,7 @@ class RegistryClient:
             raise TransientError(f"token service: {type(exc).__name__}: {exc}") from exc
         with response:
             _raise_for_status(response)
-            body = _read_capped(response, MAX_TOKEN_BYTES, "token response")
+            body = Body(response, None, MAX_TOKEN_BYTES, "token response").read_all()
             try:
                 doc = json.loads(body)
                 token = doc.get("token") or doc.get("access_token")
@@ -182,34 +191,55 @@ class RegistryClient:
         return token
 
 
-def verify_digest(body: bytes, digest: str) -> None:
-    algorithm, _, expected = digest.partition(":")
-    if algorithm not in ("sha256", "sha512"):
-        raise PermanentError(f"unsupported digest algorithm {algorithm!r}")
-    actual = hashlib.new(algorithm, body).hexdigest()
-    if actual != expected:
-        raise PermanentError(f"digest mismatch: expected {digest}, content is {algorithm}:{actual}")
+class Body:
+    """A response body read as a file: capped in size, bounded in time, hashed as it goes.
 
+    Reads use ``read1`` on the raw stream, which returns whatever has arrived
+    (``iter_content`` would wait for a full chunk), so the deadline holds even
+    against a server that trickles bytes.
+    """
 
-def _read_capped(response: requests.Response, max_bytes: int, what: str) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise PermanentError(f"{what} is {declared} bytes, over the {max_bytes} byte limit")
-    chunks, total = [], 0
-    deadline = time.monotonic() + READ_DEADLINE_SECONDS
-    try:
-        # read1 returns whatever has arrived (iter_content would wait for a
-        # full chunk), so the deadline holds even against a trickling server.
-        while chunk := response.raw.read1(64 * 1024):
-            total += len(chunk)
-            if total > max_bytes:
-                raise PermanentError(f"{what} is over the {max_bytes} byte limit")
-            if time.monotonic() > deadline:
-                raise TransientError(f"{what} took over {READ_DEADLINE_SECONDS}s to arrive")
+    def __init__(self, response: requests.Response, digest: str | None, max_bytes: int, what: str):
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise PermanentError(f"{what} is {declared} bytes, over the {max_bytes} byte limit")
+        self.media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        self._raw = response.raw
+        self._digest = digest
+        self._hash = hashlib.new(digest.partition(":")[0]) if digest else None
+        self._max_bytes = max_bytes
+        self._what = what
+        self._total = 0
+        self._deadline = time.monotonic() + READ_DEADLINE_SECONDS
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self._raw.read1(64 * 1024 if size is None or size < 0 else min(size, 1024 * 1024))
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientError(f"reading {self._what}: {type(exc).__name__}: {exc}") from exc
+        self._total += len(chunk)
+        if self._total > self._max_bytes:
+            raise PermanentError(f"{self._what} is over the {self._max_bytes} byte limit")
+        if time.monotonic() > self._deadline:
+            raise TransientError(f"{self._what} took over {READ_DEADLINE_SECONDS}s to arrive")
+        if self._hash is not None:
+            self._hash.update(chunk)
+        return chunk
+
+    def read_all(self) -> bytes:
+        chunks = []
+        while chunk := self.read():
             chunks.append(chunk)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise TransientError(f"reading {what}: {type(exc).__name__}: {exc}") from exc
-    return b"".join(chunks)
+        self.verify()
+        return b"".join(chunks)
+
+    def verify(self) -> None:
+        """Read what is left, then check the digest of everything read."""
+        while self.read():
+            pass
+        if self._digest is not None and f"{self._digest.partition(':')[0]}:{self._hash.hexdigest()}" != self._digest:
+            raise PermanentError(f"digest mismatch: expected {self._digest}, content is "
+                                 f"{self._digest.partition(':')[0]}:{self._hash.hexdigest()}")
 
 
 def _raise_for_status(response: requests.Response) -> None:

@@ -12,6 +12,7 @@ lock, so two workers never interleave a fetch and a delete of the same thing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
@@ -57,6 +58,16 @@ def touch_manifest(cur, repository_id: int, digest: str, pushed_at: datetime) ->
     return cur.fetchone() is not None
 
 
+@dataclass
+class Details:
+    """What the worker extracted beyond the manifest itself."""
+
+    chart: dict | None = None  # helm_charts columns
+    image_config: dict | None = None  # image_configs columns
+    metadata: dict = field(default_factory=dict)  # surfaced OCI annotations
+    error: str | None = None  # a recorded problem with the contents (bad chart, bad config)
+
+
 def save_manifest(
     cur,
     repository_id: int,
@@ -65,34 +76,35 @@ def save_manifest(
     content: dict,
     classified: Classified,
     pushed_at: datetime,
-    chart: dict | None,
-    error: str | None,
+    details: Details,
 ) -> int:
     size = manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers)
     cur.execute(
         """
         INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, config_digest,
-                               kind, manifest_size, size_bytes, annotations, subject_digest, content, error, pushed_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                               kind, manifest_size, size_bytes, annotations, subject_digest, content, error, pushed_at,
+                               metadata)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (repository_id, digest) DO UPDATE SET
             media_type = excluded.media_type, artifact_type = excluded.artifact_type,
             config_media_type = excluded.config_media_type, config_digest = excluded.config_digest,
             kind = excluded.kind, manifest_size = excluded.manifest_size, size_bytes = excluded.size_bytes,
-            annotations = excluded.annotations, subject_digest = excluded.subject_digest,
-            content = excluded.content, error = excluded.error,
+            annotations = excluded.annotations,
+            subject_digest = coalesce(excluded.subject_digest, manifests.subject_digest),
+            content = excluded.content, error = excluded.error, metadata = excluded.metadata,
             pushed_at = greatest(manifests.pushed_at, excluded.pushed_at), indexed_at = now()
         RETURNING id, xmax = 0 AS inserted
         """,
         (
             repository_id, digest, classified.media_type, classified.artifact_type, classified.config_media_type,
             classified.config_digest, classified.kind, manifest_size, size, Json(classified.annotations),
-            classified.subject_digest, Json(content), error, pushed_at,
+            classified.subject_digest, Json(content), details.error, pushed_at, Json(details.metadata),
         ),
     )
     row = cur.fetchone()
     manifest_id = row["id"]
     if not row["inserted"]:  # re-indexing (xmax = 0 only on a fresh insert): replace what hangs off it
-        for table in ("layers", "index_children", "helm_charts"):
+        for table in ("layers", "index_children", "helm_charts", "image_configs"):
             cur.execute(f"DELETE FROM {table} WHERE manifest_id = %s", (manifest_id,))
     if classified.layers:
         execute_values(
@@ -112,17 +124,28 @@ def save_manifest(
                 for i, c in enumerate(classified.children)
             ],
         )
-    if chart is not None:
-        _save_chart(cur, manifest_id, chart)
+    if details.chart is not None:
+        _insert_row(cur, "helm_charts", manifest_id, details.chart)
+    if details.image_config is not None:
+        _insert_row(cur, "image_configs", manifest_id, details.image_config)
     return manifest_id
 
 
-def _save_chart(cur, manifest_id: int, chart: dict) -> None:
-    columns = sorted(chart)
-    values = [Json(chart[c]) if isinstance(chart[c], (list, dict)) else chart[c] for c in columns]
+def _insert_row(cur, table: str, manifest_id: int, values: dict) -> None:
+    """One row keyed by manifest_id; the column names come from our own code, never from input."""
+    columns = sorted(values)
+    params = [Json(values[c]) if isinstance(values[c], (list, dict)) else values[c] for c in columns]
     cur.execute(
-        f"INSERT INTO helm_charts (manifest_id, {', '.join(columns)}) VALUES (%s{', %s' * len(columns)})",
-        [manifest_id, *values],
+        f"INSERT INTO {table} (manifest_id, {', '.join(columns)}) VALUES (%s{', %s' * len(columns)})",
+        [manifest_id, *params],
+    )
+
+
+def set_subject(cur, repository_id: int, digest: str, subject_digest: str) -> None:
+    """Mark an indexed manifest as an attachment (a tag named it so after it was pushed)."""
+    cur.execute(
+        "UPDATE manifests SET subject_digest = %s WHERE repository_id = %s AND digest = %s AND subject_digest IS NULL",
+        (subject_digest, repository_id, digest),
     )
 
 

@@ -16,14 +16,19 @@ from ocicat.db import Database, database_url, storable
 
 from . import store
 from .bus import PostgresQueue
-from .classify import HELM_CONFIG, classify
+from . import images
+from .chart_archive import ChartArchiveError, read_chart_archive
+from .classify import HELM_CHART_LAYERS, HELM_CONFIG, HELM_PROVENANCE, IMAGE_CONFIG_TYPES, Classified, attachment_subject, classify
 from .errors import Busy, PermanentError
 from .events import Event
-from .helm import ChartError, parse_chart_config
+from .helm import artifacthub_annotations, parse_chart_config
 from .registry import NotFound, RegistryClient
 from .untrusted import json_object
 
 log = logging.getLogger(__name__)
+
+# Compressed size of a chart layer; Helm's own cap is 100 MiB decompressed.
+MAX_CHART_LAYER_BYTES = 100 * 1024 * 1024
 
 
 class Indexer:
@@ -61,6 +66,9 @@ class Indexer:
                 return
             self._save(cur, repository_id, event, fetched.media_type, fetched.body)
         if event.tag:
+            subject = attachment_subject(event.tag)
+            if subject:  # a cosign or referrers-fallback tag on a manifest pushed untagged first
+                store.set_subject(cur, repository_id, event.digest, subject)
             store.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
 
     def _save(self, cur, repository_id: int, event: Event, content_type: str, body: bytes) -> None:
@@ -70,15 +78,62 @@ class Indexer:
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
         classified = classify(content_type, doc, event.tag)
-        chart, error = None, None
-        if classified.config_media_type == HELM_CONFIG and classified.config_digest:
-            try:
-                chart = storable(parse_chart_config(self.registry.get_blob(event.repository, classified.config_digest)))
-            except (ChartError, PermanentError) as exc:
-                error = storable(str(exc))  # a bad chart is recorded on its manifest, and indexing goes on
-            except NotFound:
-                error = f"config blob {classified.config_digest} is missing from the registry"
-        store.save_manifest(cur, repository_id, event.digest, len(body), doc, classified, event.timestamp, chart, error)
+        details = self._details(event.repository, classified)
+        store.save_manifest(cur, repository_id, event.digest, len(body), doc, classified, event.timestamp, details)
+
+    def _details(self, repository: str, classified: Classified) -> store.Details:
+        """Fetch and parse what the manifest points at.
+
+        Bad contents (a config that is not JSON, a hostile chart archive, a
+        missing blob) are recorded on the manifest and indexing goes on;
+        only transient failures propagate, so the event is retried.
+        """
+        details = store.Details(metadata=images.metadata(classified.annotations))
+        try:
+            if classified.config_media_type == HELM_CONFIG and classified.config_digest:
+                details.chart = parse_chart_config(self.registry.get_blob(repository, classified.config_digest))
+                details.error = self._chart_contents(repository, classified, details.chart)
+            elif classified.kind == "image" and classified.config_media_type in IMAGE_CONFIG_TYPES:
+                blob = self.registry.get_blob(repository, classified.config_digest or "")
+                details.image_config = images.parse_image_config(blob)
+                details.metadata = images.metadata(classified.annotations, details.image_config["labels"])
+        except (ValueError, PermanentError) as exc:  # ChartError and malformed configs are ValueErrors
+            details.error = str(exc)
+        except NotFound as exc:
+            details.error = f"blob missing from the registry: {exc}"
+        return store.Details(
+            chart=storable(details.chart),
+            image_config=storable(details.image_config),
+            metadata=storable(details.metadata),
+            error=storable(details.error),
+        )
+
+    def _chart_contents(self, repository: str, classified: Classified, chart: dict) -> str | None:
+        """Add the chart layer's contents to ``chart``; the reason if the layer was refused."""
+        chart["has_provenance"] = any(l["media_type"] == HELM_PROVENANCE for l in classified.layers)
+        chart["artifacthub"] = artifacthub_annotations(chart["annotations"])
+        layer = next((l for l in classified.layers if l["media_type"] in HELM_CHART_LAYERS), None)
+        if layer is None:
+            return "chart has no chart layer"
+        try:
+            with self.registry.open_blob(repository, layer["digest"], MAX_CHART_LAYER_BYTES) as blob:
+                contents = read_chart_archive(blob)
+                blob.verify()
+        except (ChartArchiveError, PermanentError) as exc:
+            return f"chart layer refused: {exc}"
+        except NotFound:
+            return f"chart layer {layer['digest']} is missing from the registry"
+        chart.update(
+            readme=contents.readme,
+            values_yaml=contents.values,
+            values_schema=contents.values_schema,
+            templates=contents.templates,
+            crds=contents.crds,
+            chart_lock=contents.chart_lock,
+        )
+        if not chart["dependencies"] and contents.requirements:  # apiVersion v1 charts: requirements.yaml
+            chart["dependencies"] = contents.requirements
+        return "; ".join(contents.warnings) or None
 
 
 def run(config: Config) -> None:

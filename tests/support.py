@@ -284,3 +284,43 @@ def push_chart(registry_url: str, repository: str, tag: str, version: str, sessi
         "annotations": {"org.opencontainers.image.title": name, "org.opencontainers.image.version": version},
     }
     return push_manifest(registry_url, repository, tag, manifest, "application/vnd.oci.image.manifest.v1+json", session)
+
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+EMPTY_CONFIG = ("application/vnd.oci.empty.v1+json", b"{}")
+
+
+def push_artifact(registry_url: str, repository: str, tag: str | None, config: tuple[str, bytes] = EMPTY_CONFIG,
+                  layers: list[tuple[str, bytes]] = (), media_type: str | None = OCI_MANIFEST,
+                  artifact_type: str | None = None, subject: str | None = None, annotations: dict | None = None,
+                  layer_annotations: dict | None = None) -> str:
+    """Upload blobs and an image manifest the way ORAS, cosign, notation and friends do; returns its digest."""
+    config_type, config_bytes = config
+    manifest: dict = {"schemaVersion": 2}
+    if media_type:
+        manifest["mediaType"] = media_type
+    if artifact_type:
+        manifest["artifactType"] = artifact_type
+    manifest["config"] = {"mediaType": config_type, "digest": push_blob(registry_url, repository, config_bytes),
+                          "size": len(config_bytes)}
+    manifest["layers"] = [
+        {"mediaType": layer_type, "digest": push_blob(registry_url, repository, data), "size": len(data),
+         **({"annotations": layer_annotations} if layer_annotations else {})}
+        for layer_type, data in layers
+    ]
+    if subject:
+        manifest["subject"] = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
+    if annotations:
+        manifest["annotations"] = annotations
+    body = json.dumps(manifest).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    return push_manifest(registry_url, repository, tag or digest, body, media_type or OCI_MANIFEST)
+
+
+def push_index(registry_url: str, repository: str, tag: str, entries: list[dict], media_type: str = OCI_INDEX,
+               annotations: dict | None = None) -> str:
+    index = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+    if annotations:
+        index["annotations"] = annotations
+    return push_manifest(registry_url, repository, tag, index, media_type)

@@ -35,7 +35,7 @@ def _apply(cur, repository_id, event, deleted):
             return  # the worker's fetch would find it gone
         if not store.touch_manifest(cur, repository_id, digest, at):
             doc = {"schemaVersion": 2, "config": {"mediaType": "application/vnd.oci.image.config.v1+json"}, "layers": []}
-            store.save_manifest(cur, repository_id, digest, 10, doc, classify(None, doc), at, None, None)
+            store.save_manifest(cur, repository_id, digest, 10, doc, classify(None, doc), at, store.Details())
         store.set_tag(cur, repository_id, tag, digest, at)
     elif action == "delete":
         deleted.add(digest)
