@@ -299,8 +299,63 @@ def main() -> None:
                 f"{name} ({len(archive) / MiB:.2f} MiB compressed): peak {peak:.1f} MiB "
                 f"(process that only reads the file: {baseline:.1f} MiB) {'OK' if ok else 'FAIL'}; {outcome}"
             )
-    if failures:
-        raise SystemExit(f"over target or wrong outcome: {', '.join(failures)}")
+    worker_failures = worker_peak(cases)
+    if failures or worker_failures:
+        raise SystemExit(f"over target or wrong outcome: {', '.join(failures + worker_failures)}")
+
+
+def worker_peak(cases: dict[str, bytes]) -> list[str]:
+    """Peak memory of a real ``ocicat worker`` that fetches these chart layers from a real registry.
+
+    The same archives as above are pushed as Helm charts; the worker streams
+    each layer from the registry into the parser, records the refusal on the
+    manifest and goes on. Its high-water mark (VmHWM) is read when it is done.
+    """
+    import psycopg2
+    import requests
+
+    from tests.support import Ocicat, Registry, free_port, push_artifact, python_env, wait_http, wait_until
+
+    print(f"\n== peak RSS of a real `ocicat worker` indexing all of the above (target < {RSS_TARGET_MIB} MiB) ==")
+    server = os.environ.get("OCICAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"ocicat_bench_parse_{os.getpid()}"
+    admin = psycopg2.connect(server)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    port = free_port()
+    registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret="bench").start()
+    env = python_env(OCICAT_DATABASE_URL=server.rsplit("/", 1)[0] + f"/{name}", OCICAT_LISTEN=f"127.0.0.1:{port}",
+                     OCICAT_REGISTRY_URL=registry.url, OCICAT_WEBHOOK_SECRETS="bench", OCICAT_DEFAULT_VISIBILITY="public")
+    workdir = Path(tempfile.mkdtemp(prefix="ocicat-bench-parse-"))
+    api = Ocicat("api", env, workdir / "api.log").start()
+    worker = Ocicat("worker", env, workdir / "worker.log").start()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        config = b'{"apiVersion": "v2", "name": "bench", "version": "1.0.0"}'
+        for i, archive in enumerate(cases.values()):
+            push_artifact(registry.url, f"bench/chart-{i}", "1.0.0", media_type=None,
+                          config=("application/vnd.cncf.helm.config.v1+json", config),
+                          layers=[("application/vnd.cncf.helm.chart.content.v1.tar+gzip", archive)])
+
+        def indexed(i):
+            response = requests.get(f"http://127.0.0.1:{port}/api/v1/repositories/bench/chart-{i}/-/tags", timeout=5)
+            return response.status_code == 200 and response.json()["items"]
+
+        tags = [wait_until(lambda: indexed(i), timeout=120, interval=0.2, what=f"chart {i}")[0] for i in range(len(cases))]
+        status = Path(f"/proc/{worker.process.pid}/status").read_text()
+        peak = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) / 1024
+        for (case, _), tag in zip(cases.items(), tags):
+            print(f"{case}: {tag['error'] or 'indexed, no error'}")
+        ok = peak < RSS_TARGET_MIB and all(t["error"] for t in tags[:-1]) and not tags[-1]["error"]
+        print(f"worker peak (VmHWM) {peak:.1f} MiB: {'OK' if ok else 'FAIL'}")
+        return [] if ok else ["ocicat worker"]
+    finally:
+        worker.stop()
+        api.stop()
+        registry.close()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from pathlib import Path
 import requests
 import yaml
 
+from .chart_archives import chart_tgz
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OCICAT = [sys.executable, "-m", "ocicat"]
 
@@ -249,22 +251,6 @@ class Recorder:
         self.server.shutdown()
 
 
-def chart_archive(name: str, version: str, files: dict[str, bytes] | None = None) -> bytes:
-    """A chart .tgz in Helm's layout (``<name>/Chart.yaml`` ...), built in memory."""
-    import io
-    import tarfile
-
-    chart_yaml = yaml.safe_dump({"apiVersion": "v2", "name": name, "version": version, "type": "application"}).encode()
-    members = {"Chart.yaml": chart_yaml, "values.yaml": b"replicaCount: 1\n", **(files or {})}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path, data in members.items():
-            info = tarfile.TarInfo(f"{name}/{path}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def push_chart(registry_url: str, repository: str, tag: str, version: str, session: requests.Session | None = None,
                **metadata) -> str:
     """Push a chart the way ``helm push`` lays it out (config blob, chart layer, no top-level mediaType).
@@ -274,7 +260,8 @@ def push_chart(registry_url: str, repository: str, tag: str, version: str, sessi
     """
     name = repository.rsplit("/", 1)[-1]
     config = json.dumps({"name": name, "version": version, "apiVersion": "v2", "type": "application", **metadata}).encode()
-    layer = chart_archive(name, version)
+    chart_yaml = yaml.safe_dump({"apiVersion": "v2", "name": name, "version": version, "type": "application"})
+    layer = chart_tgz({"Chart.yaml": chart_yaml, "values.yaml": "replicaCount: 1\n"}, top=name)
     manifest = {
         "schemaVersion": 2,
         "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json",

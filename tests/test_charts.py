@@ -7,7 +7,6 @@ become a recorded error on their manifest, and the worker goes on.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import tarfile
 import uuid
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from .support import chart_archive, helm_push, make_chart, push_artifact, push_chart, wait_until
+from .chart_archives import CHART_YAML, chart_tgz, entry, many_files_bomb, one_file_bomb, tgz, tiny_files_tar
+from .support import helm_push, make_chart, push_artifact, push_chart, wait_until
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -85,7 +85,8 @@ def test_v1_chart_dependencies_lock_and_provenance(stack):
     requirements = yaml.safe_dump({"dependencies": [{"name": "redis", "version": "17.x.x",
                                                      "repository": "https://charts.example"}]}).encode()
     lock = yaml.safe_dump({"dependencies": [{"name": "redis", "version": "17.3.1"}], "digest": "sha256:abc"}).encode()
-    layer = chart_archive("legacy", "1.0.0", {"requirements.yaml": requirements, "Chart.lock": lock})
+    layer = chart_tgz({"Chart.yaml": "apiVersion: v1\nname: legacy\nversion: 1.0.0\n", "requirements.yaml": requirements,
+                       "Chart.lock": lock}, top="legacy")
     _push_raw_chart(stack, repository, "1.0.0", layer, extra_layers=[(PROVENANCE, b"-----BEGIN PGP SIGNED MESSAGE-----")])
     wait_until(lambda: stack.tags(repository), timeout=5, what="the v1 chart")
     chart = stack.get(f"/api/v1/charts/{repository}/-/versions/1.0.0").json()
@@ -94,62 +95,17 @@ def test_v1_chart_dependencies_lock_and_provenance(stack):
     assert chart["has_provenance"] is True
 
 
-def _tar(entries) -> bytes:
-    """A .tgz from (TarInfo, data) pairs, for archives no honest tool would make."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for info, data in entries:
-            info.size = len(data) if data is not None else 0
-            tar.addfile(info, io.BytesIO(data) if data else None)
-    return buffer.getvalue()
-
-
-def _file(name: str, data: bytes = b"x: 1\n"):
-    return tarfile.TarInfo(name), data
-
-
-def _special(name: str, kind: bytes, target: str = ""):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info, None
-
-
-def _gzip_bomb() -> bytes:
-    """A chart whose values.yaml inflates to 1 GiB of zeros (about 1 MiB compressed)."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as gz:
-        header = tarfile.TarInfo("bomb/Chart.yaml")
-        chart = b"apiVersion: v2\nname: bomb\nversion: 1.0.0\n"
-        header.size = len(chart)
-        gz.write(header.tobuf(format=tarfile.GNU_FORMAT) + chart + b"\0" * (-len(chart) % 512))
-        values = tarfile.TarInfo("bomb/values.yaml")
-        values.size = 1024 ** 3
-        gz.write(values.tobuf(format=tarfile.GNU_FORMAT))
-        zeros = b"\0" * (1024 * 1024)
-        for _ in range(1024):
-            gz.write(zeros)
-    return buffer.getvalue()
-
-
-def _many_files(count: int) -> bytes:
-    return _tar([_file("many/Chart.yaml", b"apiVersion: v2\nname: many\nversion: 1.0.0\n")]
-                + [_file(f"many/templates/f{i}.yaml", b"") for i in range(count)])
-
-
 HOSTILE = {
-    "gzip-bomb": (_gzip_bomb, "limit"),
-    "dot-dot": (lambda: _tar([_file("evil/Chart.yaml", b"name: evil\nversion: 1.0.0\n"),
-                              _file("evil/../../escaped.yaml")]), ".."),
-    "absolute": (lambda: _tar([_file("/etc/evil/Chart.yaml")]), "absolute"),
-    "symlink": (lambda: _tar([_file("evil/Chart.yaml", b"name: evil\nversion: 1.0.0\n"),
-                              _special("evil/values.yaml", tarfile.SYMTYPE, "/etc/passwd")]), "link"),
-    "device": (lambda: _tar([_file("evil/Chart.yaml", b"name: evil\nversion: 1.0.0\n"),
-                             _special("evil/dev", tarfile.CHRTYPE)]), "device"),
-    "100k-files": (lambda: _many_files(100_000), "entries"),
-    "six-mib-values": (lambda: _tar([_file("big/Chart.yaml", b"name: big\nversion: 1.0.0\n"),
-                                  _file("big/values.yaml", b"a" * (6 * 1024 * 1024))]), "5"),
-    "invalid-yaml": (lambda: _tar([_file("bad/Chart.yaml", b"name: [unclosed\n")]), "YAML"),
+    "gzip-bomb": (one_file_bomb, "limit"),  # 1 GiB of zeros in one values.yaml, about 1 MiB compressed
+    "many-file-bomb": (lambda: many_files_bomb(25), "100 MiB"),
+    "dot-dot": (lambda: tgz([("evil/Chart.yaml", CHART_YAML), ("evil/../../escaped.yaml", "x: 1")]), ".."),
+    "absolute": (lambda: tgz([("/etc/evil/Chart.yaml", CHART_YAML)]), "absolute"),
+    "symlink": (lambda: tgz([("evil/Chart.yaml", CHART_YAML),
+                             (entry("evil/values.yaml", tarfile.SYMTYPE, linkname="/etc/passwd"), None)]), "link"),
+    "device": (lambda: tgz([("evil/Chart.yaml", CHART_YAML), (entry("evil/dev", tarfile.CHRTYPE), None)]), "device"),
+    "100k-files": (lambda: gzip.compress(tiny_files_tar(100_000)), "entries"),
+    "six-mib-values": (lambda: chart_tgz({"Chart.yaml": CHART_YAML, "values.yaml": "a" * (6 * 1024 * 1024)}), "5"),
+    "invalid-yaml": (lambda: chart_tgz({"Chart.yaml": "name: [unclosed\n"}), "YAML"),
     "not-gzip": (lambda: b"PK\x03\x04 this is a zip", "gzip"),
 }
 
@@ -160,7 +116,7 @@ def test_hostile_chart_layers_are_recorded_errors_and_the_worker_goes_on(stack):
         _push_raw_chart(stack, f"{namespace}/{name}", "1.0.0", build())
     bad_config = f"{namespace}/bad-config"
     push_artifact(stack.registry.url, bad_config, "1.0.0", config=(HELM_CONFIG, b"{not json"), media_type=None,
-                  layers=[(CHART_LAYER, chart_archive("bad-config", "1.0.0"))])
+                  layers=[(CHART_LAYER, chart_tgz({"Chart.yaml": CHART_YAML}))])
     good = f"{namespace}/good"
     push_chart(stack.registry.url, good, "1.0.0", "1.0.0", description="after the storm")
 
@@ -168,7 +124,7 @@ def test_hostile_chart_layers_are_recorded_errors_and_the_worker_goes_on(stack):
     for name, (_, reason) in HOSTILE.items():
         tag = wait_until(lambda: stack.tags(f"{namespace}/{name}").get("1.0.0"), timeout=30, what=name)
         assert tag["error"] and reason.lower() in tag["error"].lower(), (name, tag["error"])
-        assert tag["chart"]["name"] == name  # the config's metadata is kept beside the error
+        assert tag["chart"]["name"] == name.split("/")[-1]  # the config's metadata is kept beside the error
     assert "not JSON" in stack.tags(bad_config)["1.0.0"]["error"]
     assert stack.tags(good)["1.0.0"]["error"] is None
     assert not Path("/etc/evil").exists() and not Path("escaped.yaml").exists()
