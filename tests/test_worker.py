@@ -231,3 +231,37 @@ def test_claimer_threads_outlive_unexpected_database_errors(db, registry):
         stop.set()
         consumer.join(15)
     assert not consumer.is_alive()
+
+
+def test_a_manifest_whose_digest_does_not_match_is_parked_with_the_reason(db, registry):
+    """A registry (or something between) serving other bytes than the digest names: refused, and the worker goes on."""
+    import http.server
+
+    forged = b'{"schemaVersion": 2, "layers": []}'
+
+    class Forger(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", str(len(forged)))
+            self.end_headers()
+            self.wfile.write(forged)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forger)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        queue = PostgresQueue(db)
+        _enqueue(queue, _event("forged/app", "sha256:" + "2" * 64, "v1"))
+        assert queue.process_one(Indexer(RegistryClient(f"http://127.0.0.1:{server.server_address[1]}")))
+    finally:
+        server.shutdown()
+    [letter] = _letters(db)
+    assert "digest mismatch" in letter["reason"] and letter["stage"] == "worker"
+
+    digest = push_image(registry.url, "forged/next", "v1")
+    _enqueue(queue, _event("forged/next", digest, "v1"))
+    assert queue.process_one(Indexer(RegistryClient(registry.url)))
+    assert _tag_digest(db, "forged/next", "v1") == digest
