@@ -2,28 +2,65 @@
 
 from __future__ import annotations
 
-REPOSITORIES = """
-SELECT r.name, r.namespace,
-       (SELECT count(*) FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-         WHERE t.repository_id = r.id) AS tag_count,
-       (SELECT coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind), '{}') FROM manifests m WHERE m.repository_id = r.id) AS kinds,
-       (SELECT max(m.pushed_at) FROM manifests m WHERE m.repository_id = r.id) AS last_pushed_at
-  FROM repositories r
- WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
-   AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
-   AND (%(after)s::text IS NULL OR r.name > %(after)s)
- ORDER BY r.name
- LIMIT %(limit)s
+from datetime import datetime
+
+# A repository is listed once it holds a manifest; attachments are counted on their subjects.
+_REPOSITORY_COLUMNS = """
+r.name, r.namespace, r.created_at, r.updated_at,
+(SELECT count(*) FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+  WHERE t.repository_id = r.id AND m.subject_digest IS NULL) AS tag_count,
+(SELECT coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind), '{}') FROM manifests m
+  WHERE m.repository_id = r.id AND m.subject_digest IS NULL) AS kinds,
+(SELECT coalesce(sum(m.size_bytes), 0) FROM manifests m WHERE m.repository_id = r.id) AS size_bytes,
+(SELECT max(m.pushed_at) FROM manifests m WHERE m.repository_id = r.id) AS last_pushed_at
 """
 
+# Words of a free-text query as a tsquery with prefix matching on every word (Artifact Hub's approach).
+_PREFIX_QUERY = """
+(SELECT to_tsquery('simple', string_agg(quote_literal(lexeme) || ':*', ' & '))
+   FROM unnest(tsvector_to_array(to_tsvector('simple', %(q)s::text))) lexeme)
+"""
 
-def list_repositories(cur, namespace: str | None, after: str | None, limit: int) -> list[dict]:
-    prefix = None if namespace is None else _like_escape(namespace.strip("/")) + "/%"
+_REPOSITORY_FILTERS = f"""
+EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
+AND (%(kind)s::text IS NULL OR EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id AND m.kind = %(kind)s
+                                        AND m.subject_digest IS NULL))
+AND (%(q)s::text IS NULL OR r.search @@ {_PREFIX_QUERY})
+"""
+
+# sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's types)
+REPOSITORY_SORTS = {
+    "name": ("r.name", "r.name > %(c0)s", lambda row: [row["name"]], (str,)),
+    "-updated": ("r.updated_at DESC, r.name DESC", "(r.updated_at, r.name) < (%(c0)s, %(c1)s)",
+                 lambda row: [row["updated_at"], row["name"]], (datetime, str)),
+}
+
+
+def _filters(namespace: str | None, kind: str | None = None, q: str | None = None) -> dict:
+    namespace = None if namespace is None else namespace.strip("/")
+    return {"namespace": namespace, "namespace_prefix": None if namespace is None else _like_escape(namespace) + "/%",
+            "kind": kind, "q": q}
+
+
+def list_repositories(cur, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
+    order, keyset, _, _ = REPOSITORY_SORTS[sort]
+    cursor = {f"c{i}": v for i, v in enumerate(after or [])}
     cur.execute(
-        REPOSITORIES,
-        {"namespace": None if namespace is None else namespace.strip("/"), "namespace_prefix": prefix, "after": after, "limit": limit},
+        f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
+        f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
+        {**_filters(namespace, kind, q), **cursor, "limit": limit},
     )
     return cur.fetchall()
+
+
+def repository(cur, name: str) -> dict | None:
+    cur.execute(
+        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r"
+        " WHERE r.name = %(name)s AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
+        {"name": name},
+    )
+    return cur.fetchone()
 
 
 def repository_id(cur, name: str) -> int | None:
@@ -55,8 +92,18 @@ _PLATFORMS = """
 """
 
 
-def list_tags(cur, repository_id: int, after: str | None, limit: int) -> list[dict]:
+TAG_SORTS = {
+    "name": ("t.name", "t.name > %(c0)s", lambda row: [row["name"]], (str,)),
+    "-pushed": ("t.event_at DESC, t.name DESC", "(t.event_at, t.name) < (%(c0)s, %(c1)s)",
+                lambda row: [row["pushed_at"], row["name"]], (datetime, str)),
+}
+
+
+def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, sort: str, after: list | None,
+              limit: int) -> list[dict]:
     """Version tags; tags of attachments (signatures, SBOMs, referrers indexes) are shown on their subject."""
+    order, keyset, _, _ = TAG_SORTS[sort]
+    cursor = {f"c{i}": v for i, v in enumerate(after or [])}
     cur.execute(
         f"""
         SELECT t.name, m.digest, m.kind, m.media_type, m.artifact_type, m.config_media_type, m.size_bytes,
@@ -68,11 +115,15 @@ def list_tags(cur, repository_id: int, after: str | None, limit: int) -> list[di
           JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
           LEFT JOIN helm_charts c ON c.manifest_id = m.id
           {_ATTACHED}
-         WHERE t.repository_id = %s AND m.subject_digest IS NULL AND (%s::text IS NULL OR t.name > %s)
-         ORDER BY t.name
-         LIMIT %s
+         WHERE t.repository_id = %(repository_id)s AND m.subject_digest IS NULL
+           AND (%(prefix)s::text IS NULL OR t.name LIKE %(prefix)s)
+           AND (%(kind)s::text IS NULL OR m.kind = %(kind)s)
+           AND ({'true' if after is None else keyset})
+         ORDER BY {order}
+         LIMIT %(limit)s
         """,
-        (repository_id, after, after, limit),
+        {"repository_id": repository_id, "prefix": None if name is None else _like_escape(name) + "%",
+         "kind": kind, **cursor, "limit": limit},
     )
     return cur.fetchall()
 
@@ -139,3 +190,116 @@ def chart_version(cur, repository: str, version: str) -> dict | None:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Chart versions in SemVer order: releases, then prereleases, then versions that are not SemVer.
+_VERSION_RANK = "(CASE WHEN c.prerelease IS NULL THEN 2 WHEN c.prerelease THEN 1 ELSE 0 END)"
+_VERSION_ORDER = f"{_VERSION_RANK}, c.version_key DESC NULLS LAST, m.id DESC"
+_CHART_SUMMARY = """
+c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecated, c.type, m.digest, m.pushed_at
+"""
+
+
+def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dict]:
+    """The latest version (see _VERSION_ORDER) of every chart repository, by repository name."""
+    cur.execute(
+        f"""
+        SELECT r.name AS repository, r.namespace, v.*
+          FROM repositories r
+          JOIN LATERAL (
+               SELECT {_CHART_SUMMARY}
+                 FROM manifests m JOIN helm_charts c ON c.manifest_id = m.id
+                WHERE m.repository_id = r.id AND m.subject_digest IS NULL
+                ORDER BY {_VERSION_ORDER}
+                LIMIT 1) v ON true
+         WHERE {_REPOSITORY_FILTERS} AND (%(after)s::text IS NULL OR r.name > %(after)s)
+         ORDER BY r.name
+         LIMIT %(limit)s
+        """,
+        {**_filters(namespace, None, q), "after": after, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+CHART_VERSION_KEY = (lambda row: [row["rank"], row["version_key"], row["id"]], (int, str, int))
+SEARCH_KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["name"]], (int, float, datetime, str))
+
+
+def list_chart_versions(cur, repository_id: int, after: list | None, limit: int) -> list[dict]:
+    cursor = dict(zip(("rank", "key", "id"), after or [None, None, None]))
+    cur.execute(
+        f"""
+        SELECT {_CHART_SUMMARY}, {_VERSION_RANK} AS rank, coalesce(c.version_key, '') AS version_key, m.id
+          FROM manifests m JOIN helm_charts c ON c.manifest_id = m.id
+         WHERE m.repository_id = %(repository_id)s AND m.subject_digest IS NULL
+           AND (%(rank)s::int IS NULL
+                OR {_VERSION_RANK} > %(rank)s::int
+                OR ({_VERSION_RANK} = %(rank)s::int AND (coalesce(c.version_key, '') < %(key)s COLLATE "C"
+                    OR (coalesce(c.version_key, '') = %(key)s COLLATE "C" AND m.id < %(id)s::bigint))))
+         ORDER BY {_VERSION_RANK}, coalesce(c.version_key, '') COLLATE "C" DESC, m.id DESC
+         LIMIT %(limit)s
+        """,
+        {"repository_id": repository_id, **cursor, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+# Search: exact name matches first (the whole name or its last part), then rank, then recency.
+_SEARCH_HITS = f"""
+SELECT r.id, r.name, r.namespace, r.updated_at,
+       (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
+       ts_rank_cd(r.search, {_PREFIX_QUERY}) AS rank
+  FROM repositories r
+ WHERE {_REPOSITORY_FILTERS}
+"""
+_SEARCH_LATEST = """
+LEFT JOIN LATERAL (
+    SELECT coalesce(c.name, m.metadata->>'title') AS title,
+           coalesce(c.description, m.metadata->>'description') AS description,
+           c.version AS chart_version, c.app_version
+      FROM manifests m LEFT JOIN helm_charts c ON c.manifest_id = m.id
+     WHERE m.repository_id = h.id AND m.subject_digest IS NULL
+     ORDER BY m.pushed_at DESC, m.id DESC LIMIT 1) latest ON true
+"""
+
+
+def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> list[dict]:
+    cursor = dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))
+    cur.execute(
+        f"""
+        SELECT h.name, h.namespace, h.updated_at, h.exact, h.rank, latest.*,
+               (SELECT coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind), '{{}}') FROM manifests m
+                 WHERE m.repository_id = h.id AND m.subject_digest IS NULL) AS kinds
+          FROM ({_SEARCH_HITS}) h
+          {_SEARCH_LATEST}
+         WHERE %(exact)s::int IS NULL
+            OR (h.exact, h.rank, h.updated_at, h.name) < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s)
+         ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
+         LIMIT %(limit)s
+        """,
+        {**_filters(namespace, kind, q), **cursor, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+def search_facets(cur, *, q: str, namespace, kind) -> dict:
+    """Counts of matching repositories by kind and by namespace.
+
+    Each facet ignores its own filter (and applies the other), so choosing a
+    kind does not hide the other kinds' counts (Artifact Hub does the same).
+    """
+    cur.execute(
+        f"""
+        SELECT m.kind AS value, count(DISTINCT h.id) AS count
+          FROM ({_SEARCH_HITS}) h JOIN manifests m ON m.repository_id = h.id AND m.subject_digest IS NULL
+         GROUP BY m.kind ORDER BY count DESC, m.kind
+        """,
+        _filters(namespace, None, q),
+    )
+    kinds = cur.fetchall()
+    cur.execute(
+        f"SELECT h.namespace AS value, count(*) AS count FROM ({_SEARCH_HITS}) h"
+        " GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50",
+        _filters(None, kind, q),
+    )
+    return {"kind": kinds, "namespace": cur.fetchall()}

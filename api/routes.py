@@ -12,7 +12,8 @@ from ocicat.problems import problem
 
 from . import queries
 from .pagination import decode_cursor, link_header, page
-from .schemas import ChartVersion, ListArgs, Manifest, Repository, RepositoryListArgs, Tag
+from .schemas import (ChartListArgs, ChartListItem, ChartVersion, FacetCount, ListArgs, Manifest, Repository,
+                      RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -53,22 +54,72 @@ def _list_response(body: dict, schema: Schema):
 @bp.get("/repositories")
 def list_repositories():
     args = RepositoryListArgs().load(request.args)
-    after = decode_cursor(args["cursor"], 1)
+    _, _, key, types = queries.REPOSITORY_SORTS[args["sort"]]
+    after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        rows = queries.list_repositories(cur, args["namespace"], after and after[0], args["limit"] + 1)
-    return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Repository())
+        rows = queries.list_repositories(cur, namespace=args["namespace"], kind=args["kind"], q=args["q"],
+                                         sort=args["sort"], after=after, limit=args["limit"] + 1)
+    return _list_response(page(rows, args["limit"], key), Repository())
+
+
+@bp.get("/repositories/<path:name>")
+def repository(name: str):
+    with _db().transaction() as cur:
+        row = queries.repository(cur, name) if REPOSITORY_RE.match(name) else None
+    return jsonify(Repository().dump(row)) if row else _not_found(name)
 
 
 @bp.get("/repositories/<path:name>/-/tags")
 def list_tags(name: str):
-    args = ListArgs().load(request.args)
-    after = decode_cursor(args["cursor"], 1)
+    args = TagListArgs().load(request.args)
+    _, _, key, types = queries.TAG_SORTS[args["sort"]]
+    after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
         repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
         if repository_id is None:
             return _not_found(name)
-        rows = queries.list_tags(cur, repository_id, after and after[0], args["limit"] + 1)
-    return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Tag())
+        rows = queries.list_tags(cur, repository_id, name=args["name"], kind=args["kind"], sort=args["sort"],
+                                 after=after, limit=args["limit"] + 1)
+    return _list_response(page(rows, args["limit"], key), Tag())
+
+
+@bp.get("/charts")
+def list_charts():
+    args = ChartListArgs().load(request.args)
+    after = decode_cursor(args["cursor"], (str,))
+    with _db().transaction() as cur:
+        rows = queries.list_charts(cur, namespace=args["namespace"], q=args["q"], after=after and after[0],
+                                   limit=args["limit"] + 1)
+    return _list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
+
+
+@bp.get("/charts/<path:name>/-/versions")
+def list_chart_versions(name: str):
+    args = ListArgs().load(request.args)
+    key, types = queries.CHART_VERSION_KEY
+    after = decode_cursor(args["cursor"], types)
+    with _db().transaction() as cur:
+        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        rows = queries.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
+    if not rows and after is None:
+        return problem(404, f"chart {name!r} not found")
+    return _list_response(page(rows, args["limit"], key), ChartListItem())
+
+
+@bp.get("/search")
+def search():
+    args = SearchArgs().load(request.args)
+    key, types = queries.SEARCH_KEY
+    after = decode_cursor(args["cursor"], types)
+    filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
+    with _db().transaction() as cur:
+        rows = queries.search(cur, **filters, after=after, limit=args["limit"] + 1)
+        facets = queries.search_facets(cur, **filters)
+    body = page(rows, args["limit"], key)
+    response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
+                        "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()}})
+    response.headers.update(link_header(body["next_cursor"]))
+    return response
 
 
 @bp.get("/repositories/<path:name>/-/manifests/<digest>")

@@ -6,6 +6,7 @@ import re
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from indexer.classify import ALL_KINDS
 from indexer.events import REPOSITORY_RE
 
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -22,11 +23,44 @@ class ListArgs(Schema):
     cursor = fields.Str(load_default=None, validate=validate.Length(max=2048))
 
 
-class RepositoryListArgs(ListArgs):
-    namespace = fields.Str(
-        load_default=None,
-        validate=[validate.Length(max=255), validate.Regexp(NAMESPACE_RE, error="not a repository path")],
+def _text(max_length: int, **kwargs):
+    """A free-text parameter: bounded, and without the NUL PostgreSQL cannot take."""
+    return fields.Str(
+        validate=[validate.Length(min=1, max=max_length),
+                  validate.Regexp(r"^[^\x00]*$", error="must not contain NUL")],
+        **kwargs,
     )
+
+
+_NAMESPACE = fields.Str(
+    load_default=None,
+    validate=[validate.Length(max=255), validate.Regexp(NAMESPACE_RE, error="not a repository path")],
+)
+_KIND = fields.Str(load_default=None, validate=validate.OneOf(sorted(ALL_KINDS)))
+
+
+class RepositoryListArgs(ListArgs):
+    namespace = _NAMESPACE
+    kind = _KIND
+    q = _text(200, load_default=None)
+    sort = fields.Str(load_default="name", validate=validate.OneOf(["name", "-updated"]))
+
+
+class TagListArgs(ListArgs):
+    name = _text(128, load_default=None)
+    kind = _KIND
+    sort = fields.Str(load_default="name", validate=validate.OneOf(["name", "-pushed"]))
+
+
+class ChartListArgs(ListArgs):
+    namespace = _NAMESPACE
+    q = _text(200, load_default=None)
+
+
+class SearchArgs(ListArgs):
+    q = _text(200, required=True)
+    namespace = _NAMESPACE
+    kind = _KIND
 
 
 class Repository(Schema):
@@ -34,7 +68,41 @@ class Repository(Schema):
     namespace = fields.Str()
     tag_count = fields.Int()
     kinds = fields.List(fields.Str())
+    size_bytes = fields.Int()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
     last_pushed_at = fields.DateTime()
+
+
+class ChartListItem(Schema):
+    repository = fields.Str()
+    namespace = fields.Str()
+    name = fields.Str()
+    version = fields.Str()
+    app_version = fields.Str(allow_none=True)
+    description = fields.Str(allow_none=True)
+    icon = fields.Str(allow_none=True)
+    keywords = fields.List(fields.Str())
+    deprecated = fields.Bool()
+    type = fields.Str(allow_none=True)
+    digest = fields.Str()
+    pushed_at = fields.DateTime()
+
+
+class SearchHit(Schema):
+    name = fields.Str()
+    namespace = fields.Str()
+    kinds = fields.List(fields.Str())
+    updated_at = fields.DateTime()
+    title = fields.Str(allow_none=True)
+    description = fields.Str(allow_none=True)
+    chart_version = fields.Str(allow_none=True)
+    app_version = fields.Str(allow_none=True)
+
+
+class FacetCount(Schema):
+    value = fields.Str()
+    count = fields.Int()
 
 
 class ChartSummary(Schema):

@@ -61,6 +61,9 @@ KINDS: dict[str, str] = {
     "application/vnd.docker.plugin.v1+json": "plugin",
 }
 
+# Every kind the classifier can answer.
+ALL_KINDS = frozenset(KINDS.values()) | {"image", "index", "artifact"}
+
 _PREFIXES = tuple((k[:-1], v) for k, v in KINDS.items() if k.endswith("*"))
 # Tags that name an attachment of another manifest, not a version: the OCI
 # referrers fallback (sha256-<hex>) and cosign's legacy tags (.sig, .att, .sbom).

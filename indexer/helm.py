@@ -6,6 +6,8 @@ that is not a chart becomes a recorded error on the manifest, not a crash.
 
 from __future__ import annotations
 
+import semver
+
 from .untrusted import json_object, yaml_document
 
 MAX_TEXT = 64 * 1024  # no Chart.yaml string field is anywhere near this in practice
@@ -110,3 +112,22 @@ def _change(entry) -> dict:
         return {"kind": str(entry.get("kind") or "changed"), "description": str(entry.get("description") or ""),
                 "links": [l for l in entry.get("links") or [] if isinstance(l, dict)]}
     return {"kind": "changed", "description": str(entry), "links": []}
+
+
+def version_order(version: str) -> tuple[bool | None, str | None]:
+    """(is prerelease, sort key) for listing chart versions in SemVer order; (None, None) if not SemVer.
+
+    The key sorts in byte order (COLLATE "C") as SemVer 2 precedence: numeric
+    fields zero-padded, then prerelease identifiers, numeric ones ("0" + padded)
+    before alphanumeric ones ("1" + text), a shorter list before a longer one
+    with the same start ("\\x01" sorts before any identifier character).
+    Helm accepts a leading "v" and missing minor or patch numbers; so does this.
+    """
+    try:
+        parsed = semver.Version.parse(version.removeprefix("v"), optional_minor_and_patch=True)
+    except (ValueError, TypeError):
+        return None, None
+    key = f"{parsed.major:012d}.{parsed.minor:012d}.{parsed.patch:012d}"
+    for identifier in (parsed.prerelease or "").split(".") if parsed.prerelease else ():
+        key += "\x01" + (f"0{int(identifier):012d}" if identifier.isdigit() else f"1{identifier}")
+    return bool(parsed.prerelease), key

@@ -35,18 +35,50 @@ def lock_repository(cur, name: str) -> bool:
     return cur.fetchone()["locked"]
 
 
-def ensure_repository(cur, name: str) -> int:
+def ensure_repository(cur, name: str, event_at: datetime) -> int:
     """The repository's id, created on first sight (reads only, once it exists)."""
     cur.execute("SELECT id FROM repositories WHERE name = %s", (name,))
     row = cur.fetchone()
     if row is None:
         cur.execute(
-            "INSERT INTO repositories (name, namespace) VALUES (%s, %s) "
+            "INSERT INTO repositories (name, namespace, updated_at) VALUES (%s, %s, %s) "
             "ON CONFLICT (name) DO UPDATE SET namespace = excluded.namespace RETURNING id",
-            (name, name.rpartition("/")[0]),
+            (name, name.rpartition("/")[0], event_at),
         )
         row = cur.fetchone()
     return row["id"]
+
+
+# The search document of a repository, from its newest manifest that is not an attachment.
+# Weights: A names, B title and description, C keywords and maintainers, D annotations and namespace.
+_REFRESH_REPOSITORY = """
+UPDATE repositories r SET
+    updated_at = greatest(r.updated_at, %(event_at)s),
+    search = setweight(to_tsvector('simple', r.name || ' ' || translate(r.name, '/_.', '   ')), 'A')
+          || setweight(to_tsvector('simple', coalesce(latest.title, '')), 'A')
+          || setweight(to_tsvector('simple', coalesce(latest.description, '')), 'B')
+          || setweight(to_tsvector('simple', coalesce(latest.keywords, '')), 'C')
+          || setweight(to_tsvector('simple', coalesce(latest.annotations, '') || ' ' || translate(r.namespace, '/_.', '   ')), 'D')
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (
+    SELECT coalesce(c.name, m.metadata->>'title') AS title,
+           left(coalesce(c.description, m.metadata->>'description'), 10000) AS description,
+           left(concat_ws(' ', (SELECT string_agg(k, ' ') FROM jsonb_array_elements_text(c.keywords) k),
+                          (SELECT string_agg(x->>'name', ' ') FROM jsonb_array_elements(c.maintainers) x
+                            WHERE jsonb_typeof(x) = 'object')), 10000) AS keywords,
+           left((SELECT string_agg(v, ' ') FROM jsonb_each_text(m.annotations) a(k, v)), 10000) AS annotations
+      FROM manifests m LEFT JOIN helm_charts c ON c.manifest_id = m.id
+     WHERE m.repository_id = %(id)s AND m.subject_digest IS NULL
+     ORDER BY m.pushed_at DESC, m.id DESC
+     LIMIT 1
+) latest ON true
+WHERE r.id = %(id)s
+"""
+
+
+def refresh_repository(cur, repository_id: int, event_at: datetime) -> None:
+    """After an event: the repository's last-change time and its search document."""
+    cur.execute(_REFRESH_REPOSITORY, {"id": repository_id, "event_at": event_at})
 
 
 def touch_manifest(cur, repository_id: int, digest: str, pushed_at: datetime) -> bool:

@@ -21,7 +21,7 @@ from .chart_archive import ChartArchiveError, read_chart_archive
 from .classify import HELM_CHART_LAYERS, HELM_CONFIG, HELM_PROVENANCE, IMAGE_CONFIG_TYPES, Classified, attachment_subject, classify
 from .errors import Busy, PermanentError
 from .events import Event
-from .helm import artifacthub_annotations, parse_chart_config
+from .helm import artifacthub_annotations, parse_chart_config, version_order
 from .registry import NotFound, RegistryClient
 from .untrusted import json_object
 
@@ -46,13 +46,14 @@ class Indexer:
             return
         if not store.lock_repository(cur, event.repository):
             raise Busy(event.repository)
-        repository_id = store.ensure_repository(cur, event.repository)
+        repository_id = store.ensure_repository(cur, event.repository, event.timestamp)
         if event.action == "push":
             self._push(cur, repository_id, event)
         elif event.tag:
             store.set_tag(cur, repository_id, event.tag, None, event.timestamp)
         else:
             store.delete_manifest(cur, repository_id, event.digest, event.timestamp)
+        store.refresh_repository(cur, repository_id, event.timestamp)
         log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
 
     def _push(self, cur, repository_id: int, event: Event) -> None:
@@ -92,6 +93,7 @@ class Indexer:
         try:
             if classified.config_media_type == HELM_CONFIG and classified.config_digest:
                 details.chart = parse_chart_config(self.registry.get_blob(repository, classified.config_digest))
+                details.chart["prerelease"], details.chart["version_key"] = version_order(details.chart["version"])
                 details.error = self._chart_contents(repository, classified, details.chart)
             elif classified.kind == "image" and classified.config_media_type in IMAGE_CONFIG_TYPES:
                 blob = self.registry.get_blob(repository, classified.config_digest or "")

@@ -67,8 +67,8 @@ def test_link_keeps_filters_and_ignores_routing_lookalikes(stack, paged):
     assert response.status_code == 200
     link = response.headers["Link"]
     assert link.startswith("</api/v1/repositories?") and "#" not in link and f"namespace={namespace}" in link
-    tags = stack.get(f"/api/v1/repositories/{names[0]}/-/tags", limit=1, name="zzz")
-    assert tags.status_code == 200 and "name=zzz" in tags.headers["Link"]
+    tags = stack.get(f"/api/v1/repositories/{names[0]}/-/tags", limit=1, endpoint="list_repositories", kind="image")
+    assert tags.status_code == 200 and "endpoint=list_repositories" in tags.headers["Link"]
 
 
 @pytest.mark.parametrize("path, params", [

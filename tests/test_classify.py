@@ -7,9 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.classify import KINDS, attachment_subject, classify
-
-ALL_KINDS = set(KINDS.values()) | {"image", "index", "artifact"}
+from indexer.classify import ALL_KINDS, KINDS, attachment_subject, classify
 MEDIA_TYPES = st.sampled_from(sorted(KINDS) + [
     "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.config.v1+json", "application/vnd.oci.empty.v1+json",

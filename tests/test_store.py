@@ -53,7 +53,7 @@ def _state(cur, repository_id):
 
 def test_every_application_order_converges_on_the_registry_state(db):
     with db.transaction() as cur:
-        repository_id = store.ensure_repository(cur, "perm/app")
+        repository_id = store.ensure_repository(cur, "perm/app", T0)
         outcomes = {}
         for order in itertools.permutations(HISTORY):
             cur.execute("SAVEPOINT trial")

@@ -1,0 +1,23 @@
+-- depends: 0003.contents
+-- Browsing and search at a million tags: sort keys, recency, and one weighted search document per repository.
+
+-- Time of the last registry event that changed the repository (push, retag or delete).
+ALTER TABLE repositories ADD COLUMN updated_at timestamptz;
+UPDATE repositories r SET updated_at = coalesce((SELECT max(m.pushed_at) FROM manifests m WHERE m.repository_id = r.id),
+                                                r.created_at);
+ALTER TABLE repositories ALTER COLUMN updated_at SET NOT NULL;
+CREATE INDEX repositories_updated_idx ON repositories (updated_at DESC, name DESC);
+CREATE INDEX repositories_name_pattern_idx ON repositories (name text_pattern_ops);
+
+-- Weighted search document (see store.refresh_search): A name, B title and description,
+-- C keywords and maintainers, D annotations and namespace.
+ALTER TABLE repositories ADD COLUMN search tsvector NOT NULL DEFAULT ''::tsvector;
+CREATE INDEX repositories_search_idx ON repositories USING gin (search);
+
+CREATE INDEX tags_pushed_idx ON tags (repository_id, event_at DESC, name DESC) WHERE digest IS NOT NULL;
+CREATE INDEX manifests_repository_kind_idx ON manifests (repository_id, kind);
+
+-- SemVer order for chart versions: releases before prereleases, then version_key descending
+-- (byte order, see indexer.helm.version_order); versions that are not SemVer sort last.
+ALTER TABLE helm_charts ADD COLUMN prerelease boolean, ADD COLUMN version_key text COLLATE "C";
+CREATE INDEX helm_charts_name_idx ON helm_charts (name);
