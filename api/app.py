@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, jsonify
+from importlib.metadata import PackageNotFoundError, version
+
+from flask import Flask, jsonify, render_template, request
+from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -14,6 +17,7 @@ from indexer.receiver import MAX_BODY_BYTES
 from indexer.receiver import bp as receiver_bp
 from ocicat.config import Config
 from ocicat.db import Database, database_url
+from ocicat.openapi import build_spec, documented
 from ocicat.problems import problem
 
 from .routes import bp as catalog_bp
@@ -30,6 +34,13 @@ class Services:
     bus: PostgresQueue
 
 
+def _version() -> str:
+    try:
+        return version("ocicat")
+    except PackageNotFoundError:
+        return "0"
+
+
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
@@ -42,13 +53,44 @@ def create_app(config: Config | None = None) -> Flask:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
     app.register_blueprint(receiver_bp)
     app.register_blueprint(catalog_bp)
+    # Frontends on other origins read the catalog; they need Link to page and ETag to revalidate.
+    CORS(app, resources={r"/api/v1/*": {"origins": "*"}}, expose_headers=["Link", "ETag"], send_wildcard=True)
+
+    @app.after_request
+    def revalidate(response):
+        """Every catalog answer carries an ETag; a client that has it gets 304 and no body.
+
+        Answers change whenever the registry does, so caches must revalidate
+        (no-cache), which costs a round trip but never serves stale tags.
+        """
+        if request.method == "GET" and response.status_code == 200 and response.mimetype == "application/json":
+            response.add_etag()
+            response.headers.setdefault("Cache-Control", "no-cache")
+            return response.make_conditional(request)
+        return response
+
+    @app.get("/api/v1/openapi.json")
+    def openapi_document():
+        """The OpenAPI 3 document, generated once per process from the views' own declarations."""
+        if "openapi" not in app.extensions:
+            app.extensions["openapi"] = build_spec(app, _version())
+        return jsonify(app.extensions["openapi"])
+
+    @app.get("/api/v1/docs")
+    def api_docs():
+        """The same document, readable in a browser: server-rendered, no scripts."""
+        if "openapi" not in app.extensions:
+            app.extensions["openapi"] = build_spec(app, _version())
+        return render_template("api_docs.html", spec=app.extensions["openapi"])
 
     @app.get("/healthz")
+    @documented("Liveness: the process answers")
     def healthz():
         """Liveness: the process answers. It never checks dependencies, so a database outage does not restart it."""
         return jsonify(status="ok")
 
     @app.get("/readyz")
+    @documented("Readiness: the database answers", errors=(503,))
     def readyz():
         """Readiness: the database (and with it the embedded bus) answers."""
         try:

@@ -11,6 +11,7 @@ from indexer.events import DIGEST_RE, REPOSITORY_RE
 from ocicat.problems import problem
 
 from . import queries
+from ocicat.openapi import documented
 from .pagination import decode_cursor, link_header, page
 from .schemas import (ChartListArgs, ChartListItem, ChartVersion, FacetCount, ListArgs, Manifest, Repository,
                       RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
@@ -52,6 +53,7 @@ def _list_response(body: dict, schema: Schema):
 
 
 @bp.get("/repositories")
+@documented("List repositories", args=RepositoryListArgs, response=Repository, listing=True, errors=(400, 401))
 def list_repositories():
     args = RepositoryListArgs().load(request.args)
     _, _, key, types = queries.REPOSITORY_SORTS[args["sort"]]
@@ -63,6 +65,7 @@ def list_repositories():
 
 
 @bp.get("/repositories/<path:name>")
+@documented("One repository: tag count, size, kinds, last push", response=Repository, errors=(401, 404))
 def repository(name: str):
     with _db().transaction() as cur:
         row = queries.repository(cur, name) if REPOSITORY_RE.match(name) else None
@@ -70,6 +73,7 @@ def repository(name: str):
 
 
 @bp.get("/repositories/<path:name>/-/tags")
+@documented("List a repository's version tags", args=TagListArgs, response=Tag, listing=True, errors=(400, 401, 404))
 def list_tags(name: str):
     args = TagListArgs().load(request.args)
     _, _, key, types = queries.TAG_SORTS[args["sort"]]
@@ -84,6 +88,8 @@ def list_tags(name: str):
 
 
 @bp.get("/charts")
+@documented("List Helm charts, each at its latest version", args=ChartListArgs, response=ChartListItem,
+            listing=True, errors=(400, 401))
 def list_charts():
     args = ChartListArgs().load(request.args)
     after = decode_cursor(args["cursor"], (str,))
@@ -94,6 +100,8 @@ def list_charts():
 
 
 @bp.get("/charts/<path:name>/-/versions")
+@documented("List a chart's versions in SemVer order, releases first", args=ListArgs, response=ChartListItem,
+            listing=True, errors=(400, 401, 404))
 def list_chart_versions(name: str):
     args = ListArgs().load(request.args)
     key, types = queries.CHART_VERSION_KEY
@@ -107,6 +115,8 @@ def list_chart_versions(name: str):
 
 
 @bp.get("/search")
+@documented("Search everything, ranked, with facet counts", args=SearchArgs, response=SearchHit, listing=True,
+            facets=True, errors=(400, 401))
 def search():
     args = SearchArgs().load(request.args)
     key, types = queries.SEARCH_KEY
@@ -123,6 +133,7 @@ def search():
 
 
 @bp.get("/repositories/<path:name>/-/manifests/<digest>")
+@documented("One manifest: layers, children, config, tags, attachments", response=Manifest, errors=(401, 404))
 def manifest(name: str, digest: str):
     with _db().transaction() as cur:
         repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
@@ -134,6 +145,8 @@ def manifest(name: str, digest: str):
 
 
 @bp.get("/charts/<path:name>/-/versions/<version>")
+@documented("One chart version: every Chart.yaml field, README, values, schema, templates, CRDs",
+            response=ChartVersion, errors=(401, 404))
 def chart_version(name: str, version: str):
     if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
         return _not_found(name, version)

@@ -16,6 +16,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 
+from ocicat.openapi import documented
 from ocicat.problems import problem
 
 from .bus import DeadLetter
@@ -73,6 +74,15 @@ def _string_at(raw, key: str) -> str | None:
 
 
 @bp.post("/api/v1/events")
+@documented(
+    "The registry's notification webhook (CNCF Distribution envelopes)",
+    body={"required": True, "content": {t: {"schema": {"type": "object", "required": ["events"],
+                                                         "properties": {"events": {"type": "array", "items": {}}}}}
+                                        for t in ("application/vnd.docker.distribution.events.v1+json",
+                                                  "application/vnd.docker.distribution.events.v2+json",
+                                                  "application/json")}},
+    errors=(400, 401, 413, 503),
+)
 def receive_events():
     services = current_app.extensions["ocicat"]
     if not authorized(request.headers.get("Authorization"), services.config.webhook_secrets):

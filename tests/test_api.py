@@ -116,3 +116,16 @@ def test_a_private_catalog_refuses_anonymous_reads_but_still_takes_webhooks(data
     assert client.post("/api/v1/events", json={"events": []}, headers={"Authorization": "Bearer s"}).status_code == 200
     assert client.get("/healthz").status_code == 200
     app.extensions["ocicat"].db.close()
+
+
+def test_etag_revalidation_and_cors(stack, paged):
+    namespace, _ = paged
+    first = stack.get("/api/v1/repositories", namespace=namespace, limit=2)
+    etag = first.headers["ETag"]
+    again = requests.get(f"{stack.api}/api/v1/repositories", params={"namespace": namespace, "limit": 2},
+                         headers={"If-None-Match": etag, "Origin": "https://ui.example"}, timeout=10)
+    assert again.status_code == 304 and again.content == b""
+    cors = requests.get(f"{stack.api}/api/v1/repositories", params={"namespace": namespace, "limit": 2},
+                        headers={"Origin": "https://ui.example"}, timeout=10)
+    assert cors.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Link" in cors.headers["Access-Control-Expose-Headers"]
