@@ -116,6 +116,7 @@ def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, so
           LEFT JOIN helm_charts c ON c.manifest_id = m.id
           {_ATTACHED}
          WHERE t.repository_id = %(repository_id)s AND m.subject_digest IS NULL
+           AND t.digest IS NOT NULL AND t.name NOT LIKE 'sha256-%%'
            AND (%(prefix)s::text IS NULL OR t.name LIKE %(prefix)s)
            AND (%(kind)s::text IS NULL OR m.kind = %(kind)s)
            AND ({'true' if after is None else keyset})

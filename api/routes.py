@@ -154,5 +154,6 @@ def chart_version(name: str, version: str):
         row = queries.chart_version(cur, name, version)
     if row is None:
         return _not_found(name, version)
-    row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}"
+    # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
+    row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
     return jsonify(ChartVersion().dump(row))

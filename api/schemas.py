@@ -206,4 +206,5 @@ class ChartVersion(Schema):
     chart_lock = fields.Raw(allow_none=True)
     has_provenance = fields.Bool()
     artifacthub = fields.Dict(keys=fields.Str())
+    warnings = fields.List(fields.Str())
     error = fields.Str(allow_none=True)

@@ -124,7 +124,7 @@ def classify(content_type: str | None, doc: dict, tag: str | None = None) -> Cla
             kind_of(artifact_type)
             or kind_of(annotations.get("org.opencontainers.artifactType"))
             or ("build-cache" if any(kind_of(c["media_type"]) == "build-cache" for c in children) else None)
-            or "index"
+            or ("artifact" if artifact_type else "index")
         )
         return Classified(kind, media_type, artifact_type, subject_digest=subject_digest, annotations=annotations, children=children)
 

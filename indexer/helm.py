@@ -6,6 +6,8 @@ that is not a chart becomes a recorded error on the manifest, not a crash.
 
 from __future__ import annotations
 
+import json
+
 import semver
 
 from .untrusted import json_object, yaml_document
@@ -93,8 +95,9 @@ def artifacthub_annotations(annotations: dict) -> dict:
         if not text:
             continue
         try:
-            value = yaml_document(text, f"artifacthub.io/{key}")
-        except ValueError:
+            # JSON round trip: explicit YAML tags (!!binary, !!set, !!timestamp) build values JSONB cannot hold.
+            value = json.loads(json.dumps(yaml_document(text, f"artifacthub.io/{key}"), allow_nan=False))
+        except (ValueError, TypeError, RecursionError):
             continue
         if isinstance(value, list):
             parsed[name] = [_change(v) for v in value] if key == "changes" else [v for v in value if isinstance(v, dict)]
@@ -109,8 +112,9 @@ def artifacthub_annotations(annotations: dict) -> dict:
 def _change(entry) -> dict:
     """A change as Artifact Hub shows it: plain strings are descriptions of kind "changed"."""
     if isinstance(entry, dict):
+        links = entry.get("links")
         return {"kind": str(entry.get("kind") or "changed"), "description": str(entry.get("description") or ""),
-                "links": [l for l in entry.get("links") or [] if isinstance(l, dict)]}
+                "links": [l for l in links if isinstance(l, dict)] if isinstance(links, list) else []}
     return {"kind": "changed", "description": str(entry), "links": []}
 
 

@@ -26,7 +26,10 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
+from ocicat.db import storable
+
 from .errors import PermanentError, TransientError
+from .events import DIGEST_RE
 
 MANIFEST_ACCEPT = ", ".join(
     [
@@ -43,6 +46,7 @@ MAX_TOKEN_BYTES = 64 * 1024
 # A whole body must arrive within this; the read timeout alone is per read, so a
 # registry trickling a byte at a time could otherwise hold a worker forever.
 READ_DEADLINE_SECONDS = 120
+MIN_TRANSFER_RATE = 256 * 1024  # bytes/s: a 100 MiB chart layer gets 400 s more
 TOKEN_LIFETIME_DEFAULT = 60  # seconds, when the token service gives no expires_in
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -97,9 +101,10 @@ class RegistryClient:
 
     @contextmanager
     def _open(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict) -> Iterator["Body"]:
-        algorithm = digest.partition(":")[0]
-        if algorithm not in ("sha256", "sha512"):
-            raise PermanentError(f"unsupported digest algorithm {algorithm!r}")
+        # Digests come from manifests (untrusted): anything but a plain digest could
+        # walk the URL elsewhere on the registry ("sha256:x/../../_catalog").
+        if not DIGEST_RE.match(digest):
+            raise PermanentError(f"not a digest ocicat can fetch and verify: {digest[:100]!r}")
         response = self._request("GET", repository, path, headers, stream=True)
         with response:
             if response.status_code == 404:
@@ -203,14 +208,18 @@ class Body:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise PermanentError(f"{what} is {declared} bytes, over the {max_bytes} byte limit")
-        self.media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        self.media_type = storable(response.headers.get("Content-Type", "").split(";")[0].strip())[:255]
         self._raw = response.raw
         self._digest = digest
         self._hash = hashlib.new(digest.partition(":")[0]) if digest else None
         self._max_bytes = max_bytes
         self._what = what
         self._total = 0
-        self._deadline = time.monotonic() + READ_DEADLINE_SECONDS
+        # The whole body must arrive in time: a fixed allowance plus what the
+        # declared size needs at a slow but honest transfer rate.
+        allowance = READ_DEADLINE_SECONDS + (int(declared) if declared and declared.isdigit() else 0) / MIN_TRANSFER_RATE
+        self._deadline = time.monotonic() + allowance
+        self._allowance = allowance
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -221,7 +230,7 @@ class Body:
         if self._total > self._max_bytes:
             raise PermanentError(f"{self._what} is over the {self._max_bytes} byte limit")
         if time.monotonic() > self._deadline:
-            raise TransientError(f"{self._what} took over {READ_DEADLINE_SECONDS}s to arrive")
+            raise TransientError(f"{self._what} took over {self._allowance:.0f}s to arrive")
         if self._hash is not None:
             self._hash.update(chunk)
         return chunk

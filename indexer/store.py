@@ -110,7 +110,8 @@ def save_manifest(
     pushed_at: datetime,
     details: Details,
 ) -> int:
-    size = manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers)
+    # Descriptor sizes are the pusher's claims: their sum is clamped to what bigint holds.
+    size = min(manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers), 2**63 - 1)
     cur.execute(
         """
         INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, config_digest,

@@ -135,7 +135,8 @@ class Indexer:
         )
         if not chart["dependencies"] and contents.requirements:  # apiVersion v1 charts: requirements.yaml
             chart["dependencies"] = contents.requirements
-        return "; ".join(contents.warnings) or None
+        chart["warnings"] = contents.warnings
+        return None
 
 
 def run(config: Config) -> None:

@@ -15,9 +15,13 @@ ALTER TABLE repositories ADD COLUMN search tsvector NOT NULL DEFAULT ''::tsvecto
 CREATE INDEX repositories_search_idx ON repositories USING gin (search);
 
 CREATE INDEX tags_pushed_idx ON tags (repository_id, event_at DESC, name DESC) WHERE digest IS NOT NULL;
+-- Version tags only: a repository with thousands of signatures (sha256-<hex>.sig) still pages fast.
+CREATE INDEX tags_versions_idx ON tags (repository_id, name) WHERE digest IS NOT NULL AND name NOT LIKE 'sha256-%';
 CREATE INDEX manifests_repository_kind_idx ON manifests (repository_id, kind);
 
 -- SemVer order for chart versions: releases before prereleases, then version_key descending
 -- (byte order, see indexer.helm.version_order); versions that are not SemVer sort last.
 ALTER TABLE helm_charts ADD COLUMN prerelease boolean, ADD COLUMN version_key text COLLATE "C";
+-- What a chart's owner should hear about but that did not stop indexing (unlike manifests.error).
+ALTER TABLE helm_charts ADD COLUMN warnings jsonb NOT NULL DEFAULT '[]';
 CREATE INDEX helm_charts_name_idx ON helm_charts (name);

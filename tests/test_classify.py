@@ -67,3 +67,22 @@ def test_attachment_tags():
     assert attachment_subject(f"sha256-{hexpart}.sbom") == f"sha256:{hexpart}"
     assert attachment_subject("v1.0.0") is None and attachment_subject(f"sha256-{hexpart}.txt") is None
     assert attachment_subject(None) is None
+
+
+def test_an_index_with_an_unknown_artifact_type_is_an_artifact():
+    doc = {"mediaType": "application/vnd.oci.image.index.v1+json", "artifactType": "application/x-new", "manifests": []}
+    assert classify(None, doc).kind == "artifact"
+
+
+def test_artifacthub_annotations_keep_only_json_values():
+    from indexer.helm import artifacthub_annotations
+
+    parsed = artifacthub_annotations({
+        "artifacthub.io/links": "- name: !!binary aGk=\n  url: x\n",  # bytes: not JSON, left out
+        "artifacthub.io/changes": "- kind: fixed\n  description: d\n  links: 5\n- !!set {a}\n",
+        "artifacthub.io/images": "not a list",
+        "artifacthub.io/prerelease": "TRUE",
+    })
+    assert parsed == {"prerelease": True}
+    parsed = artifacthub_annotations({"artifacthub.io/changes": "- kind: fixed\n  description: d\n  links: 5\n"})
+    assert parsed == {"changes": [{"kind": "fixed", "description": "d", "links": []}]}

@@ -32,7 +32,7 @@ def test_helm_push_with_build_metadata_appears_then_delete_removes_it(stack, tmp
     detail = stack.get(f"/api/v1/charts/{repository}/-/versions/1.2.3+build.4")
     assert detail.status_code == 200
     chart = detail.json()
-    assert chart["reference"] == f"oci://{stack.registry.host}/{repository}"
+    assert chart["reference"] == f"oci://{stack.registry.host}/{repository}:1.2.3+build.4"
     assert chart["api_version"] == "v2" and chart["type"] == "application"
     assert chart["keywords"] == ["web", "demo"]
     assert chart["home"] == "https://example.com/webapp"

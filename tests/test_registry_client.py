@@ -445,3 +445,12 @@ def test_a_trickling_body_hits_the_read_deadline(serve, monkeypatch):
     with pytest.raises(TransientError, match="to arrive"):
         RegistryClient(serve(trickle).url).get_blob("repo", sha256(b"x" * 100))
     assert time.monotonic() - started < 5
+
+
+def test_a_digest_from_a_manifest_cannot_walk_the_url(serve):
+    server = serve(lambda h: reply(h, 200, b"{}"))
+    client = RegistryClient(server.url)
+    for digest in ("sha256:" + "a" * 64 + "/../../../_catalog", "sha256:../../_catalog", "md5:abc", ""):
+        with pytest.raises(PermanentError, match="not a digest"):
+            client.get_blob("repo", digest)
+    assert server.requests == []
