@@ -142,3 +142,28 @@ def test_search_text_is_data_not_syntax(stack, catalog):
         response = stack.get("/api/v1/search", q=q, namespace=catalog)
         assert response.status_code == 200, (q, response.text)
     assert stack.get("/api/v1/repositories", namespace=catalog).json()["items"]
+
+
+def test_paging_while_pushes_arrive_has_no_gaps_or_repeats(stack):
+    ns = f"live{uuid.uuid4().hex[:6]}"
+    originals = [f"{ns}/r{i:02d}" for i in range(0, 30, 2)]  # r00, r02, ... r28
+    for name in originals:
+        push_image(stack.registry.url, name, "v1", seed=name)
+    wait_until(lambda: len(stack.get("/api/v1/repositories", namespace=ns, limit=200).json()["items"]) == 15,
+               timeout=20, what="the originals")
+
+    seen, cursor, newcomer = [], None, 1
+    while True:
+        body = stack.get("/api/v1/repositories", namespace=ns, limit=4, **({"cursor": cursor} if cursor else {})).json()
+        seen += [r["name"] for r in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+        # Between pages, new repositories land before and after the cursor.
+        for name in (f"{ns}/r{newcomer:02d}", f"{ns}/r{newcomer + 20:02d}"):
+            push_image(stack.registry.url, name, "v1", seed=name)
+            wait_until(lambda: stack.tags(name), timeout=10, what=name)
+        newcomer += 2
+    assert len(seen) == len(set(seen)), "a repository was listed twice"
+    assert [name for name in seen if name in originals] == originals, "an original repository was skipped"
+    assert seen == sorted(seen)
