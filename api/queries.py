@@ -175,7 +175,7 @@ def chart_version(cur, repository: str, version: str) -> dict | None:
     """The chart with this version; if several manifests carry it, the tagged and most recently pushed one."""
     cur.execute(
         """
-        SELECT r.name AS repository, m.digest, m.pushed_at, m.error, c.*
+        SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.*
           FROM repositories r
           JOIN manifests m ON m.repository_id = r.id
           JOIN helm_charts c ON c.manifest_id = m.id

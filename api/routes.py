@@ -116,7 +116,7 @@ def list_chart_versions(name: str):
 
 @bp.get("/search")
 @documented("Search everything, ranked, with facet counts", args=SearchArgs, response=SearchHit, listing=True,
-            facets=True, errors=(400, 401))
+            facets=FacetCount, errors=(400, 401))
 def search():
     args = SearchArgs().load(request.args)
     key, types = queries.SEARCH_KEY

@@ -176,25 +176,16 @@ class Manifest(ManifestSummary):
     image_config = fields.Nested(ImageConfig, allow_none=True)
 
 
-class ChartVersion(Schema):
-    repository = fields.Str()
-    digest = fields.Str()
-    pushed_at = fields.DateTime()
+class ChartVersion(ChartListItem):
+    """A chart version: the list item's fields, every other Chart.yaml field, and the chart's contents."""
+
     reference = fields.Str()
     api_version = fields.Str(allow_none=True)
-    name = fields.Str()
-    version = fields.Str()
     kube_version = fields.Str(allow_none=True)
-    description = fields.Str(allow_none=True)
-    type = fields.Str(allow_none=True)
-    keywords = fields.List(fields.Str())
     home = fields.Str(allow_none=True)
     sources = fields.List(fields.Str())
     dependencies = fields.List(fields.Dict())
     maintainers = fields.List(fields.Dict())
-    icon = fields.Str(allow_none=True)
-    app_version = fields.Str(allow_none=True)
-    deprecated = fields.Bool()
     annotations = fields.Dict(keys=fields.Str(), values=fields.Str())
     condition = fields.Str(allow_none=True)
     tags = fields.Str(allow_none=True)

@@ -28,13 +28,8 @@ class Problem(Schema):
     errors = fields.Dict()
 
 
-class FacetCountDoc(Schema):
-    value = fields.Str()
-    count = fields.Int()
-
-
 def documented(summary: str, *, args: type[Schema] | None = None, response: type[Schema] | None = None,
-               listing: bool = False, facets: bool = False, errors: tuple[int, ...] = (), body: dict | None = None,
+               listing: bool = False, facets: type[Schema] | None = None, errors: tuple[int, ...] = (), body: dict | None = None,
                response_type: str = "application/json"):
     """Attach OpenAPI facts to a view: its query schema, its answer, the errors it can give."""
 
@@ -85,7 +80,7 @@ def _answer(meta: dict):
         "items": {"type": "array", "items": response},
         "next_cursor": {"type": "string", "nullable": True},
     }
-    if meta["facets"]:
-        facet = {"type": "array", "items": FacetCountDoc}
+    if meta["facets"] is not None:
+        facet = {"type": "array", "items": meta["facets"]}
         properties["facets"] = {"type": "object", "properties": {"kind": facet, "namespace": facet}}
     return {"type": "object", "properties": properties, "required": list(properties)}
