@@ -4,30 +4,34 @@ from __future__ import annotations
 
 from datetime import datetime
 
-# A repository is listed once it holds a manifest; attachments are counted on their subjects.
-_REPOSITORY_COLUMNS = """
-r.name, r.namespace, r.created_at, r.updated_at,
-(SELECT count(*) FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-  WHERE t.repository_id = r.id AND m.subject_digest IS NULL) AS tag_count,
-(SELECT coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind), '{}') FROM manifests m
-  WHERE m.repository_id = r.id AND m.subject_digest IS NULL) AS kinds,
-(SELECT coalesce(sum(m.size_bytes), 0) FROM manifests m WHERE m.repository_id = r.id) AS size_bytes,
-(SELECT max(m.pushed_at) FROM manifests m WHERE m.repository_id = r.id) AS last_pushed_at
-"""
+# A repository is listed once it holds a manifest; its figures are kept by the worker
+# (store.refresh_repository), attachments counted on their subjects.
+_REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_count, r.kinds, r.size_bytes, r.last_pushed_at"
 
-# Words of a free-text query as a tsquery with prefix matching on every word (Artifact Hub's approach).
-_PREFIX_QUERY = """
-(SELECT to_tsquery('simple', string_agg(quote_literal(lexeme) || ':*', ' & '))
-   FROM unnest(tsvector_to_array(to_tsvector('simple', %(q)s::text))) lexeme)
-"""
-
-_REPOSITORY_FILTERS = f"""
-EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+_REPOSITORY_FILTERS = """
+r.manifest_count > 0
 AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
-AND (%(kind)s::text IS NULL OR EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id AND m.kind = %(kind)s
-                                        AND m.subject_digest IS NULL))
-AND (%(q)s::text IS NULL OR r.search @@ {_PREFIX_QUERY})
+AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
+AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
 """
+
+
+def prefix_query(cur, q: str | None) -> str | None:
+    """Free text as a tsquery with prefix matching on every word (Artifact Hub's approach).
+
+    Built in a statement of its own so the queries that use it get it as a
+    constant, which the planner can estimate. Text without words gives the
+    empty query, which matches nothing.
+    """
+    if q is None:
+        return None
+    cur.execute(
+        "SELECT coalesce((SELECT string_agg(quote_literal(lexeme) || ':*', ' & ')"
+        " FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) lexeme), '') AS query",
+        (q,),
+    )
+    return cur.fetchone()["query"]
+
 
 # sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's types)
 REPOSITORY_SORTS = {
@@ -37,10 +41,10 @@ REPOSITORY_SORTS = {
 }
 
 
-def _filters(namespace: str | None, kind: str | None = None, q: str | None = None) -> dict:
+def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None = None) -> dict:
     namespace = None if namespace is None else namespace.strip("/")
     return {"namespace": namespace, "namespace_prefix": None if namespace is None else _like_escape(namespace) + "/%",
-            "kind": kind, "q": q}
+            "kind": kind, "tsquery": tsquery}
 
 
 def list_repositories(cur, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
@@ -49,15 +53,14 @@ def list_repositories(cur, *, namespace, kind, q, sort: str, after: list | None,
     cur.execute(
         f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
         f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
-        {**_filters(namespace, kind, q), **cursor, "limit": limit},
+        {**_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
     )
     return cur.fetchall()
 
 
 def repository(cur, name: str) -> dict | None:
     cur.execute(
-        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r"
-        " WHERE r.name = %(name)s AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
+        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r WHERE r.name = %(name)s AND r.manifest_count > 0",
         {"name": name},
     )
     return cur.fetchone()
@@ -65,7 +68,7 @@ def repository(cur, name: str) -> dict | None:
 
 def repository_id(cur, name: str) -> int | None:
     cur.execute(
-        "SELECT r.id FROM repositories r WHERE r.name = %s AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)",
+        "SELECT r.id FROM repositories r WHERE r.name = %s AND r.manifest_count > 0",
         (name,),
     )
     row = cur.fetchone()
@@ -112,7 +115,10 @@ def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, so
                     jsonb_build_object('name', c.name, 'version', c.version, 'app_version', c.app_version,
                                        'description', c.description) END AS chart
           FROM tags t
-          JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+          -- LATERAL on the unique (repository, digest): the planner walks the tag index in order and
+          -- stops at the page's end, instead of joining every tag of a large repository first.
+          CROSS JOIN LATERAL (SELECT * FROM manifests v WHERE v.repository_id = t.repository_id AND v.digest = t.digest
+                               LIMIT 1) m
           LEFT JOIN helm_charts c ON c.manifest_id = m.id
           {_ATTACHED}
          WHERE t.repository_id = %(repository_id)s AND m.subject_digest IS NULL
@@ -217,7 +223,7 @@ def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dic
          ORDER BY r.name
          LIMIT %(limit)s
         """,
-        {**_filters(namespace, None, q), "after": after, "limit": limit},
+        {**_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
     )
     return cur.fetchall()
 
@@ -246,61 +252,59 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
 
 
 # Search: exact name matches first (the whole name or its last part), then rank, then recency.
-_SEARCH_HITS = f"""
-SELECT r.id, r.name, r.namespace, r.updated_at,
+_SEARCH_HITS = """
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
        (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
-       ts_rank_cd(r.search, {_PREFIX_QUERY}) AS rank
+       ts_rank(r.search, %(tsquery)s::tsquery) AS rank
   FROM repositories r
- WHERE {_REPOSITORY_FILTERS}
+ WHERE {filters}
 """
 _SEARCH_LATEST = """
 LEFT JOIN LATERAL (
     SELECT coalesce(c.name, m.metadata->>'title') AS title,
            coalesce(c.description, m.metadata->>'description') AS description,
            c.version AS chart_version, c.app_version
-      FROM manifests m LEFT JOIN helm_charts c ON c.manifest_id = m.id
-     WHERE m.repository_id = h.id AND m.subject_digest IS NULL
-     ORDER BY m.pushed_at DESC, m.id DESC LIMIT 1) latest ON true
+      FROM (SELECT * FROM manifests WHERE repository_id = h.id AND subject_digest IS NULL
+             ORDER BY pushed_at DESC, id DESC LIMIT 1) m
+      LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
 """
 
 
-def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> list[dict]:
+def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> tuple[list[dict], dict]:
+    """One page of hits, and the facet counts of all hits."""
+    tsquery = prefix_query(cur, q)
     cursor = dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))
     cur.execute(
         f"""
-        SELECT h.name, h.namespace, h.updated_at, h.exact, h.rank, latest.*,
-               (SELECT coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind), '{{}}') FROM manifests m
-                 WHERE m.repository_id = h.id AND m.subject_digest IS NULL) AS kinds
-          FROM ({_SEARCH_HITS}) h
+        SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, latest.*
+          FROM ({_SEARCH_HITS.format(filters=_REPOSITORY_FILTERS)}) h
           {_SEARCH_LATEST}
          WHERE %(exact)s::int IS NULL
             OR (h.exact, h.rank, h.updated_at, h.name) < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s)
          ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
          LIMIT %(limit)s
         """,
-        {**_filters(namespace, kind, q), **cursor, "limit": limit},
+        {**_filters(namespace, kind, tsquery), "q": q, **cursor, "limit": limit},
     )
-    return cur.fetchall()
+    hits = cur.fetchall()
+    return hits, _facets(cur, q, tsquery, namespace, kind)
 
 
-def search_facets(cur, *, q: str, namespace, kind) -> dict:
+def _facets(cur, q: str, tsquery: str, namespace, kind) -> dict:
     """Counts of matching repositories by kind and by namespace.
 
     Each facet ignores its own filter (and applies the other), so choosing a
     kind does not hide the other kinds' counts (Artifact Hub does the same).
     """
+    hits = _SEARCH_HITS.format(filters=_REPOSITORY_FILTERS)
     cur.execute(
-        f"""
-        SELECT m.kind AS value, count(DISTINCT h.id) AS count
-          FROM ({_SEARCH_HITS}) h JOIN manifests m ON m.repository_id = h.id AND m.subject_digest IS NULL
-         GROUP BY m.kind ORDER BY count DESC, m.kind
-        """,
-        _filters(namespace, None, q),
+        f"SELECT k AS value, count(*) AS count FROM ({hits}) h, unnest(h.kinds) k GROUP BY k ORDER BY count DESC, k",
+        {**_filters(namespace, None, tsquery), "q": q},
     )
     kinds = cur.fetchall()
     cur.execute(
-        f"SELECT h.namespace AS value, count(*) AS count FROM ({_SEARCH_HITS}) h"
+        f"SELECT h.namespace AS value, count(*) AS count FROM ({hits}) h"
         " GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50",
-        _filters(None, kind, q),
+        {**_filters(None, kind, tsquery), "q": q},
     )
     return {"kind": kinds, "namespace": cur.fetchall()}

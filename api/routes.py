@@ -123,8 +123,7 @@ def search():
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
     with _db().transaction() as cur:
-        rows = queries.search(cur, **filters, after=after, limit=args["limit"] + 1)
-        facets = queries.search_facets(cur, **filters)
+        rows, facets = queries.search(cur, **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
                         "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()}})

@@ -140,10 +140,83 @@ def machine_and_versions(server_url: str) -> list[str]:
     ]
 
 
+def run_bounded(bench, time_limit: float) -> int:
+    """Run ``bench.run()`` under a wall-clock limit; ``bench.cleanup()`` always runs, also on SIGTERM."""
+
+    def on_alarm(signum, frame):
+        raise BenchTimeout(f"run exceeded --time-limit {time_limit:.0f}s")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.setitimer(signal.ITIMER_REAL, time_limit)
+    started = time.monotonic()
+    try:
+        bench.run()
+    except BaseException as exc:
+        bench.failed = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        print(f"\nFAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if not isinstance(exc, (BenchTimeout, KeyboardInterrupt, RuntimeError, AssertionError)):
+            import traceback
+
+            traceback.print_exc()
+        return 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        bench.cleanup()
+    print(f"\ntotal run time {time.monotonic() - started:.1f} s")
+    return 0
+
+
 # -- the benchmark ----------------------------------------------------------------
 
 
-class Bench:
+class BenchResources:
+    """What a benchmark run starts and must stop: ocicat processes, a registry, a database, a work folder.
+
+    A subclass sets ``args``, ``processes``, ``conn``, ``registry``, ``db_created``, ``db_name``,
+    ``db_url``, ``workdir`` and ``failed``; ``cleanup`` runs whatever happened before it.
+    """
+
+    def cleanup(self) -> None:
+        for process in reversed(self.processes):
+            try:
+                process.stop()
+            except Exception as exc:  # noqa: BLE001 - keep cleaning up
+                print(f"cleanup: stopping ocicat {process.command}: {exc}", file=sys.stderr)
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.registry is not None:
+            try:
+                self.registry.close()
+            except Exception as exc:  # noqa: BLE001
+                print(f"cleanup: stopping the registry: {exc}", file=sys.stderr)
+                if self.registry.process and self.registry.process.poll() is None:
+                    self.registry.process.kill()
+                    self.registry.process.wait()
+        if self.db_created:
+            if getattr(self.args, "keep_database", False):
+                print(f"database kept: {self.db_url}", file=sys.stderr)
+            else:
+                try:
+                    admin(self.args.database_server, f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
+                except Exception as exc:  # noqa: BLE001
+                    print(f"cleanup: could not drop database {self.db_name}: {exc}", file=sys.stderr)
+        if self.failed or self.args.keep_logs:
+            print(f"logs kept in {self.workdir}", file=sys.stderr)
+        else:
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Bench(BenchResources):
     def __init__(self, args):
         self.args = args
         self.run_id = uuid.uuid4().hex[:8]
@@ -200,37 +273,6 @@ class Bench:
         self.db_created = True
         self.registry = Registry(notify_url=f"{self.api}/api/v1/events", secret=self.secret).start()
         # migrations are applied by the ocicat processes themselves
-
-    def cleanup(self) -> None:
-        for process in reversed(self.processes):
-            try:
-                process.stop()
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up
-                print(f"cleanup: stopping ocicat {process.command}: {exc}", file=sys.stderr)
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-        if self.registry is not None:
-            try:
-                self.registry.close()
-            except Exception as exc:  # noqa: BLE001
-                print(f"cleanup: stopping the registry: {exc}", file=sys.stderr)
-                if self.registry.process and self.registry.process.poll() is None:
-                    self.registry.process.kill()
-                    self.registry.process.wait()
-        if self.db_created:
-            try:
-                admin(self.args.database_server, f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
-            except Exception as exc:  # noqa: BLE001
-                print(f"cleanup: could not drop database {self.db_name}: {exc}", file=sys.stderr)
-        if self.failed or self.args.keep_logs:
-            print(f"logs kept in {self.workdir}", file=sys.stderr)
-        else:
-            import shutil
-
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- catalog reads ---------------------------------------------------------
 
@@ -494,34 +536,7 @@ def main() -> int:
     if args.count < 1 or args.repositories < 1:
         parser.error("--count and --repositories must be at least 1")
 
-    def on_alarm(signum, frame):
-        raise BenchTimeout(f"run exceeded --time-limit {args.time_limit:.0f}s")
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.setitimer(signal.ITIMER_REAL, args.time_limit)
-
-    bench = Bench(args)
-    started = time.monotonic()
-    try:
-        bench.run()
-    except BaseException as exc:
-        bench.failed = True
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        print(f"\nFAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if not isinstance(exc, (BenchTimeout, KeyboardInterrupt, RuntimeError, AssertionError)):
-            import traceback
-
-            traceback.print_exc()
-        return 1
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        bench.cleanup()
-    print(f"\ntotal run time {time.monotonic() - started:.1f} s")
-    return 0
+    return run_bounded(Bench(args), args.time_limit)
 
 
 if __name__ == "__main__":

@@ -49,17 +49,33 @@ def ensure_repository(cur, name: str, event_at: datetime) -> int:
     return row["id"]
 
 
-# The search document of a repository, from its newest manifest that is not an attachment.
-# Weights: A names, B title and description, C keywords and maintainers, D annotations and namespace.
+# After every event: the repository's figures, and its search document from its newest manifest
+# that is not an attachment. Weights: A names, B title and description, C keywords and
+# maintainers, D annotations and namespace. (A version tag is any tag but a sha256-<hex>
+# attachment tag on a manifest that is not an attachment, as the tags API lists them.)
 _REFRESH_REPOSITORY = """
 UPDATE repositories r SET
     updated_at = greatest(r.updated_at, %(event_at)s),
+    manifest_count = figures.manifest_count,
+    tag_count = figures.tag_count,
+    kinds = figures.kinds,
+    size_bytes = figures.size_bytes,
+    last_pushed_at = figures.last_pushed_at,
     search = setweight(to_tsvector('simple', r.name || ' ' || translate(r.name, '/_.', '   ')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.title, '')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.description, '')), 'B')
           || setweight(to_tsvector('simple', coalesce(latest.keywords, '')), 'C')
           || setweight(to_tsvector('simple', coalesce(latest.annotations, '') || ' ' || translate(r.namespace, '/_.', '   ')), 'D')
-FROM (SELECT 1) one
+FROM (
+    SELECT count(*) AS manifest_count,
+           coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind) FILTER (WHERE m.subject_digest IS NULL), '{}') AS kinds,
+           coalesce(sum(m.size_bytes), 0) AS size_bytes,
+           max(m.pushed_at) AS last_pushed_at,
+           (SELECT count(*) FROM tags t
+              JOIN manifests v ON v.repository_id = t.repository_id AND v.digest = t.digest
+             WHERE t.repository_id = %(id)s AND v.subject_digest IS NULL AND t.name NOT LIKE 'sha256-%%') AS tag_count
+      FROM manifests m WHERE m.repository_id = %(id)s
+) figures
 LEFT JOIN LATERAL (
     SELECT coalesce(c.name, m.metadata->>'title') AS title,
            left(coalesce(c.description, m.metadata->>'description'), 10000) AS description,
@@ -67,17 +83,16 @@ LEFT JOIN LATERAL (
                           (SELECT string_agg(x->>'name', ' ') FROM jsonb_array_elements(c.maintainers) x
                             WHERE jsonb_typeof(x) = 'object')), 10000) AS keywords,
            left((SELECT string_agg(v, ' ') FROM jsonb_each_text(m.annotations) a(k, v)), 10000) AS annotations
-      FROM manifests m LEFT JOIN helm_charts c ON c.manifest_id = m.id
-     WHERE m.repository_id = %(id)s AND m.subject_digest IS NULL
-     ORDER BY m.pushed_at DESC, m.id DESC
-     LIMIT 1
+      FROM (SELECT * FROM manifests WHERE repository_id = %(id)s AND subject_digest IS NULL
+             ORDER BY pushed_at DESC, id DESC LIMIT 1) m
+      LEFT JOIN helm_charts c ON c.manifest_id = m.id
 ) latest ON true
 WHERE r.id = %(id)s
 """
 
 
 def refresh_repository(cur, repository_id: int, event_at: datetime) -> None:
-    """After an event: the repository's last-change time and its search document."""
+    """After an event: the repository's last-change time, figures and search document."""
     cur.execute(_REFRESH_REPOSITORY, {"id": repository_id, "event_at": event_at})
 
 

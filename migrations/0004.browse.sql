@@ -8,6 +8,17 @@ UPDATE repositories r SET updated_at = coalesce((SELECT max(m.pushed_at) FROM ma
 ALTER TABLE repositories ALTER COLUMN updated_at SET NOT NULL;
 CREATE INDEX repositories_updated_idx ON repositories (updated_at DESC, name DESC);
 CREATE INDEX repositories_name_pattern_idx ON repositories (name text_pattern_ops);
+-- namespace LIKE 'a/b/%' under a non-C collation needs its own pattern index.
+CREATE INDEX repositories_namespace_pattern_idx ON repositories (namespace text_pattern_ops);
+
+-- Per-repository figures every list shows, kept by the worker (store.refresh_repository) after each
+-- event, so a page of repositories or search hits never aggregates over a repository's manifests.
+ALTER TABLE repositories
+    ADD COLUMN manifest_count int NOT NULL DEFAULT 0,
+    ADD COLUMN tag_count int NOT NULL DEFAULT 0,
+    ADD COLUMN kinds text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN size_bytes bigint NOT NULL DEFAULT 0,
+    ADD COLUMN last_pushed_at timestamptz;
 
 -- Weighted search document (see store.refresh_search): A name, B title and description,
 -- C keywords and maintainers, D annotations and namespace.
@@ -18,6 +29,8 @@ CREATE INDEX tags_pushed_idx ON tags (repository_id, event_at DESC, name DESC) W
 -- Version tags only: a repository with thousands of signatures (sha256-<hex>.sig) still pages fast.
 CREATE INDEX tags_versions_idx ON tags (repository_id, name) WHERE digest IS NOT NULL AND name NOT LIKE 'sha256-%';
 CREATE INDEX manifests_repository_kind_idx ON manifests (repository_id, kind);
+-- A repository's newest manifest (its search document and its summary in search hits).
+CREATE INDEX manifests_latest_idx ON manifests (repository_id, pushed_at DESC, id DESC) WHERE subject_digest IS NULL;
 
 -- SemVer order for chart versions: releases before prereleases, then version_key descending
 -- (byte order, see indexer.helm.version_order); versions that are not SemVer sort last.

@@ -57,7 +57,9 @@ def database_url(config: Config) -> str:
 
 SESSION_DEFAULTS = {
     "connect_timeout": CONNECT_TIMEOUT,
-    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+    # Parallel plans cost more than they save for ocicat's short, index-driven
+    # queries on a small machine (measured by bench/api.py).
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c max_parallel_workers_per_gather=0",
     "application_name": "ocicat",
 }
 

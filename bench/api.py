@@ -1,0 +1,924 @@
+#!/usr/bin/env python
+"""API benchmark: read latency on a million-tag catalog, and one ocicat call against walking the registry.
+
+    .venv/bin/python bench/api.py [--tags N] [--charts N] [--namespaces N] [--requests N] [--database-server URL]
+
+1. Load: a fresh database gets ocicat's migrations and a synthetic catalog, bulk-loaded
+   in SQL (COPY of a per-repository plan, then INSERT ... SELECT over generate_series):
+   --namespaces namespaces of 6 repositories each (one chart repository, five image
+   repositories), --tags tags in all, --charts chart versions. Most image repositories
+   are small; one has 10,000 tags and signatures on every tenth manifest. Chart rows
+   carry Chart.yaml fields, a README, values, and the SemVer sort key from
+   indexer.helm.version_order. The search document and updated_at of every repository
+   are then written by the worker's own statement (indexer.store._REFRESH_REPOSITORY),
+   and checked against indexer.store.refresh_repository on a sample.
+2. Latency: a real `ocicat api` (gunicorn, OCICAT_API_WORKERS=2) answers sequential
+   requests from one requests.Session; after a warm-up, --requests timed requests per
+   endpoint give p50/p95/p99. A query over its target is shown with
+   EXPLAIN (ANALYZE, BUFFERS), run on the same SQL (api.queries) with the same parameters.
+3. Registry comparison: 500 charts (500 repositories of one version each) are pushed
+   to a real CNCF registry that notifies ocicat, and a real `ocicat worker` indexes
+   them into the same big catalog. Listing them with their metadata the way a UI must
+   do it against the registry (GET /v2/_catalog pages, tags/list per repository,
+   manifest per tag, config blob per manifest) is timed against ocicat's chart list
+   (GET /api/v1/charts?namespace=...&limit=200, following next_cursor). Both must
+   return the same charts.
+
+A fresh database is created for the run and dropped at the end (--keep-database keeps
+it for investigation); every process started here is stopped, also on failure or timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urljoin
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import psycopg2  # noqa: E402
+import psycopg2.extras  # noqa: E402
+import requests  # noqa: E402
+
+from api import queries  # noqa: E402
+from api.pagination import decode_cursor  # noqa: E402
+from bench.ingest import BenchResources, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
+from indexer import store  # noqa: E402
+from indexer.helm import version_order  # noqa: E402
+from ocicat.migrate import migrate  # noqa: E402
+from tests.support import Ocicat, Registry, free_port, push_chart, python_env, wait_http, wait_until  # noqa: E402
+
+LIST_TARGET_MS = 20.0
+SEARCH_TARGET_MS = 50.0
+DEEP_RATIO_TARGET = 1.5
+REGISTRY_RATIO_TARGET = 100.0
+REPOS_PER_NAMESPACE = 6  # one chart repository and five image repositories
+BIG_REPOSITORY_TAGS = 10_000
+BIG_SIGNED_EVERY = 10  # a cosign signature (tag sha256-<hex>.sig) on every tenth manifest of the big repository
+SIGN_LATEST_EVERY = 20  # and on the newest manifest of every twentieth other image repository
+RARE_WORD = "quokka"
+RARE_REPOSITORIES = 5
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+REGISTRY_NAMESPACE = "regbench"
+
+# -- vocabulary -------------------------------------------------------------------
+
+ORG_HEADS = ["acme", "globex", "initech", "umbrella", "stark", "wayne", "wonka", "hooli", "vandelay", "cyberdyne"]
+ORG_TAILS = ["labs", "cloud", "data", "platform", "retail", "bank", "health", "media", "games", "infra"]
+TEAM_HEADS = ["payments", "search", "identity", "checkout", "ml", "edge", "billing", "observability", "storage",
+              "messaging"]
+TEAM_TAILS = ["core", "api", "ops", "web", "mobile", "batch", "internal", "public", "sandbox", "shared"]
+SOFTWARE = [
+    "nginx", "redis", "postgres", "kafka", "grafana", "prometheus", "loki", "tempo", "vault", "consul", "etcd",
+    "coredns", "traefik", "envoy", "istio", "linkerd", "argo-cd", "flux", "cert-manager", "external-dns",
+    "ingress-nginx", "keycloak", "minio", "rabbitmq", "mongodb", "mysql", "mariadb", "elasticsearch", "opensearch",
+    "kibana", "fluent-bit", "fluentd", "jaeger", "zipkin", "memcached", "haproxy", "harbor", "gitea", "jenkins",
+    "sonarqube", "airflow", "spark", "flink", "zookeeper", "clickhouse", "cassandra", "nats", "mosquitto",
+    "api-server", "web-frontend", "auth-service", "payment-gateway", "order-service", "user-service",
+    "notification-worker", "image-resizer", "report-generator", "batch-scheduler", "metrics-exporter", "log-shipper",
+    "config-server", "feature-flags", "search-indexer", "cache-proxy",
+]
+ADJECTIVES = ["Lightweight", "Scalable", "Production-ready", "Minimal", "Secure", "High-performance", "Distributed",
+              "Cloud-native", "Simple", "Fast", "Reliable", "Extensible", "Hardened", "Stateless", "Managed"]
+# (thing, weight): "server" is in about a quarter of the descriptions, the other "serv*" words in more.
+THINGS = [
+    ("HTTP server", 8), ("web server", 5), ("DNS server", 2), ("application server", 3), ("reverse proxy", 6),
+    ("message broker", 5), ("relational database", 5), ("in-memory cache", 5), ("metrics collector", 5),
+    ("log forwarder", 5), ("service mesh", 3), ("API gateway", 5), ("job scheduler", 4), ("key-value store", 4),
+    ("search engine", 4), ("object storage", 4), ("identity provider", 4), ("dashboard", 4), ("operator", 5),
+    ("ingress controller", 4), ("exporter", 4), ("background worker", 4), ("stream processor", 3),
+]
+PURPOSES = [
+    "for Kubernetes", "for microservices", "with TLS and autoscaling", "for internal tooling",
+    "deployed on every cluster", "with Prometheus metrics", "behind the edge gateway", "for the checkout service",
+    "for batch pipelines", "with high availability", "for multi-tenant workloads", "with OpenTelemetry tracing",
+    "for the data platform", "tuned for low latency", "with automatic failover", "for staging and production",
+]
+KEYWORDS = ["http", "database", "cache", "monitoring", "logging", "security", "networking", "storage", "queue", "ml",
+            "backend", "frontend", "proxy", "server", "gateway", "observability", "ci", "cd", "streaming", "auth"]
+PEOPLE = ["Alice Martin", "Bob Nguyen", "Carla Rossi", "Deepak Rao", "Emma Schulz", "Farid Haddad", "Grace Kim",
+          "Hugo Silva", "Ines Moreau", "Jonas Berg", "Kenji Sato", "Lena Novak", "Mateo Garcia", "Nora Jensen"]
+VALUE_KEYS = ["replicaCount", "image.repository", "image.tag", "image.pullPolicy", "service.type", "service.port",
+              "ingress.enabled", "ingress.className", "resources.limits.cpu", "resources.limits.memory",
+              "autoscaling.enabled", "autoscaling.minReplicas", "autoscaling.maxReplicas", "nodeSelector",
+              "tolerations", "affinity", "persistence.enabled", "persistence.size", "metrics.enabled",
+              "metrics.serviceMonitor.enabled", "podSecurityContext.fsGroup", "securityContext.runAsUser"]
+TEMPLATES = ["templates/_helpers.tpl", "templates/deployment.yaml", "templates/service.yaml", "templates/ingress.yaml",
+             "templates/hpa.yaml", "templates/serviceaccount.yaml", "templates/NOTES.txt"]
+
+
+class Vocabulary:
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.things = [t for t, w in THINGS for _ in range(w)]
+
+    def description(self, rare: bool = False) -> str:
+        rng = self.rng
+        text = f"{rng.choice(ADJECTIVES)} {rng.choice(self.things)} {rng.choice(PURPOSES)}"
+        if rng.random() < 0.4:
+            text += f", {rng.choice(PURPOSES)}"
+        if rare:
+            text += f" (codename {RARE_WORD})"
+        return text
+
+    def keywords(self) -> list[str]:
+        return self.rng.sample(KEYWORDS, self.rng.randint(2, 5))
+
+    def maintainers(self, org: str) -> list[dict]:
+        people = self.rng.sample(PEOPLE, self.rng.randint(1, 3))
+        return [{"name": p, "email": f"{p.split()[0].lower()}@{org}.example.com"} for p in people]
+
+
+def chart_version(variant: int, ord_: int) -> tuple[str, str]:
+    """Version and appVersion of the ord_-th chart version pushed (1-based); every seventh is a release candidate."""
+    major = variant % 3
+    if ord_ % 7 == 3:
+        version = f"{major}.{ord_ // 4 + 1}.0-rc.{ord_ % 4 + 1}"
+    else:
+        version = f"{major}.{ord_ // 4}.{ord_ % 4}"
+    return version, f"{1 + variant}.{ord_}.0"
+
+
+def spread(total: int, count: int, draw, rng: random.Random, low: int = 1) -> list[int]:
+    """``count`` values drawn by ``draw()`` (each >= low), nudged one at a time until they sum to ``total``."""
+    values = [max(low, draw()) for _ in range(count)]
+    diff = total - sum(values)
+    while diff:
+        i = rng.randrange(count)
+        if diff > 0:
+            step = min(diff, max(1, diff // count))
+            values[i] += step
+            diff -= step
+        elif values[i] > low:
+            step = min(-diff, values[i] - low, max(1, -diff // count))
+            values[i] -= step
+            diff += step
+    return values
+
+
+# -- the catalog ------------------------------------------------------------------
+
+PLAN_COLUMNS = ["id", "name", "namespace", "kind", "chart_name", "n_manifests", "n_tags", "m_first", "start_at",
+                "span_s", "variant", "sign_every", "sign_last", "title", "description", "keywords", "maintainers",
+                "home", "icon", "readme_tail", "values_yaml"]
+
+LOAD_SQL = {
+    "plan tables": """
+CREATE TEMP TABLE bench_plan (
+    id bigint PRIMARY KEY, name text, namespace text, kind text, chart_name text, n_manifests int, n_tags int,
+    m_first bigint, start_at timestamptz, span_s double precision, variant int, sign_every int, sign_last boolean,
+    title text, description text, keywords jsonb, maintainers jsonb, home text, icon text, readme_tail text,
+    values_yaml text);
+CREATE TEMP TABLE bench_versions (variant int, ord int, version text, app_version text, prerelease boolean,
+                                  version_key text COLLATE "C", PRIMARY KEY (variant, ord));
+CREATE FUNCTION pg_temp.bench_image_tag(i bigint) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT 'v' || (1 + (i - 1) / 100) || '.' || ((i - 1) / 10 % 10) || '.' || ((i - 1) % 10) $$;
+CREATE FUNCTION pg_temp.bench_digest(what text, i bigint) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT 'sha256:' || encode(sha256(convert_to('ocicat-bench-' || what || '-' || i, 'UTF8')), 'hex') $$;
+""",
+    "repositories": """
+INSERT INTO repositories (id, name, namespace, created_at, updated_at)
+SELECT id, name, namespace, start_at, start_at FROM bench_plan ORDER BY id;
+SELECT setval('repositories_id_seq', (SELECT max(id) FROM repositories));
+""",
+    "manifests": """
+INSERT INTO manifests (id, repository_id, digest, media_type, config_media_type, config_digest, kind, manifest_size,
+                       size_bytes, annotations, content, pushed_at, indexed_at, metadata)
+SELECT x.id, p.id, pg_temp.bench_digest('manifest', x.id), 'application/vnd.oci.image.manifest.v1+json',
+       CASE p.kind WHEN 'chart' THEN 'application/vnd.cncf.helm.config.v1+json'
+                   ELSE 'application/vnd.oci.image.config.v1+json' END,
+       pg_temp.bench_digest('config', x.id),
+       CASE p.kind WHEN 'chart' THEN 'helm-chart' ELSE 'image' END,
+       CASE p.kind WHEN 'chart' THEN 560 + x.h % 200 ELSE 420 + x.h % 1600 END,
+       CASE p.kind WHEN 'chart' THEN 3000 + x.h % 60000 ELSE 5000000 + x.h % 800000000 END,
+       a.annotations, '{}'::jsonb, x.pushed, x.pushed + interval '1 second',
+       coalesce(a.metadata, '{}'::jsonb)
+  FROM bench_plan p
+ CROSS JOIN LATERAL generate_series(1, p.n_manifests) i
+ CROSS JOIN LATERAL (SELECT p.m_first + i - 1 AS id, ((p.m_first + i) * 2654435761) % 1000000007 AS h,
+                            p.start_at + make_interval(secs => p.span_s * (i - 1) / greatest(p.n_manifests - 1, 1))
+                              AS pushed) x
+  LEFT JOIN bench_versions v ON p.kind = 'chart' AND v.variant = p.variant AND v.ord = i
+ CROSS JOIN LATERAL (
+     SELECT CASE WHEN p.kind = 'chart' THEN
+                 jsonb_build_object('org.opencontainers.image.created', to_char(x.pushed AT TIME ZONE 'UTC',
+                                                                                 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                    'org.opencontainers.image.description', p.description,
+                                    'org.opencontainers.image.title', p.chart_name,
+                                    'org.opencontainers.image.version', v.version)
+                 WHEN p.title IS NOT NULL THEN
+                 jsonb_build_object('org.opencontainers.image.title', p.title,
+                                    'org.opencontainers.image.description', p.description,
+                                    'org.opencontainers.image.source', p.home,
+                                    'org.opencontainers.image.version', pg_temp.bench_image_tag(i))
+                 ELSE '{}'::jsonb END AS annotations,
+            CASE WHEN p.kind = 'chart' THEN
+                 jsonb_build_object('title', p.chart_name, 'description', p.description, 'version', v.version,
+                                    'created', to_char(x.pushed AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                 WHEN p.title IS NOT NULL THEN
+                 jsonb_build_object('title', p.title, 'description', p.description, 'source', p.home,
+                                    'version', pg_temp.bench_image_tag(i))
+                 END AS metadata) a
+ ORDER BY x.id;
+""",
+    "signatures": """
+INSERT INTO manifests (id, repository_id, digest, media_type, config_media_type, config_digest, kind, manifest_size,
+                       size_bytes, annotations, subject_digest, content, pushed_at, indexed_at)
+SELECT s.id, s.repository_id, pg_temp.bench_digest('signature', s.id), 'application/vnd.oci.image.manifest.v1+json',
+       'application/vnd.oci.image.config.v1+json', pg_temp.bench_digest('signature-config', s.id), 'signature',
+       620, 620 + 233 + 1380, '{}'::jsonb, s.subject_digest, '{}'::jsonb,
+       s.pushed_at + interval '30 seconds', s.pushed_at + interval '31 seconds'
+  FROM (SELECT (SELECT max(id) FROM manifests) + row_number() OVER (ORDER BY m.id) AS id, m.repository_id,
+               m.digest AS subject_digest, m.pushed_at
+          FROM manifests m JOIN bench_plan p ON p.id = m.repository_id
+         WHERE (p.sign_every > 0 AND (m.id - p.m_first + 1) % p.sign_every = 0)
+            OR (p.sign_last AND m.id = p.m_first + p.n_manifests - 1)) s;
+SELECT setval('manifests_id_seq', (SELECT max(id) FROM manifests));
+""",
+    "helm_charts": """
+INSERT INTO helm_charts (manifest_id, api_version, name, version, kube_version, description, type, keywords, home,
+                         sources, maintainers, icon, app_version, readme, values_yaml, templates,
+                         prerelease, version_key)
+SELECT m.id, 'v2', p.chart_name, v.version, '>=1.23.0-0', p.description, 'application', p.keywords, p.home,
+       jsonb_build_array(p.home), p.maintainers, p.icon, v.app_version,
+       format(E'# %%s\\n\\n%%s\\n\\n## TL;DR\\n\\n```console\\nhelm install my-%%s oci://registry.example.com/%%s --version %%s\\n```\\n\\n%%s',
+              p.chart_name, p.description, p.chart_name, p.name, v.version, p.readme_tail),
+       p.values_yaml, %(templates)s::jsonb, v.prerelease, v.version_key
+  FROM manifests m
+  JOIN bench_plan p ON p.id = m.repository_id AND p.kind = 'chart'
+  JOIN bench_versions v ON v.variant = p.variant AND v.ord = m.id - p.m_first + 1
+ ORDER BY m.id;
+""",
+    "tags": """
+INSERT INTO tags (repository_id, name, digest, event_at)
+SELECT m.repository_id,
+       CASE WHEN p.kind = 'chart' THEN replace(v.version, '+', '_')
+            ELSE pg_temp.bench_image_tag(m.id - p.m_first + 1) END,
+       m.digest, m.pushed_at
+  FROM manifests m
+  JOIN bench_plan p ON p.id = m.repository_id
+  LEFT JOIN bench_versions v ON p.kind = 'chart' AND v.variant = p.variant AND v.ord = m.id - p.m_first + 1
+ WHERE m.subject_digest IS NULL
+UNION ALL
+SELECT m.repository_id, 'latest', m.digest, m.pushed_at
+  FROM bench_plan p JOIN manifests m ON m.id = p.m_first + p.n_manifests - 1
+ WHERE p.kind = 'image' AND p.n_tags > p.n_manifests
+UNION ALL
+SELECT s.repository_id, 'sha256-' || substr(s.subject_digest, 8) || '.sig', s.digest, s.pushed_at
+  FROM manifests s WHERE s.subject_digest IS NOT NULL
+ ORDER BY 1, 2;
+""",
+}
+
+
+class Catalog:
+    """The synthetic catalog's shape, decided in Python; the rows themselves are made by PostgreSQL."""
+
+    def __init__(self, args, rng: random.Random, now: datetime):
+        self.args = args
+        namespaces = args.namespaces
+        vocab = Vocabulary(rng)
+        image_repos = namespaces * (REPOS_PER_NAMESPACE - 1)
+        self.rows: list[dict] = []
+
+        # chart repositories: versions between 2 and 18 (10 on average), summing to --charts
+        chart_versions = spread(args.charts, namespaces, lambda: rng.randint(2, 18), rng, low=1)
+        # image repositories: one with BIG_REPOSITORY_TAGS tags; the rest mostly small (x^3 skew)
+        big_index = rng.randrange(image_repos)
+        sign_last = [i != big_index and i % SIGN_LATEST_EVERY == 0 for i in range(image_repos)]
+        big_manifests = BIG_REPOSITORY_TAGS - 1  # plus "latest"
+        signatures = big_manifests // BIG_SIGNED_EVERY + sum(sign_last)
+        small_tags = args.tags - args.charts - BIG_REPOSITORY_TAGS - signatures
+        if small_tags < image_repos - 1:
+            raise SystemExit(f"--tags {args.tags} is too few for {image_repos} image repositories")
+        mean = small_tags / (image_repos - 1)
+        scale = max(0.0, 4 * (mean - 0.5))
+        small = spread(small_tags, image_repos - 1, lambda: 1 + int(rng.random() ** 3 * scale), rng)
+        image_tags = small[:big_index] + [BIG_REPOSITORY_TAGS] + small[big_index:]
+
+        rare = set(rng.sample(range(namespaces * REPOS_PER_NAMESPACE), RARE_REPOSITORIES))
+        self.rare_names: list[str] = []
+        next_manifest = 1
+        image_i = 0
+        year = 365 * 86400
+        for k in range(namespaces):
+            org = f"{ORG_HEADS[k % 10]}-{ORG_TAILS[k // 10 % 10]}"
+            namespace = f"{org}/{TEAM_HEADS[k // 100 % 10]}-{TEAM_TAILS[k // 1000 % 10]}"
+            if k >= 10_000:  # past 10,000 the combinations repeat: keep namespaces unique
+                namespace += f"-{k // 10_000}"
+            for j in range(REPOS_PER_NAMESPACE):
+                repo_id = len(self.rows) + 1
+                soft = SOFTWARE[(k * 7 + j) % len(SOFTWARE)]
+                name = f"{namespace}/{soft}"
+                is_rare = repo_id - 1 in rare
+                start = rng.uniform(0, 0.9 * year)
+                row = {
+                    "id": repo_id, "name": name, "namespace": namespace, "chart_name": soft,
+                    "start_at": now - timedelta(seconds=year - start), "span_s": rng.uniform(0, year - start - 3600),
+                    "variant": rng.randrange(4), "sign_every": 0, "sign_last": False, "title": None,
+                    "description": None, "keywords": None, "maintainers": None,
+                    "home": f"https://git.example.com/{name}", "icon": None, "readme_tail": None, "values_yaml": None,
+                }
+                if j == 0:
+                    n = chart_versions[k]
+                    params = rng.sample(VALUE_KEYS, 14)
+                    row.update(
+                        kind="chart", n_manifests=n, n_tags=n, description=vocab.description(is_rare),
+                        keywords=json.dumps(vocab.keywords()), maintainers=json.dumps(vocab.maintainers(org)),
+                        icon=f"https://assets.example.com/icons/{soft}.svg",
+                        readme_tail=self._readme_tail(params, vocab),
+                        values_yaml="".join(f"# {vocab.description()}\n{p}: {rng.randint(0, 9)}\n" for p in params),
+                    )
+                else:
+                    tags = image_tags[image_i]
+                    n = tags - 1 if tags >= 2 else 1
+                    row.update(kind="image", n_manifests=n, n_tags=tags, sign_last=sign_last[image_i])
+                    if image_i == big_index:
+                        row.update(sign_every=BIG_SIGNED_EVERY, start_at=now - timedelta(seconds=year),
+                                   span_s=year - 3600)
+                        self.big = row
+                    if is_rare or rng.random() < 0.5:
+                        row.update(title=soft, description=vocab.description(is_rare))
+                    image_i += 1
+                if is_rare:
+                    self.rare_names.append(name)
+                row["m_first"] = next_manifest
+                next_manifest += row["n_manifests"]
+                self.rows.append(row)
+        self.signatures = signatures
+        self.max_versions = max(chart_versions)
+
+    @staticmethod
+    def _readme_tail(params: list[str], vocab: Vocabulary) -> str:
+        lines = ["## Introduction", "", vocab.description(), "", "## Parameters", "",
+                 "| Name | Description | Value |", "|------|-------------|-------|"]
+        lines += [f"| `{p}` | {vocab.description()} | `{vocab.rng.randint(0, 100)}` |" for p in params]
+        lines += ["", "## Upgrading", "", f"{vocab.description()}. {vocab.description()}.", ""]
+        return "\n".join(lines)
+
+    def versions(self) -> list[tuple]:
+        rows = []
+        for variant in range(4):
+            for ord_ in range(1, self.max_versions + 1):
+                version, app_version = chart_version(variant, ord_)
+                prerelease, key = version_order(version)
+                rows.append((variant, ord_, version, app_version, prerelease, key))
+        return rows
+
+    def sample_chart_versions(self, rng: random.Random, count: int) -> list[tuple[str, str]]:
+        charts = [r for r in self.rows if r["kind"] == "chart"]
+        picks = []
+        for row in rng.sample(charts, min(count, len(charts))):
+            picks.append((row["name"], chart_version(row["variant"], rng.randint(1, row["n_manifests"]))[0]))
+        return picks
+
+
+def copy_rows(cur, table: str, columns: list[str], rows) -> None:
+    """COPY ``rows`` (tuples in ``columns`` order) into ``table`` through one in-memory text buffer."""
+
+    def field(value) -> str:
+        if value is None:
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(field(v) for v in row))
+        buffer.write("\n")
+    buffer.seek(0)
+    cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+
+
+# -- measuring --------------------------------------------------------------------
+
+
+class ExplainCursor:
+    """Runs each statement of an api.queries function as EXPLAIN (ANALYZE, BUFFERS) and keeps the plans."""
+
+    def __init__(self, cur):
+        self.cur = cur
+        self.plans: list[str] = []
+
+    def execute(self, sql, params=None):
+        self.cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        self.plans.append("\n".join(row[0] for row in self.cur.fetchall()))
+
+    def fetchall(self):
+        return []
+
+    def fetchone(self):
+        return None
+
+
+class Bench(BenchResources):
+    def __init__(self, args):
+        self.args = args
+        self.run_id = uuid.uuid4().hex[:8]
+        self.rng = random.Random(args.seed)
+        self.workdir = Path(tempfile.mkdtemp(prefix="ocicat-bench-api-"))
+        self.db_name = f"ocicat_bench_api_{self.run_id}"
+        self.db_url = database_url_on(args.database_server, self.db_name)
+        self.db_created = False
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.secret = "bench-" + uuid.uuid4().hex
+        self.registry: Registry | None = None
+        self.processes: list[Ocicat] = []
+        self.conn = None
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.failed = False
+        self.results: list[tuple[bool, str]] = []
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def env(self, **overrides) -> dict:
+        settings = dict(
+            OCICAT_DATABASE_URL=self.db_url,
+            OCICAT_DATA_DIR=self.workdir / "data",
+            OCICAT_LISTEN=f"127.0.0.1:{self.port}",
+            OCICAT_REGISTRY_URL=self.registry.url,
+            OCICAT_WEBHOOK_SECRETS=self.secret,
+            OCICAT_DEFAULT_VISIBILITY="public",
+            OCICAT_API_WORKERS=2,
+        )
+        settings.update(overrides)
+        return python_env(**settings)
+
+    def start(self, command: str, **env) -> Ocicat:
+        process = Ocicat(command, self.env(**env), self.workdir / f"ocicat-{command}-{len(self.processes)}.log").start()
+        self.processes.append(process)
+        return process
+
+    def db(self):
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg2.connect(self.db_url, connect_timeout=5)
+            self.conn.autocommit = True
+        return self.conn
+
+    def server_settings(self) -> str:
+        names = ["shared_buffers", "effective_cache_size", "work_mem", "random_page_cost", "max_parallel_workers_per_gather", "jit"]
+        conn = psycopg2.connect(self.args.database_server, connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT name, current_setting(name) FROM unnest(%s::text[]) name", (names,))
+                return ", ".join(f"{name}={value}" for name, value in cur.fetchall())
+        finally:
+            conn.close()
+
+    # -- 1. load ----------------------------------------------------------------
+
+    def load(self) -> None:
+        args = self.args
+        admin(args.database_server, f"CREATE DATABASE {self.db_name}")
+        self.db_created = True
+        started = time.monotonic()
+        migrate(self.db_url)
+        print(f"      migrations applied in {time.monotonic() - started:.1f} s")
+
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        catalog = Catalog(args, self.rng, now)
+        self.catalog = catalog
+        conn = self.db()
+        steps: list[tuple[str, float]] = []
+
+        def step(label: str, action) -> None:
+            t0 = time.monotonic()
+            action()
+            steps.append((label, time.monotonic() - t0))
+
+        load_started = time.monotonic()
+        with conn.cursor() as cur:
+            cur.execute("SET synchronous_commit = off; SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'")
+            step("plan tables", lambda: cur.execute(LOAD_SQL["plan tables"]))
+            step("COPY plan (per repository)", lambda: (
+                copy_rows(cur, "bench_plan", PLAN_COLUMNS, ([r[c] for c in PLAN_COLUMNS] for r in catalog.rows)),
+                copy_rows(cur, "bench_versions", ["variant", "ord", "version", "app_version", "prerelease",
+                                                  "version_key"], catalog.versions()),
+                cur.execute("ANALYZE bench_plan; ANALYZE bench_versions"),
+            ))
+            for table in ("repositories", "manifests", "signatures", "helm_charts", "tags"):
+                sql = LOAD_SQL[table]
+                params = {"templates": json.dumps(TEMPLATES)} if table == "helm_charts" else None
+                step(f"INSERT {table}", lambda sql=sql, params=params: cur.execute(sql, params))
+            # Synchronous from here: VACUUM may only mark pages all-visible once the inserting transactions'
+            # commits are flushed, and an asynchronous commit holds back every xid of its clog LSN group.
+            cur.execute("SET synchronous_commit = on")
+            step("refresh search + updated_at", lambda: self.refresh_all(cur))
+            step("VACUUM ANALYZE", lambda: cur.execute("VACUUM (ANALYZE)"))
+        load_seconds = time.monotonic() - load_started
+        for label, seconds in steps:
+            print(f"      {label:<34} {seconds:7.1f} s")
+        print(f"      bulk load total                    {load_seconds:7.1f} s")
+
+        with conn.cursor() as cur:
+            cur.execute("""
+                SELECT (SELECT count(*) FROM repositories), (SELECT count(DISTINCT namespace) FROM repositories),
+                       (SELECT count(*) FROM manifests), (SELECT count(*) FROM manifests WHERE kind = 'signature'),
+                       (SELECT count(*) FROM tags), (SELECT count(*) FROM helm_charts),
+                       (SELECT count(*) FROM tags WHERE repository_id = %s),
+                       (SELECT count(*) FROM repositories WHERE search @@ to_tsquery('simple', 'server')),
+                       (SELECT count(*) FROM repositories WHERE search @@ to_tsquery('simple', %s)),
+                       (SELECT count(*) FROM repositories WHERE search @@ to_tsquery('simple', 'serv:*'))
+            """, (catalog.big["id"], RARE_WORD))
+            repos, namespaces, manifests, signatures, tags, charts, big_tags, common, rare, prefix = cur.fetchone()
+        print(f"      catalog: {repos:,} repositories in {namespaces:,} namespaces; {manifests:,} manifests "
+              f"({signatures:,} signatures); {tags:,} tags; {charts:,} chart versions")
+        print(f"      largest repository {catalog.big['name']}: {big_tags:,} tags "
+              f"({BIG_REPOSITORY_TAGS:,} versions + {catalog.big['n_manifests'] // BIG_SIGNED_EVERY:,} signature tags)")
+        print(f"      search documents matching: 'server' {common:,}, '{RARE_WORD}' {rare:,}, 'serv:*' {prefix:,}")
+        if tags != args.tags or charts != args.charts:
+            raise RuntimeError(f"loaded {tags} tags and {charts} charts, wanted {args.tags} and {args.charts}")
+        self.check_search_documents(conn)
+        self.print_sizes(conn)
+
+    def refresh_all(self, cur) -> None:
+        """Every repository's search document and updated_at, by the worker's own statement.
+
+        The statement text is indexer.store._REFRESH_REPOSITORY with its two parameters
+        renamed for PL/pgSQL, run once per repository inside the server (plan cached), with
+        the time of the repository's newest push as the event time.
+        """
+        sql = store._REFRESH_REPOSITORY.replace("%(id)s", "$1").replace("%(event_at)s", "$2")
+        if "%(" in sql:
+            raise RuntimeError("indexer.store._REFRESH_REPOSITORY has parameters this benchmark does not know")
+        cur.execute(
+            "CREATE FUNCTION pg_temp.bench_refresh(bigint, timestamptz) RETURNS void LANGUAGE plpgsql AS $body$"
+            f" BEGIN {sql}; END $body$"
+        )
+        cur.execute("""
+            DO $$
+            DECLARE rec record;
+            BEGIN
+                FOR rec IN SELECT m.repository_id AS id, max(m.pushed_at) AS event_at
+                             FROM manifests m GROUP BY m.repository_id ORDER BY m.repository_id LOOP
+                    PERFORM pg_temp.bench_refresh(rec.id, rec.event_at);
+                END LOOP;
+            END $$
+        """)
+
+    def check_search_documents(self, conn, sample: int = 200) -> None:
+        """The bulk-built documents equal what store.refresh_repository writes (checked, then rolled back)."""
+        check = psycopg2.connect(self.db_url, connect_timeout=5)
+        try:
+            with check.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                ids = [r["id"] for r in self.rng.sample(self.catalog.rows, min(sample, len(self.catalog.rows)))]
+                ids.append(self.catalog.big["id"])
+                cur.execute("SELECT id, search::text AS search, updated_at FROM repositories WHERE id = ANY(%s)", (ids,))
+                before = {r["id"]: r for r in cur.fetchall()}
+                for repository_id, row in before.items():
+                    store.refresh_repository(cur, repository_id, row["updated_at"])
+                cur.execute("SELECT id, search::text AS search, updated_at FROM repositories WHERE id = ANY(%s)", (ids,))
+                after = {r["id"]: r for r in cur.fetchall()}
+            check.rollback()
+        finally:
+            check.close()
+        differ = [i for i in before if before[i] != after[i]]
+        if differ:
+            raise RuntimeError(f"bulk search documents differ from store.refresh_repository for ids {differ[:10]}")
+        print(f"      search documents checked against indexer.store.refresh_repository on {len(before)} "
+              "repositories: identical")
+
+    def print_sizes(self, conn) -> None:
+        with conn.cursor() as cur:
+            cur.execute("""
+                SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid), pg_total_relation_size(c.oid),
+                       100.0 * c.relallvisible / greatest(c.relpages, 1)
+                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND c.relkind = 'r'
+                   AND c.relname IN ('repositories', 'manifests', 'tags', 'helm_charts')
+                 ORDER BY pg_total_relation_size(c.oid) DESC
+            """)
+            rows = cur.fetchall()
+            cur.execute("SELECT pg_database_size(current_database())")
+            database = cur.fetchone()[0]
+        mib = 1024 * 1024
+        print("      table sizes (MiB):   table+toast  indexes    total   all-visible pages")
+        for name, table, indexes, total, visible in rows:
+            print(f"        {name:<16} {table / mib:12.1f} {indexes / mib:8.1f} {total / mib:8.1f}   {visible:5.1f}%")
+        print(f"        database total {database / mib:,.1f} MiB")
+
+    # -- 2. latency -------------------------------------------------------------
+
+    def get(self, url: str, params: dict | None = None) -> requests.Response:
+        response = self.http.get(url, params=params, timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {response.url} -> {response.status_code}: {response.text[:500]}")
+        return response
+
+    def measure(self, label: str, requests_: list[tuple[str, dict | None]], target_ms: float, explain=None) -> dict:
+        """Sequential GETs cycling through ``requests_``: a warm-up, then --requests timed ones."""
+        n = self.args.requests
+        for i in range(max(10, n // 10)):
+            url, params = requests_[i % len(requests_)]
+            body = self.get(url, params).json()
+            if i == 0 and "items" in body and not body["items"]:
+                raise RuntimeError(f"{label}: {url} {params} returned no items")
+        times = []
+        budget = time.monotonic() + self.args.endpoint_seconds
+        for i in range(n):
+            url, params = requests_[i % len(requests_)]
+            t0 = time.perf_counter()
+            response = self.http.get(url, params=params, timeout=30)
+            elapsed = time.perf_counter() - t0
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {response.url} -> {response.status_code}: {response.text[:500]}")
+            times.append(elapsed * 1000)
+            if time.monotonic() > budget:
+                break
+        p50, p95, p99 = (percentile(times, p) for p in (50, 95, 99))
+        ok = p95 <= target_ms
+        cut = "" if len(times) == n else f", stopped after {self.args.endpoint_seconds:.0f} s"
+        print(f"      {label:<46} p50 {p50:7.1f}  p95 {p95:7.1f}  p99 {p99:7.1f} ms  (n={len(times)}{cut})  "
+              f"target p95 <= {target_ms:.0f} ms: {'PASS' if ok else 'FAIL'}")
+        self.results.append((ok, f"{label}: p95 {p95:.1f} ms (target {target_ms:.0f} ms)"))
+        if explain is not None and (not ok or self.args.explain_all):
+            self.explain(label, explain)
+        return {"p50": p50, "p95": p95, "p99": p99, "ok": ok}
+
+    def explain(self, label: str, run) -> None:
+        conn = psycopg2.connect(self.db_url, connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET statement_timeout = '60s'")
+                recorder = ExplainCursor(cur)
+                run(recorder)  # once to warm up, then again for the plans shown
+                recorder.plans.clear()
+                run(recorder)
+            conn.rollback()
+        finally:
+            conn.close()
+        for i, plan in enumerate(recorder.plans, 1):
+            print(f"        EXPLAIN (ANALYZE, BUFFERS) for {label!r}, statement {i} of {len(recorder.plans)}:")
+            for line in plan.splitlines():
+                print(f"          {line}")
+
+    def repository_id(self, name: str) -> int:
+        with self.db().cursor() as cur:
+            cur.execute("SELECT id FROM repositories WHERE name = %s", (name,))
+            return cur.fetchone()[0]
+
+    def latency(self) -> None:
+        api = f"{self.api}/api/v1"
+        big = self.catalog.big["name"]
+        big_id = self.repository_id(big)
+        list_args = dict(namespace=None, kind=None, q=None)
+
+        print(f"      GET {api}/repositories?limit=50")
+        first = self.measure(
+            "repositories, first page (sort=name)", [(f"{api}/repositories", {"limit": 50})], LIST_TARGET_MS,
+            lambda cur: queries.list_repositories(cur, **list_args, sort="name", after=None, limit=51))
+
+        pages = self.args.deep_pages
+        cursor, walked = None, time.monotonic()
+        for _ in range(pages):
+            params = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+            cursor = self.get(f"{api}/repositories", params).json()["next_cursor"]
+            if not cursor:
+                raise RuntimeError(f"the repository list ended before {pages} pages of 50")
+        walked = time.monotonic() - walked
+        after = decode_cursor(cursor, queries.REPOSITORY_SORTS["name"][3])
+        print(f"      followed next_cursor {pages} times (limit 50) in {walked:.1f} s "
+              f"({walked / pages * 1000:.1f} ms a page); cursor now after {after[0]!r}")
+        deep = self.measure(
+            f"repositories, page {pages + 1} (cursor)", [(f"{api}/repositories", {"limit": 50, "cursor": cursor})],
+            LIST_TARGET_MS,
+            lambda cur: queries.list_repositories(cur, **list_args, sort="name", after=after, limit=51))
+        ratio = deep["p95"] / first["p95"]
+        ok = ratio <= DEEP_RATIO_TARGET
+        print(f"      deep vs first page: p95 {deep['p95']:.1f} ms vs {first['p95']:.1f} ms = {ratio:.2f}x "
+              f"(target <= {DEEP_RATIO_TARGET}x): {'PASS' if ok else 'FAIL'}")
+        self.results.append((ok, f"deep page / first page p95: {ratio:.2f}x (target <= {DEEP_RATIO_TARGET}x)"))
+
+        self.measure("repositories, first page (sort=-updated)",
+                     [(f"{api}/repositories", {"limit": 50, "sort": "-updated"})], LIST_TARGET_MS,
+                     lambda cur: queries.list_repositories(cur, **list_args, sort="-updated", after=None, limit=51))
+        self.measure(f"repository detail ({BIG_REPOSITORY_TAGS:,}-tag repository)",
+                     [(f"{api}/repositories/{big}", None)], LIST_TARGET_MS,
+                     lambda cur: queries.repository(cur, big))
+
+        print(f"      GET {api}/repositories/{big}/-/tags?limit=50[&sort=-pushed]")
+        tag_args = dict(name=None, kind=None, after=None, limit=51)
+        self.measure("tags of the big repository, first page (name)",
+                     [(f"{api}/repositories/{big}/-/tags", {"limit": 50})], LIST_TARGET_MS,
+                     lambda cur: queries.list_tags(cur, big_id, **tag_args, sort="name"))
+        self.measure("tags of the big repository, sort=-pushed",
+                     [(f"{api}/repositories/{big}/-/tags", {"limit": 50, "sort": "-pushed"})], LIST_TARGET_MS,
+                     lambda cur: queries.list_tags(cur, big_id, **tag_args, sort="-pushed"))
+
+        picks = self.catalog.sample_chart_versions(random.Random(self.args.seed + 1), 200)
+        print(f"      GET {api}/charts/<name>/-/versions/<version>  ({len(picks)} different chart versions in turn)")
+        self.measure("chart version detail", [(f"{api}/charts/{name}/-/versions/{version}", None)
+                                              for name, version in picks], LIST_TARGET_MS,
+                     lambda cur: queries.chart_version(cur, *picks[0]))
+        print(f"      GET {api}/charts?limit=50")
+        self.measure("chart list, first page", [(f"{api}/charts", {"limit": 50})], LIST_TARGET_MS,
+                     lambda cur: queries.list_charts(cur, namespace=None, q=None, after=None, limit=51))
+
+        print(f"      GET {api}/search?q=...  (first page of 50 hits, with facets)")
+        for label, q in (("common word", "server"), ("rare word", RARE_WORD), ("prefix", "serv")):
+            def run(cur, q=q):
+                queries.search(cur, q=q, namespace=None, kind=None, after=None, limit=51)
+            self.measure(f"search, {label} (q={q})", [(f"{api}/search", {"q": q})], SEARCH_TARGET_MS, run)
+
+    # -- 3. registry comparison -----------------------------------------------------
+
+    def registry_listing(self, session: requests.Session) -> tuple[set, int]:
+        """Every chart with its metadata from the registry's own API, as a UI must collect it."""
+        base = self.registry.url
+        charts, calls = set(), 0
+        url = f"{base}/v2/_catalog?n=100"
+        repositories = []
+        while url:
+            response = session.get(url, timeout=30)
+            response.raise_for_status()
+            calls += 1
+            repositories += response.json()["repositories"]
+            link = response.headers.get("Link")
+            url = urljoin(base, link.split(";")[0].strip("<> ")) if link else None
+        for repository in repositories:
+            response = session.get(f"{base}/v2/{repository}/tags/list", timeout=30)
+            response.raise_for_status()
+            calls += 1
+            for tag in response.json()["tags"] or []:
+                manifest = session.get(f"{base}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT},
+                                       timeout=30)
+                manifest.raise_for_status()
+                config = session.get(f"{base}/v2/{repository}/blobs/{manifest.json()['config']['digest']}", timeout=30)
+                config.raise_for_status()
+                calls += 2
+                meta = config.json()
+                charts.add((repository, meta["name"], meta["version"], meta.get("appVersion"), meta.get("description"),
+                            tuple(meta.get("keywords") or ())))
+        return charts, calls
+
+    def ocicat_listing(self, session: requests.Session) -> tuple[set, int]:
+        charts, calls, cursor = set(), 0, None
+        while True:
+            params = {"namespace": REGISTRY_NAMESPACE, "limit": 200, **({"cursor": cursor} if cursor else {})}
+            response = session.get(f"{self.api}/api/v1/charts", params=params, timeout=30)
+            response.raise_for_status()
+            calls += 1
+            body = response.json()
+            for c in body["items"]:
+                charts.add((c["repository"], c["name"], c["version"], c["app_version"], c["description"],
+                            tuple(c["keywords"])))
+            cursor = body["next_cursor"]
+            if not cursor:
+                return charts, calls
+
+    def registry_comparison(self) -> None:
+        count = self.args.registry_charts
+        vocab = Vocabulary(random.Random(self.args.seed + 2))
+        self.registry.start()
+        worker = self.start("worker")
+        push = requests.Session()
+        push.trust_env = False
+        started = time.monotonic()
+        for i in range(count):
+            name = f"{SOFTWARE[i % len(SOFTWARE)]}-{i:03d}"
+            push_chart(self.registry.url, f"{REGISTRY_NAMESPACE}/{name}", "1.4.2", "1.4.2", session=push,
+                       appVersion=f"{i % 7}.{i % 13}.0", description=vocab.description(), keywords=vocab.keywords(),
+                       maintainers=vocab.maintainers("regbench"), home=f"https://git.example.com/{name}",
+                       icon=f"https://assets.example.com/icons/{name}.svg")
+        pushed = time.monotonic() - started
+        conn = self.db()
+
+        def indexed() -> bool:
+            with conn.cursor() as cur:
+                cur.execute("""
+                    SELECT (SELECT count(*) FROM repositories r JOIN manifests m ON m.repository_id = r.id
+                              JOIN helm_charts c ON c.manifest_id = m.id JOIN tags t
+                                ON t.repository_id = r.id AND t.digest = m.digest
+                             WHERE r.namespace = %s),
+                           (SELECT count(*) FROM event_queue)
+                """, (REGISTRY_NAMESPACE,))
+                charts, queued = cur.fetchone()
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"ocicat worker exited with {worker.process.returncode}:\n{worker.output()[-4000:]}")
+            return charts >= count and queued == 0
+
+        wait_until(indexed, timeout=max(60.0, count * 0.5), interval=0.1, what=f"{count} charts indexed by the worker")
+        print(f"      pushed {count} charts ({count} repositories x 1 version, {REGISTRY_NAMESPACE}/<name>:1.4.2, "
+              f"push_chart) in {pushed:.1f} s; `ocicat worker` indexed all {time.monotonic() - started:.1f} s "
+              f"after the first push")
+        worker.stop()
+
+        session = requests.Session()
+        session.trust_env = False
+        from_registry, registry_calls = self.registry_listing(session)
+        from_ocicat, ocicat_calls = self.ocicat_listing(session)
+        if from_registry != from_ocicat or len(from_registry) != count:
+            raise RuntimeError(f"the registry and ocicat list different charts: {len(from_registry)} vs "
+                               f"{len(from_ocicat)}; e.g. {sorted(from_registry ^ from_ocicat)[:3]}")
+        print(f"      both list the same {count} charts (repository, name, version, appVersion, description, "
+              f"keywords)")
+
+        rounds = self.args.rounds
+        registry_times, ocicat_times = [], []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            self.registry_listing(session)
+            registry_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            self.ocicat_listing(session)
+            ocicat_times.append(time.perf_counter() - t0)
+        reg, oci = statistics.median(registry_times), statistics.median(ocicat_times)
+        ratio = reg / oci
+        print(f"      registry API: {registry_calls} requests (_catalog n=100 pages, tags/list x {count}, manifest x "
+              f"{count}, config blob x {count}): median {reg * 1000:.0f} ms of {rounds} rounds "
+              f"({min(registry_times) * 1000:.0f}-{max(registry_times) * 1000:.0f})")
+        print(f"      ocicat:       {ocicat_calls} requests (GET /api/v1/charts?namespace={REGISTRY_NAMESPACE}"
+              f"&limit=200, following next_cursor, in the {len(self.catalog.rows):,}-repository catalog): "
+              f"median {oci * 1000:.1f} ms ({min(ocicat_times) * 1000:.1f}-{max(ocicat_times) * 1000:.1f})")
+        ok = ratio >= REGISTRY_RATIO_TARGET
+        print(f"      ocicat is {ratio:.0f}x faster (target >= {REGISTRY_RATIO_TARGET:.0f}x): {'PASS' if ok else 'FAIL'}")
+        self.results.append((ok, f"registry API walk / ocicat chart list: {ratio:.0f}x (target >= {REGISTRY_RATIO_TARGET:.0f}x)"))
+
+    # -- all of it -------------------------------------------------------------
+
+    def run(self) -> None:
+        args = self.args
+        print(f"ocicat API benchmark  (run {self.run_id}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
+        for line in machine_and_versions(args.database_server):
+            print(line)
+        print(f"postgresql conf: {self.server_settings()}")
+        print(f"setup:           {args.namespaces:,} namespaces x {REPOS_PER_NAMESPACE} repositories, {args.tags:,} "
+              f"tags, {args.charts:,} chart versions; database {self.db_name}; API on {self.api}")
+        print()
+        # The registry's port is known before the API starts (OCICAT_REGISTRY_URL); it is started in phase 3.
+        self.registry = Registry(notify_url=f"{self.api}/api/v1/events", secret=self.secret)
+
+        print("[1/3] bulk load (migrations, COPY of the plan, INSERT ... SELECT, the worker's search refresh)")
+        self.load()
+        print()
+
+        print(f"[2/3] latency: `ocicat api` (2 gunicorn workers), sequential requests from one requests.Session, "
+              f"{args.requests} timed per endpoint after a warm-up")
+        api = self.start("api")
+        try:
+            wait_http(f"{self.api}/healthz", timeout=30)
+        except AssertionError:
+            raise RuntimeError(f"ocicat api did not start:\n{api.output()[-4000:]}") from None
+        self.latency()
+        print()
+
+        print(f"[3/3] registry comparison: {args.registry_charts} charts with their metadata, registry API walk vs "
+              "one ocicat list")
+        self.registry_comparison()
+        print()
+
+        print("summary")
+        for ok, text in self.results:
+            print(f"      {'PASS' if ok else 'FAIL'}  {text}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tags", type=int, default=1_000_000, help="tags in the catalog (default 1,000,000)")
+    parser.add_argument("--charts", type=int, default=100_000, help="chart versions (default 100,000)")
+    parser.add_argument("--namespaces", type=int, default=10_000,
+                        help=f"namespaces, of {REPOS_PER_NAMESPACE} repositories each (default 10,000)")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per endpoint (default 200)")
+    parser.add_argument("--deep-pages", type=int, default=1000, help="pages of 50 to follow for the deep cursor")
+    parser.add_argument("--registry-charts", type=int, default=500, help="charts for the registry comparison")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the registry comparison (median shown)")
+    parser.add_argument("--endpoint-seconds", type=float, default=60.0,
+                        help="stop timing one endpoint after this many seconds (default 60)")
+    parser.add_argument("--database-server", default=os.environ.get("OCICAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
+                        help="PostgreSQL server to create the run's database on (a URL to an existing database, "
+                             "used for CREATE/DROP DATABASE)")
+    parser.add_argument("--seed", type=int, default=20240501, help="random seed of the synthetic catalog")
+    parser.add_argument("--explain-all", action="store_true", help="show query plans for every endpoint, not only failures")
+    parser.add_argument("--time-limit", type=float, default=900.0, help="abort the whole run after this many seconds (default 900)")
+    parser.add_argument("--keep-database", action="store_true", help="do not drop the database at the end")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the ocicat and registry logs")
+    args = parser.parse_args()
+    if args.namespaces < 1 or args.charts < args.namespaces or args.requests < 1 or args.deep_pages < 1:
+        parser.error("need --namespaces >= 1, --charts >= --namespaces (a version per chart repository), "
+                     "--requests >= 1, --deep-pages >= 1")
+    if args.deep_pages * 50 >= args.namespaces * REPOS_PER_NAMESPACE:
+        parser.error(f"--deep-pages {args.deep_pages} of 50 needs more than {args.deep_pages * 50} repositories; "
+                     f"raise --namespaces")
+
+    return run_bounded(Bench(args), args.time_limit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
