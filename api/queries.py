@@ -252,13 +252,19 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
 
 
 # Search: exact name matches first (the whole name or its last part), then rank, then recency.
+# The text matches are collected once into a temporary table: the page and both facets then
+# read that, instead of each re-checking every match's (large, TOASTed) search document.
 _SEARCH_HITS = """
+CREATE TEMPORARY TABLE search_hits ON COMMIT DROP AS
 SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
        (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
        ts_rank(r.search, %(tsquery)s::tsquery) AS rank
   FROM repositories r
- WHERE {filters}
+ WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery
 """
+# Filters on the hits; each facet leaves its own out.
+_HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
+_HIT_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (h.kinds))"
 _SEARCH_LATEST = """
 LEFT JOIN LATERAL (
     SELECT coalesce(c.name, m.metadata->>'title') AS title,
@@ -271,40 +277,34 @@ LEFT JOIN LATERAL (
 
 
 def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> tuple[list[dict], dict]:
-    """One page of hits, and the facet counts of all hits."""
-    tsquery = prefix_query(cur, q)
-    cursor = dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))
+    """One page of hits, and the facet counts of all hits (each facet ignoring its own filter,
+    so choosing a kind does not hide the other kinds' counts, as Artifact Hub does)."""
+    params = {**_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
+              **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
+    cur.execute(_SEARCH_HITS, params)
     cur.execute(
         f"""
         SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, latest.*
-          FROM ({_SEARCH_HITS.format(filters=_REPOSITORY_FILTERS)}) h
+          FROM search_hits h
           {_SEARCH_LATEST}
-         WHERE %(exact)s::int IS NULL
-            OR (h.exact, h.rank, h.updated_at, h.name) < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s)
+         WHERE {_HIT_NAMESPACE} AND {_HIT_KIND}
+           AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
+                                          < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
          ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
          LIMIT %(limit)s
         """,
-        {**_filters(namespace, kind, tsquery), "q": q, **cursor, "limit": limit},
+        params,
     )
     hits = cur.fetchall()
-    return hits, _facets(cur, q, tsquery, namespace, kind)
-
-
-def _facets(cur, q: str, tsquery: str, namespace, kind) -> dict:
-    """Counts of matching repositories by kind and by namespace.
-
-    Each facet ignores its own filter (and applies the other), so choosing a
-    kind does not hide the other kinds' counts (Artifact Hub does the same).
-    """
-    hits = _SEARCH_HITS.format(filters=_REPOSITORY_FILTERS)
     cur.execute(
-        f"SELECT k AS value, count(*) AS count FROM ({hits}) h, unnest(h.kinds) k GROUP BY k ORDER BY count DESC, k",
-        {**_filters(namespace, None, tsquery), "q": q},
+        f"SELECT k AS value, count(*) AS count FROM search_hits h, unnest(h.kinds) k WHERE {_HIT_NAMESPACE}"
+        " GROUP BY k ORDER BY count DESC, k",
+        params,
     )
     kinds = cur.fetchall()
     cur.execute(
-        f"SELECT h.namespace AS value, count(*) AS count FROM ({hits}) h"
+        f"SELECT h.namespace AS value, count(*) AS count FROM search_hits h WHERE {_HIT_KIND}"
         " GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50",
-        {**_filters(None, kind, tsquery), "q": q},
+        params,
     )
-    return {"kind": kinds, "namespace": cur.fetchall()}
+    return hits, {"kind": kinds, "namespace": cur.fetchall()}

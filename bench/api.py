@@ -416,14 +416,17 @@ class ExplainCursor:
         self.plans: list[str] = []
 
     def execute(self, sql, params=None):
-        self.cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-        self.plans.append("\n".join(row[0] for row in self.cur.fetchall()))
+        # Plans of queries only; every statement then runs for real, so later ones get its results.
+        if sql.lstrip().upper().startswith("SELECT"):
+            self.cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            self.plans.append("\n".join(row["QUERY PLAN"] for row in self.cur.fetchall()))
+        self.cur.execute(sql, params)
 
     def fetchall(self):
-        return []
+        return self.cur.fetchall()
 
     def fetchone(self):
-        return None
+        return self.cur.fetchone()
 
 
 class Bench(BenchResources):
@@ -653,12 +656,12 @@ class Bench(BenchResources):
         return {"p50": p50, "p95": p95, "p99": p99, "ok": ok}
 
     def explain(self, label: str, run) -> None:
-        conn = psycopg2.connect(self.db_url, connect_timeout=5)
+        conn = psycopg2.connect(self.db_url, connect_timeout=5, options="-c statement_timeout=60s")
         try:
-            with conn.cursor() as cur:
-                cur.execute("SET statement_timeout = '60s'")
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                 recorder = ExplainCursor(cur)
                 run(recorder)  # once to warm up, then again for the plans shown
+                conn.rollback()  # each run in its own transaction, as the API runs it
                 recorder.plans.clear()
                 run(recorder)
             conn.rollback()
