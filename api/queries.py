@@ -284,14 +284,16 @@ def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> t
     cur.execute(_SEARCH_HITS, params)
     cur.execute(
         f"""
-        SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, latest.*
-          FROM search_hits h
+        SELECT h.*, latest.*
+          FROM (SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id
+                  FROM search_hits h
+                 WHERE {_HIT_NAMESPACE} AND {_HIT_KIND}
+                   AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
+                                                  < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
+                 ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
+                 LIMIT %(limit)s) h  -- the page first: the newest-manifest lookup runs for its rows only
           {_SEARCH_LATEST}
-         WHERE {_HIT_NAMESPACE} AND {_HIT_KIND}
-           AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
-                                          < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
          ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
-         LIMIT %(limit)s
         """,
         params,
     )

@@ -57,9 +57,9 @@ def database_url(config: Config) -> str:
 
 SESSION_DEFAULTS = {
     "connect_timeout": CONNECT_TIMEOUT,
-    # Parallel plans cost more than they save for ocicat's short, index-driven
-    # queries on a small machine (measured by bench/api.py).
-    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c max_parallel_workers_per_gather=0",
+    # Parallel plans and JIT compilation cost more than they save for ocicat's
+    # short, index-driven queries (measured by bench/api.py).
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c max_parallel_workers_per_gather=0 -c jit=off",
     "application_name": "ocicat",
 }
 
