@@ -199,26 +199,23 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-# Chart versions in SemVer order: releases, then prereleases, then versions that are not SemVer.
-_VERSION_RANK = "(CASE WHEN c.prerelease IS NULL THEN 2 WHEN c.prerelease THEN 1 ELSE 0 END)"
-_VERSION_ORDER = f"{_VERSION_RANK}, c.version_key DESC NULLS LAST, m.id DESC"
+# Chart versions in SemVer order: releases, then prereleases, then versions that are not SemVer
+# (chart_version_rank, migration 0004); the worker keeps each repository's first in this order
+# as its latest_chart_id (store._REFRESH_REPOSITORY).
+_VERSION_RANK = "chart_version_rank(c.prerelease)"
 _CHART_SUMMARY = """
 c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecated, c.type, m.digest, m.pushed_at
 """
 
 
 def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dict]:
-    """The latest version (see _VERSION_ORDER) of every chart repository, by repository name."""
+    """The latest version of every chart repository, by repository name."""
     cur.execute(
         f"""
-        SELECT r.name AS repository, r.namespace, v.*
+        SELECT r.name AS repository, r.namespace, {_CHART_SUMMARY}
           FROM repositories r
-          JOIN LATERAL (
-               SELECT {_CHART_SUMMARY}
-                 FROM manifests m JOIN helm_charts c ON c.manifest_id = m.id
-                WHERE m.repository_id = r.id AND m.subject_digest IS NULL
-                ORDER BY {_VERSION_ORDER}
-                LIMIT 1) v ON true
+          JOIN manifests m ON m.id = r.latest_chart_id
+          JOIN helm_charts c ON c.manifest_id = m.id
          WHERE {_REPOSITORY_FILTERS} AND (%(after)s::text IS NULL OR r.name > %(after)s)
          ORDER BY r.name
          LIMIT %(limit)s

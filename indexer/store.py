@@ -61,6 +61,7 @@ UPDATE repositories r SET
     kinds = figures.kinds,
     size_bytes = figures.size_bytes,
     last_pushed_at = figures.last_pushed_at,
+    latest_chart_id = figures.latest_chart_id,
     search = setweight(to_tsvector('simple', r.name || ' ' || translate(r.name, '/_.', '   ')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.title, '')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.description, '')), 'B')
@@ -73,7 +74,12 @@ FROM (
            max(m.pushed_at) AS last_pushed_at,
            (SELECT count(*) FROM tags t
               JOIN manifests v ON v.repository_id = t.repository_id AND v.digest = t.digest
-             WHERE t.repository_id = %(id)s AND v.subject_digest IS NULL AND t.name NOT LIKE 'sha256-%%') AS tag_count
+             WHERE t.repository_id = %(id)s AND v.subject_digest IS NULL AND t.name NOT LIKE 'sha256-%%') AS tag_count,
+           -- chart version order, as api.queries.list_chart_versions lists them
+           (SELECT v.id FROM manifests v JOIN helm_charts c ON c.manifest_id = v.id
+             WHERE v.repository_id = %(id)s AND v.subject_digest IS NULL
+             ORDER BY chart_version_rank(c.prerelease), c.version_key DESC NULLS LAST, v.id DESC
+             LIMIT 1) AS latest_chart_id
       FROM manifests m WHERE m.repository_id = %(id)s
 ) figures
 LEFT JOIN LATERAL (

@@ -35,6 +35,14 @@ CREATE INDEX manifests_latest_idx ON manifests (repository_id, pushed_at DESC, i
 -- SemVer order for chart versions: releases before prereleases, then version_key descending
 -- (byte order, see indexer.helm.version_order); versions that are not SemVer sort last.
 ALTER TABLE helm_charts ADD COLUMN prerelease boolean, ADD COLUMN version_key text COLLATE "C";
+-- 0 release, 1 prerelease, 2 not SemVer: the first key of chart version order.
+CREATE FUNCTION chart_version_rank(prerelease boolean) RETURNS int LANGUAGE sql IMMUTABLE
+    AS $$ SELECT CASE WHEN prerelease IS NULL THEN 2 WHEN prerelease THEN 1 ELSE 0 END $$;
+
+-- A chart repository's latest version (highest in chart version order), kept by the worker.
+ALTER TABLE repositories ADD COLUMN latest_chart_id bigint REFERENCES manifests (id) ON DELETE SET NULL;
+CREATE INDEX repositories_latest_chart_idx ON repositories (latest_chart_id) WHERE latest_chart_id IS NOT NULL;
+
 -- What a chart's owner should hear about but that did not stop indexing (unlike manifests.error).
 ALTER TABLE helm_charts ADD COLUMN warnings jsonb NOT NULL DEFAULT '[]';
 CREATE INDEX helm_charts_name_idx ON helm_charts (name);
