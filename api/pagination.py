@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from ocicat.db import storable
 
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+MAX_LIMIT = 500  # one page can hold a typical registry's whole chart list
 
 
 def encode_cursor(key: list) -> str:

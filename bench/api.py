@@ -21,7 +21,7 @@
    them into the same big catalog. Listing them with their metadata the way a UI must
    do it against the registry (GET /v2/_catalog pages, tags/list per repository,
    manifest per tag, config blob per manifest) is timed against ocicat's chart list
-   (GET /api/v1/charts?namespace=...&limit=200, following next_cursor). Both must
+   (GET /api/v1/charts?namespace=...&limit=<the API's maximum>, following next_cursor). Both must
    return the same charts.
 
 A fresh database is created for the run and dropped at the end (--keep-database keeps
@@ -52,7 +52,7 @@ import psycopg2.extras  # noqa: E402
 import requests  # noqa: E402
 
 from api import queries  # noqa: E402
-from api.pagination import decode_cursor  # noqa: E402
+from api.pagination import MAX_LIMIT, decode_cursor  # noqa: E402
 from bench.ingest import BenchResources, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
 from indexer import store  # noqa: E402
 from indexer.helm import version_order  # noqa: E402
@@ -774,7 +774,7 @@ class Bench(BenchResources):
     def ocicat_listing(self, session: requests.Session) -> tuple[set, int]:
         charts, calls, cursor = set(), 0, None
         while True:
-            params = {"namespace": REGISTRY_NAMESPACE, "limit": 200, **({"cursor": cursor} if cursor else {})}
+            params = {"namespace": REGISTRY_NAMESPACE, "limit": MAX_LIMIT, **({"cursor": cursor} if cursor else {})}
             response = session.get(f"{self.api}/api/v1/charts", params=params, timeout=30)
             response.raise_for_status()
             calls += 1
@@ -848,7 +848,7 @@ class Bench(BenchResources):
               f"{count}, config blob x {count}): median {reg * 1000:.0f} ms of {rounds} rounds "
               f"({min(registry_times) * 1000:.0f}-{max(registry_times) * 1000:.0f})")
         print(f"      ocicat:       {ocicat_calls} requests (GET /api/v1/charts?namespace={REGISTRY_NAMESPACE}"
-              f"&limit=200, following next_cursor, in the {len(self.catalog.rows):,}-repository catalog): "
+              f"&limit={MAX_LIMIT}, following next_cursor, in the {len(self.catalog.rows):,}-repository catalog): "
               f"median {oci * 1000:.1f} ms ({min(ocicat_times) * 1000:.1f}-{max(ocicat_times) * 1000:.1f})")
         ok = ratio >= REGISTRY_RATIO_TARGET
         print(f"      ocicat is {ratio:.0f}x faster (target >= {REGISTRY_RATIO_TARGET:.0f}x): {'PASS' if ok else 'FAIL'}")
