@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 
+from ocicat.db import storable
+
 from .untrusted import YAMLError, json_object, yaml_document
 
 MiB = 1024 * 1024
@@ -318,12 +320,7 @@ def _yaml_map(data: bytes, what: str) -> dict:
 
 
 def _text(data: bytes) -> str:
-    return _storable(data.removeprefix(_BOM).decode("utf-8", errors="replace"))
-
-
-def _storable(text: str) -> str:
-    """``text`` with NUL and lone surrogates (possible through YAML and JSON escapes) as U+FFFD."""
-    return text.replace("\x00", "\ufffd").encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+    return storable(data.removeprefix(_BOM).decode("utf-8", errors="replace"))
 
 
 def _json_value(doc: dict, what: str) -> dict:
@@ -335,8 +332,8 @@ def _json_value(doc: dict, what: str) -> dict:
     values.schema.json in Python costs more than the rest of the parse).
     """
     try:
-        # Lone surrogates stay raw with ensure_ascii off, for _storable to replace.
-        text = _storable(json.dumps(doc, ensure_ascii=False, allow_nan=False))
+        # Lone surrogates stay raw with ensure_ascii off, for storable to replace.
+        text = storable(json.dumps(doc, ensure_ascii=False, allow_nan=False))
         if "\\u0000" in text:  # the regex is slow (40 MB/s); the substring search is not
             text = _ESCAPED_NUL.sub(r"\1\\ufffd", text)
         return json.loads(text)

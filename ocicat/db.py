@@ -81,7 +81,8 @@ def storable(value, depth: int = 0):
     letter for a manifest the registry accepted.
     """
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+        # A lone surrogate (possible through JSON and YAML escapes) becomes U+FFFD, like NUL.
+        return value.replace("\x00", "\ufffd").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, (dict, list)) and depth >= MAX_STORED_DEPTH:
