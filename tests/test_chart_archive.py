@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import contextlib
-import re
 import gzip
 import io
 import os
+import re
 import sys
 import tarfile
 
