@@ -15,11 +15,13 @@ from werkzeug.exceptions import HTTPException
 from indexer.bus import PostgresQueue
 from indexer.receiver import MAX_BODY_BYTES
 from indexer.receiver import bp as receiver_bp
+from indexer.registry import RegistryClient
 from ocicat.config import Config
 from ocicat.db import Database, database_url
 from ocicat.openapi import build_spec, documented
 from ocicat.problems import problem
 
+from .auth import RegistryTokens
 from .routes import bp as catalog_bp
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ class Services:
     config: Config
     db: Database
     bus: PostgresQueue
+    registry: RegistryClient  # deletes through the API, with ocicat's own credentials
+    registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
 
 
 def _version() -> str:
@@ -47,7 +51,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see receiver.receive_events
     app.json.sort_keys = False
     db = Database(database_url(config), maxconn=config.api_threads + 2)
-    app.extensions["ocicat"] = Services(config=config, db=db, bus=PostgresQueue(db, config.max_attempts))
+    app.extensions["ocicat"] = Services(
+        config=config, db=db, bus=PostgresQueue(db, config.max_attempts),
+        registry=RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=2),
+        registry_tokens=RegistryTokens.from_config(config),
+    )
 
     if not config.webhook_secrets:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")

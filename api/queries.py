@@ -8,8 +8,21 @@ from datetime import datetime
 # (store.refresh_repository), attachments counted on their subjects.
 _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_count, r.kinds, r.size_bytes, r.last_pushed_at"
 
-_REPOSITORY_FILTERS = """
-r.manifest_count > 0
+# What the caller may see (api.auth.Principal.sql): admins everything; anyone what is public
+# (by its rules, or by OCICAT_DEFAULT_VISIBILITY without one); users what their roles cover,
+# the path itself or anything below (ancestors: migration 0005). Every read goes through it.
+# Prefixes are looked up one ancestor at a time: "= ANY" of a constant array is a hash lookup,
+# while "ancestors && prefixes" compares every pair, 50 us a row for 1,000 grants (bench/api.py);
+# only repositories nested deeper than four levels take that path for their deeper ancestors.
+VISIBLE = """
+(%(admin)s OR coalesce(r.public, %(default_public)s) OR r.name = ANY (%(view_names)s::text[])
+ OR r.ancestors[1] = ANY (%(view_prefixes)s::text[]) OR r.ancestors[2] = ANY (%(view_prefixes)s::text[])
+ OR r.ancestors[3] = ANY (%(view_prefixes)s::text[]) OR r.ancestors[4] = ANY (%(view_prefixes)s::text[])
+ OR (cardinality(r.ancestors) > 4 AND r.ancestors[5:] && %(view_prefixes)s::text[]))
+"""
+
+_REPOSITORY_FILTERS = f"""
+r.manifest_count > 0 AND {VISIBLE}
 AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
 AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
 AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
@@ -47,31 +60,29 @@ def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None
             "kind": kind, "tsquery": tsquery}
 
 
-def list_repositories(cur, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
+def list_repositories(cur, access: dict, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
     order, keyset, _, _ = REPOSITORY_SORTS[sort]
     cursor = {f"c{i}": v for i, v in enumerate(after or [])}
     cur.execute(
         f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
         f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
-        {**_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
+        {**access, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
     )
     return cur.fetchall()
 
 
-def repository(cur, name: str) -> dict | None:
+def repository(cur, access: dict, name: str) -> dict | None:
+    """The repository, if it holds a manifest and the caller may see it."""
     cur.execute(
-        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r WHERE r.name = %(name)s AND r.manifest_count > 0",
-        {"name": name},
+        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r"
+        f" WHERE r.name = %(name)s AND r.manifest_count > 0 AND {VISIBLE}",
+        {**access, "name": name},
     )
     return cur.fetchone()
 
 
-def repository_id(cur, name: str) -> int | None:
-    cur.execute(
-        "SELECT r.id FROM repositories r WHERE r.name = %s AND r.manifest_count > 0",
-        (name,),
-    )
-    row = cur.fetchone()
+def repository_id(cur, access: dict, name: str) -> int | None:
+    row = repository(cur, access, name)
     return row["id"] if row else None
 
 
@@ -135,6 +146,16 @@ def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, so
     return cur.fetchall()
 
 
+def has_manifest(cur, repository_id: int, digest: str) -> bool:
+    cur.execute("SELECT 1 FROM manifests WHERE repository_id = %s AND digest = %s", (repository_id, digest))
+    return cur.fetchone() is not None
+
+
+def has_tag(cur, repository_id: int, tag: str) -> bool:
+    cur.execute("SELECT 1 FROM tags WHERE repository_id = %s AND name = %s AND digest IS NOT NULL", (repository_id, tag))
+    return cur.fetchone() is not None
+
+
 def manifest(cur, repository_id: int, digest: str) -> dict | None:
     """One manifest with everything known about it: descriptors, config summary, tags, attachments."""
     cur.execute(
@@ -177,20 +198,20 @@ def manifest(cur, repository_id: int, digest: str) -> dict | None:
     return row
 
 
-def chart_version(cur, repository: str, version: str) -> dict | None:
+def chart_version(cur, access: dict, repository: str, version: str) -> dict | None:
     """The chart with this version; if several manifests carry it, the tagged and most recently pushed one."""
     cur.execute(
-        """
+        f"""
         SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.*
           FROM repositories r
           JOIN manifests m ON m.repository_id = r.id
           JOIN helm_charts c ON c.manifest_id = m.id
-         WHERE r.name = %s AND c.version = %s
+         WHERE r.name = %(name)s AND c.version = %(version)s AND {VISIBLE}
          ORDER BY EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest) DESC,
                   m.pushed_at DESC
          LIMIT 1
         """,
-        (repository, version),
+        {**access, "name": repository, "version": version},
     )
     return cur.fetchone()
 
@@ -208,7 +229,7 @@ c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecate
 """
 
 
-def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dict]:
+def list_charts(cur, access: dict, *, namespace, q, after: str | None, limit: int) -> list[dict]:
     """The latest version of every chart repository, by repository name."""
     cur.execute(
         f"""
@@ -220,7 +241,7 @@ def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dic
          ORDER BY r.name
          LIMIT %(limit)s
         """,
-        {**_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
+        {**access, **_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
     )
     return cur.fetchall()
 
@@ -251,13 +272,13 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
 # Search: exact name matches first (the whole name or its last part), then rank, then recency.
 # The text matches are collected once into a temporary table: the page and both facets then
 # read that, instead of each re-checking every match's (large, TOASTed) search document.
-_SEARCH_HITS = """
+_SEARCH_HITS = f"""
 CREATE TEMPORARY TABLE search_hits ON COMMIT DROP AS
 SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
        (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
        ts_rank(r.search, %(tsquery)s::tsquery) AS rank
   FROM repositories r
- WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery
+ WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery AND {VISIBLE}
 """
 # Filters on the hits; each facet leaves its own out.
 _HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
@@ -273,10 +294,11 @@ LEFT JOIN LATERAL (
 """
 
 
-def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> tuple[list[dict], dict]:
+def search(cur, access: dict, *, q: str, namespace, kind, after: list | None, limit: int) -> tuple[list[dict], dict]:
     """One page of hits, and the facet counts of all hits (each facet ignoring its own filter,
-    so choosing a kind does not hide the other kinds' counts, as Artifact Hub does)."""
-    params = {**_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
+    so choosing a kind does not hide the other kinds' counts, as Artifact Hub does). Only what the
+    caller may see is ever collected, so no count or facet reveals a hidden repository."""
+    params = {**access, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
               **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
     cur.execute(_SEARCH_HITS, params)
     cur.execute(

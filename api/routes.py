@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema
 
-from indexer.events import DIGEST_RE, REPOSITORY_RE
+from indexer.errors import PermanentError, TransientError
+from indexer.events import DIGEST_RE, REPOSITORY_RE, TAG_RE
+from indexer.registry import NotFound
+from ocicat.openapi import documented
 from ocicat.problems import problem
 
-from . import queries
-from ocicat.openapi import documented
+from . import auth, queries
 from .pagination import decode_cursor, link_header, page
-from .schemas import (ChartListArgs, ChartListItem, ChartVersion, FacetCount, ListArgs, Manifest, Repository,
+from .schemas import (ChartListArgs, ChartListItem, ChartVersion, Deletion, FacetCount, ListArgs, Manifest, Me, Repository,
                       RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -23,16 +28,24 @@ VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$")
 
 
 @bp.before_request
-def _readable():
-    """Fail closed: until ocicat knows who is asking, a private catalog shows nothing.
-
-    Visibility per path and sign-in are not built yet; serving everything
-    anonymously would expose what the registry keeps private.
-    """
-    if current_app.extensions["ocicat"].config.default_visibility != "public":
-        return problem(401, "this catalog is private (OCICAT_DEFAULT_VISIBILITY=private) and ocicat cannot "
-                       "authenticate readers yet; set OCICAT_DEFAULT_VISIBILITY=public to serve it anonymously")
+def _authenticate():
+    """Resolve the caller once per request; a credential that is not valid is a 401, never anonymous."""
+    services = current_app.extensions["ocicat"]
+    header = request.headers.get("Authorization")
+    if not header:
+        g.principal = auth.ANONYMOUS
+        return None
+    try:
+        with services.db.transaction() as cur:
+            g.principal = auth.authenticate(cur, header, services.registry_tokens)
+    except auth.Unauthorized as exc:
+        return problem(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
     return None
+
+
+def _access() -> dict:
+    """The caller's visibility filter, for api.queries."""
+    return g.principal.sql(current_app.extensions["ocicat"].config.default_public)
 
 
 def _not_found(name: str, version: str | None = None):
@@ -59,7 +72,7 @@ def list_repositories():
     _, _, key, types = queries.REPOSITORY_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        rows = queries.list_repositories(cur, namespace=args["namespace"], kind=args["kind"], q=args["q"],
+        rows = queries.list_repositories(cur, _access(), namespace=args["namespace"], kind=args["kind"], q=args["q"],
                                          sort=args["sort"], after=after, limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], key), Repository())
 
@@ -68,7 +81,7 @@ def list_repositories():
 @documented("One repository: tag count, size, kinds, last push", response=Repository, errors=(401, 404))
 def repository(name: str):
     with _db().transaction() as cur:
-        row = queries.repository(cur, name) if REPOSITORY_RE.match(name) else None
+        row = queries.repository(cur, _access(), name) if REPOSITORY_RE.match(name) else None
     return jsonify(Repository().dump(row)) if row else _not_found(name)
 
 
@@ -79,7 +92,7 @@ def list_tags(name: str):
     _, _, key, types = queries.TAG_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         if repository_id is None:
             return _not_found(name)
         rows = queries.list_tags(cur, repository_id, name=args["name"], kind=args["kind"], sort=args["sort"],
@@ -94,7 +107,7 @@ def list_charts():
     args = ChartListArgs().load(request.args)
     after = decode_cursor(args["cursor"], (str,))
     with _db().transaction() as cur:
-        rows = queries.list_charts(cur, namespace=args["namespace"], q=args["q"], after=after and after[0],
+        rows = queries.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
                                    limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
 
@@ -107,7 +120,7 @@ def list_chart_versions(name: str):
     key, types = queries.CHART_VERSION_KEY
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         rows = queries.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
     if not rows and after is None:
         return problem(404, f"chart {name!r} not found")
@@ -123,7 +136,7 @@ def search():
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
     with _db().transaction() as cur:
-        rows, facets = queries.search(cur, **filters, after=after, limit=args["limit"] + 1)
+        rows, facets = queries.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
                         "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()}})
@@ -135,7 +148,7 @@ def search():
 @documented("One manifest: layers, children, config, tags, attachments", response=Manifest, errors=(401, 404))
 def manifest(name: str, digest: str):
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         row = queries.manifest(cur, repository_id, digest) if repository_id and DIGEST_RE.match(digest) else None
     if row is None:
         return problem(404, f"repository {name!r} has no manifest {digest!r}")
@@ -150,9 +163,65 @@ def chart_version(name: str, version: str):
     if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
         return _not_found(name, version)
     with _db().transaction() as cur:
-        row = queries.chart_version(cur, name, version)
+        row = queries.chart_version(cur, _access(), name, version)
     if row is None:
         return _not_found(name, version)
     # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
     row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
     return jsonify(ChartVersion().dump(row))
+
+
+@bp.get("/me")
+@documented("Who the API takes the caller for (anonymous without a token)", response=Me, errors=(401,))
+def me():
+    principal = g.principal
+    return jsonify(Me().dump({"authenticated": principal.authenticated, "user": principal.user, "admin": principal.admin}))
+
+
+def _delete_in_registry(name: str, reference: str):
+    """Ask the registry to delete, with ocicat's own credentials, once the caller's role allows it.
+
+    The catalog itself is not touched: it changes when the registry's delete
+    event arrives, like for a delete made any other way.
+    """
+    principal = g.principal
+    if not principal.may_delete(name):
+        if not principal.authenticated:
+            return problem(401, "sign in to delete", headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
+        return problem(403, f"deleting in {name!r} needs the developer role or above")
+    try:
+        current_app.extensions["ocicat"].registry.delete_manifest(name, reference)
+    except NotFound:
+        return problem(404, f"the registry has no {name}:{reference} (deleted already?)")
+    except PermanentError as exc:
+        return problem(409, f"the registry refused to delete {name}:{reference}: {exc}")
+    except TransientError as exc:
+        log.warning("delete of %s:%s failed: %s", name, reference, exc)
+        return problem(502, "the registry could not be reached, or refused ocicat's credentials; retry later")
+    log.info("%s deleted %s:%s in the registry", principal.user, name, reference)
+    response = jsonify(Deletion().dump({"repository": name, "reference": reference, "status": "accepted"}))
+    return response, 202
+
+
+@bp.delete("/repositories/<path:name>/-/manifests/<digest>")
+@documented("Delete a manifest in the registry (developer role or above); the catalog follows the registry's event",
+            response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
+def delete_manifest(name: str, digest: str):
+    with _db().transaction() as cur:
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        known = repository_id is not None and DIGEST_RE.match(digest) and queries.has_manifest(cur, repository_id, digest)
+    if not known:
+        return problem(404, f"repository {name!r} has no manifest {digest!r}")
+    return _delete_in_registry(name, digest)
+
+
+@bp.delete("/repositories/<path:name>/-/tags/<tag>")
+@documented("Delete a tag in the registry (developer role or above); the catalog follows the registry's event",
+            response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
+def delete_tag(name: str, tag: str):
+    with _db().transaction() as cur:
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        known = repository_id is not None and TAG_RE.match(tag) and queries.has_tag(cur, repository_id, tag)
+    if not known:
+        return problem(404, f"repository {name!r} has no tag {tag!r}")
+    return _delete_in_registry(name, tag)

@@ -199,3 +199,15 @@ class ChartVersion(ChartListItem):
     artifacthub = fields.Dict(keys=fields.Str())
     warnings = fields.List(fields.Str())
     error = fields.Str(allow_none=True)
+
+
+class Me(Schema):
+    authenticated = fields.Bool()
+    user = fields.Str(allow_none=True)
+    admin = fields.Bool()
+
+
+class Deletion(Schema):
+    repository = fields.Str()
+    reference = fields.Str()
+    status = fields.Str()

@@ -97,6 +97,18 @@ class RegistryClient:
         """
         return self._open(repository, f"blobs/{digest}", digest, max_bytes, {})
 
+    def delete_manifest(self, repository: str, reference: str) -> None:
+        """Delete a manifest (by digest) or a tag; NotFound if the registry has neither.
+
+        A refusal (deletes disabled, tag deletes unsupported: Distribution 2.8
+        deletes by digest only) is a PermanentError with the registry's words.
+        """
+        response = self._request("DELETE", repository, f"manifests/{quote(reference)}", {}, action="delete")
+        with response:
+            if response.status_code == 404:
+                raise NotFound(f"{repository}:{reference}")
+            _raise_for_status(response)
+
     # -- plumbing ----------------------------------------------------------------
 
     @contextmanager
@@ -112,9 +124,10 @@ class RegistryClient:
             _raise_for_status(response)
             yield Body(response, digest, max_bytes, path)
 
-    def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False):
+    def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False,
+                 action: str = "pull"):
         url = f"{self.base_url}/v2/{quote(repository)}/{path}"
-        scope = f"repository:{repository}:pull"
+        scope = f"repository:{repository}:{action}"
         for attempt in range(2):
             request_headers = dict(headers)
             auth = self._authorization(scope)

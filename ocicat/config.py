@@ -66,6 +66,10 @@ class Config:
     api_threads: int = 8
     max_attempts: int = 10
     log_level: str = "INFO"
+    # Bearer JWTs of the registry's token service, accepted when an issuer is set (api.auth).
+    registry_token_issuer: str | None = None
+    registry_token_audience: str | None = None
+    registry_token_keys: str | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -79,6 +83,12 @@ class Config:
             )
         listen = env.get("OCICAT_LISTEN") or cls.listen
         _listen(listen)
+        token_issuer = env.get("OCICAT_REGISTRY_TOKEN_ISSUER") or None
+        token_audience = env.get("OCICAT_REGISTRY_TOKEN_AUDIENCE") or None
+        token_keys = env.get("OCICAT_REGISTRY_TOKEN_KEYS") or None
+        if token_issuer and not (token_audience and token_keys):
+            raise ConfigError("OCICAT_REGISTRY_TOKEN_ISSUER needs OCICAT_REGISTRY_TOKEN_AUDIENCE (the registry's "
+                              "service name) and OCICAT_REGISTRY_TOKEN_KEYS (a PEM bundle or JWKS file)")
         secrets = tuple(s.strip() for s in env.get("OCICAT_WEBHOOK_SECRETS", "").split(",") if s.strip())
         return cls(
             database_url=env.get("OCICAT_DATABASE_URL") or None,
@@ -95,11 +105,18 @@ class Config:
             api_threads=_int(env, "OCICAT_API_THREADS", cls.api_threads, 1),
             max_attempts=_int(env, "OCICAT_MAX_ATTEMPTS", cls.max_attempts, 1),
             log_level=(env.get("OCICAT_LOG_LEVEL") or cls.log_level).upper(),
+            registry_token_issuer=token_issuer,
+            registry_token_audience=token_audience,
+            registry_token_keys=token_keys,
         )
 
     @property
     def listen_address(self) -> tuple[str, int]:
         return _listen(self.listen)
+
+    @property
+    def default_public(self) -> bool:
+        return self.default_visibility == "public"
 
     @property
     def registry_host(self) -> str:
