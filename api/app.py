@@ -72,6 +72,7 @@ def create_app(config: Config | None = None) -> Flask:
         (no-cache), which costs a round trip but never serves stale tags.
         """
         if request.method == "GET" and response.status_code == 200 and response.mimetype == "application/json":
+            response.vary.add("Authorization")  # what a caller sees depends on who they are
             response.add_etag()
             response.headers.setdefault("Cache-Control", "no-cache")
             return response.make_conditional(request)

@@ -132,9 +132,12 @@ def authenticate(cur, token: str) -> Account | None:
     if match is None:
         return None
     token_id, secret = int(match.group(1)), match.group(2)
+    # One statement per request: the token, its user, and the user's roles.
     cur.execute(
         "SELECT t.secret_sha256, t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live,"
-        " u.id AS user_id, u.name, u.admin"
+        " t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale, u.name, u.admin,"
+        " (SELECT coalesce(jsonb_object_agg(g.path, role_level(g.role)), '{}') FROM grants g WHERE g.user_id = u.id)"
+        " AS grants"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = %s",
         (token_id,),
     )
@@ -143,14 +146,9 @@ def authenticate(cur, token: str) -> Account | None:
                                   bytes(row["secret_sha256"]) if row else _NO_SECRET)
     if not (row and matches and row["live"]):
         return None
-    # Noted at most once a minute: a read request should not become a write every time.
-    cur.execute(
-        "UPDATE api_tokens SET last_used_at = now() WHERE id = %s"
-        " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-        (token_id,),
-    )
-    cur.execute("SELECT path, role_level(role) AS level FROM grants WHERE user_id = %s", (row["user_id"],))
-    return Account(name=row["name"], admin=row["admin"], grants={g["path"]: g["level"] for g in cur.fetchall()})
+    if row["stale"]:  # noted at most once a minute: a read should not become a write every time
+        cur.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s", (token_id,))
+    return Account(name=row["name"], admin=row["admin"], grants=row["grants"])
 
 
 # -- roles -----------------------------------------------------------------------
