@@ -178,12 +178,18 @@ def me():
     return jsonify(Me().dump({"authenticated": principal.authenticated, "user": principal.user, "admin": principal.admin}))
 
 
-def _delete_in_registry(name: str, reference: str):
+def _delete_in_registry(name: str, reference: str, pattern: re.Pattern, exists, what: str):
     """Ask the registry to delete, with ocicat's own credentials, once the caller's role allows it.
 
+    What the caller may not see, or the catalog does not know, is a 404 first.
     The catalog itself is not touched: it changes when the registry's delete
     event arrives, like for a delete made any other way.
     """
+    with _db().transaction() as cur:
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        known = repository_id is not None and pattern.match(reference) and exists(cur, repository_id, reference)
+    if not known:
+        return problem(404, f"repository {name!r} has no {what} {reference!r}")
     principal = g.principal
     if not principal.may_delete(name):
         if not principal.authenticated:
@@ -199,29 +205,18 @@ def _delete_in_registry(name: str, reference: str):
         log.warning("delete of %s:%s failed: %s", name, reference, exc)
         return problem(502, "the registry could not be reached, or refused ocicat's credentials; retry later")
     log.info("%s deleted %s:%s in the registry", principal.user, name, reference)
-    response = jsonify(Deletion().dump({"repository": name, "reference": reference, "status": "accepted"}))
-    return response, 202
+    return jsonify(Deletion().dump({"repository": name, "reference": reference, "status": "accepted"})), 202
 
 
 @bp.delete("/repositories/<path:name>/-/manifests/<digest>")
 @documented("Delete a manifest in the registry (developer role or above); the catalog follows the registry's event",
             response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
 def delete_manifest(name: str, digest: str):
-    with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
-        known = repository_id is not None and DIGEST_RE.match(digest) and queries.has_manifest(cur, repository_id, digest)
-    if not known:
-        return problem(404, f"repository {name!r} has no manifest {digest!r}")
-    return _delete_in_registry(name, digest)
+    return _delete_in_registry(name, digest, DIGEST_RE, queries.has_manifest, "manifest")
 
 
 @bp.delete("/repositories/<path:name>/-/tags/<tag>")
 @documented("Delete a tag in the registry (developer role or above); the catalog follows the registry's event",
             response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
 def delete_tag(name: str, tag: str):
-    with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
-        known = repository_id is not None and TAG_RE.match(tag) and queries.has_tag(cur, repository_id, tag)
-    if not known:
-        return problem(404, f"repository {name!r} has no tag {tag!r}")
-    return _delete_in_registry(name, tag)
+    return _delete_in_registry(name, tag, TAG_RE, queries.has_tag, "tag")
