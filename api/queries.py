@@ -280,6 +280,19 @@ SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
   FROM repositories r
  WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery AND {VISIBLE}
 """
+# Typo tolerance (migration 0006, where pg_trgm exists): when the text matches nothing, repositories
+# whose name holds a word similar to the query, most similar first. pg_trgm's default threshold (0.6)
+# misses a swapped pair of letters ("ngnix" is 0.33 like nginx), hence 0.3; the hits are capped
+# because a low threshold over a large catalog matches much that ranking puts far down anyway.
+SIMILARITY_THRESHOLD = 0.3
+MAX_SIMILAR_HITS = 1000
+_SIMILAR_HITS = f"""
+INSERT INTO search_hits
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, 0, word_similarity(%(q)s, r.name) AS similarity
+  FROM repositories r
+ WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {VISIBLE}
+ ORDER BY similarity DESC, r.name LIMIT {MAX_SIMILAR_HITS}
+"""
 # Filters on the hits; each facet leaves its own out.
 _HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
 _HIT_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (h.kinds))"
@@ -294,13 +307,19 @@ LEFT JOIN LATERAL (
 """
 
 
-def search(cur, access: dict, *, q: str, namespace, kind, after: list | None, limit: int) -> tuple[list[dict], dict]:
-    """One page of hits, and the facet counts of all hits (each facet ignoring its own filter,
-    so choosing a kind does not hide the other kinds' counts, as Artifact Hub does). Only what the
-    caller may see is ever collected, so no count or facet reveals a hidden repository."""
+def search(cur, access: dict, *, q: str, namespace, kind, after: list | None,
+           limit: int) -> tuple[list[dict], dict, bool]:
+    """One page of hits, the facet counts of all hits (each facet ignoring its own filter, so
+    choosing a kind does not hide the other kinds' counts, as Artifact Hub does), and whether the
+    hits are only similar names (no text matched). Only what the caller may see is ever
+    collected, so no count or facet reveals a hidden repository."""
     params = {**access, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
               **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
     cur.execute(_SEARCH_HITS, params)
+    similar = cur.rowcount == 0 and _has_trigram(cur)
+    if similar:
+        cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
+        cur.execute(_SIMILAR_HITS, params)
     cur.execute(
         f"""
         SELECT h.*, latest.*
@@ -328,4 +347,9 @@ def search(cur, access: dict, *, q: str, namespace, kind, after: list | None, li
         " GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50",
         params,
     )
-    return hits, {"kind": kinds, "namespace": cur.fetchall()}
+    return hits, {"kind": kinds, "namespace": cur.fetchall()}, similar
+
+
+def _has_trigram(cur) -> bool:
+    cur.execute("SELECT to_regprocedure('word_similarity(text, text)') IS NOT NULL AS present")
+    return cur.fetchone()["present"]

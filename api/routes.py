@@ -136,10 +136,11 @@ def search():
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
     with _db().transaction() as cur:
-        rows, facets = queries.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
+        rows, facets, similar = queries.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
-                        "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()}})
+                        "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()},
+                        "similar": similar})
     response.headers.update(link_header(body["next_cursor"]))
     return response
 

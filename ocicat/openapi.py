@@ -86,4 +86,6 @@ def _answer(meta: dict):
     if meta["facets"] is not None:
         facet = {"type": "array", "items": meta["facets"]}
         properties["facets"] = {"type": "object", "properties": {"kind": facet, "namespace": facet}}
+        # search only: true when no text matched and the hits are similar names (typo tolerance)
+        properties["similar"] = {"type": "boolean"}
     return {"type": "object", "properties": properties, "required": list(properties)}

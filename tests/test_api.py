@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urljoin
 
+import psycopg2
 import pytest
 import requests
+
+from api.app import create_app
+from ocicat.config import Config
 
 from .support import push_image, wait_until
 
@@ -115,3 +119,16 @@ def test_etag_revalidation_and_cors(stack, paged):
                         headers={"Origin": "https://ui.example"}, timeout=10)
     assert cors.headers["Access-Control-Allow-Origin"] == "*"
     assert "Link" in cors.headers["Access-Control-Expose-Headers"]
+
+
+def test_search_without_pg_trgm_is_full_text_only(make_database):
+    """Where pg_trgm cannot be had (the embedded PostgreSQL has no contrib), nothing but typo tolerance changes."""
+    url = make_database()
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    conn.cursor().execute("DROP EXTENSION IF EXISTS pg_trgm CASCADE")
+    conn.close()
+    app = create_app(Config(database_url=url, default_visibility="public"))
+    answer = app.test_client().get("/api/v1/search", query_string={"q": "ngnix"})
+    assert answer.status_code == 200 and answer.json["items"] == [] and answer.json["similar"] is False
+    app.extensions["ocicat"].db.close()

@@ -167,3 +167,16 @@ def test_paging_while_pushes_arrive_has_no_gaps_or_repeats(stack):
     assert len(seen) == len(set(seen)), "a repository was listed twice"
     assert [name for name in seen if name in originals] == originals, "an original repository was skipped"
     assert seen == sorted(seen)
+
+
+def test_search_tolerates_typos_when_nothing_matches(stack, catalog):
+    """pg_trgm (installed here): no text matches "ngnix", so names with a similar word are the hits."""
+    ns = catalog
+    exact = stack.get("/api/v1/search", q="nginx", namespace=ns).json()
+    assert exact["similar"] is False and [h["name"] for h in exact["items"]] == [f"{ns}/images/nginx"]
+    typo = stack.get("/api/v1/search", q="ngnix", namespace=ns).json()
+    assert typo["similar"] is True
+    assert [h["name"] for h in typo["items"]][0] == f"{ns}/images/nginx"
+    assert typo["facets"]["kind"] == [{"value": "image", "count": len(typo["items"])}]
+    assert stack.get("/api/v1/search", q="qqqzzzxxx", namespace=ns).json() == {
+        "items": [], "next_cursor": None, "facets": {"kind": [], "namespace": []}, "similar": True}
