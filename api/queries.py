@@ -198,20 +198,23 @@ def manifest(cur, repository_id: int, digest: str) -> dict | None:
     return row
 
 
-def chart_version(cur, access: dict, repository: str, version: str) -> dict | None:
-    """The chart with this version; if several manifests carry it, the tagged and most recently pushed one."""
+def chart_version(cur, access: dict, repository: str, version: str | None = None,
+                  digest: str | None = None) -> dict | None:
+    """The chart with this version (or at this digest); if several manifests carry the version, the tagged
+    and most recently pushed one."""
     cur.execute(
         f"""
         SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.*
           FROM repositories r
           JOIN manifests m ON m.repository_id = r.id
           JOIN helm_charts c ON c.manifest_id = m.id
-         WHERE r.name = %(name)s AND c.version = %(version)s AND {VISIBLE}
+         WHERE r.name = %(name)s AND {VISIBLE}
+           AND (%(version)s::text IS NULL OR c.version = %(version)s) AND (%(digest)s::text IS NULL OR m.digest = %(digest)s)
          ORDER BY EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest) DESC,
                   m.pushed_at DESC
          LIMIT 1
         """,
-        {**access, "name": repository, "version": version},
+        {**access, "name": repository, "version": version, "digest": digest},
     )
     return cur.fetchone()
 

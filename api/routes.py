@@ -48,11 +48,12 @@ def _access() -> dict:
     return g.principal.sql(current_app.extensions["ocicat"].config.default_public)
 
 
-def _not_found(name: str, version: str | None = None):
-    """The same 404 for what does not exist and what cannot (a name no registry accepts)."""
-    if version is None:
+def _not_found(name: str, reference: str | None = None, what: str = "version"):
+    """The same 404 for what does not exist, what cannot (a name no registry accepts), and what the caller
+    may not see."""
+    if reference is None:
         return problem(404, f"repository {name!r} not found")
-    return problem(404, f"chart {name!r} has no version {version!r}")
+    return problem(404, f"chart {name!r} has no {what} {reference!r}")
 
 
 def _db():
@@ -164,9 +165,32 @@ def chart_version(name: str, version: str):
     if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
         return _not_found(name, version)
     with _db().transaction() as cur:
-        row = queries.chart_version(cur, _access(), name, version)
+        row = queries.chart_version(cur, _access(), name, version=version)
+    return _chart_version_response(row, name, version)
+
+
+# What ocicat extracts from a digest never changes until ocicat itself learns to extract more (an upgrade):
+# a day in the browser's cache, and private, because visibility can change and shared caches cannot know.
+DIGEST_CACHE_CONTROL = "private, max-age=86400"
+
+
+@bp.get("/charts/<path:name>/-/digests/<digest>")
+@documented("The chart at one digest, as the version detail; cacheable for a day (content addressed by digest)",
+            response=ChartVersion, errors=(401, 404))
+def chart_at_digest(name: str, digest: str):
+    if not (REPOSITORY_RE.match(name) and DIGEST_RE.match(digest)):
+        return _not_found(name, digest, "digest")
+    with _db().transaction() as cur:
+        row = queries.chart_version(cur, _access(), name, digest=digest)
+    response = _chart_version_response(row, name, digest, "digest")
+    if row is not None:
+        response.headers["Cache-Control"] = DIGEST_CACHE_CONTROL
+    return response
+
+
+def _chart_version_response(row: dict | None, name: str, reference: str, what: str = "version"):
     if row is None:
-        return _not_found(name, version)
+        return _not_found(name, reference, what)
     # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
     row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
     return jsonify(ChartVersion().dump(row))

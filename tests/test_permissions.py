@@ -136,7 +136,8 @@ def _detail_paths(private: Private, repository: str) -> list[str]:
     paths = [f"/api/v1/repositories/{repository}", f"/api/v1/repositories/{repository}/-/tags",
              f"/api/v1/repositories/{repository}/-/manifests/{private.digests[repository]}"]
     if REPOSITORIES[repository] == "helm-chart":
-        paths += [f"/api/v1/charts/{repository}/-/versions", f"/api/v1/charts/{repository}/-/versions/1.0.0"]
+        paths += [f"/api/v1/charts/{repository}/-/versions", f"/api/v1/charts/{repository}/-/versions/1.0.0",
+                  f"/api/v1/charts/{repository}/-/digests/{private.digests[repository]}"]
     return paths
 
 
