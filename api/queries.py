@@ -340,8 +340,10 @@ def search(cur, access: dict, *, q: str, namespace, kind, after: list | None,
     )
     hits = cur.fetchall()
     cur.execute(
-        f"SELECT k AS value, count(*) AS count FROM search_hits h, unnest(h.kinds) k WHERE {_HIT_NAMESPACE}"
-        " GROUP BY k ORDER BY count DESC, k",
+        # Hits share a handful of kind sets: count those, then split them (unnesting every hit's kinds
+        # cost three times as much on 15,000 hits, bench/api.py).
+        f"SELECT k AS value, sum(g.hits)::bigint AS count FROM (SELECT h.kinds, count(*) AS hits FROM search_hits h"
+        f" WHERE {_HIT_NAMESPACE} GROUP BY h.kinds) g, unnest(g.kinds) k GROUP BY k ORDER BY count DESC, k",
         params,
     )
     kinds = cur.fetchall()
