@@ -71,6 +71,10 @@ def create_app(config: Config | None = None) -> Flask:
         Answers change whenever the registry does, so caches must revalidate
         (no-cache), which costs a round trip but never serves stale tags.
         """
+        if response.status_code >= 400 and request.path.startswith("/api/v1/"):
+            response.headers.setdefault("Cache-Control", "no-store")  # an error is about this moment only
+            response.vary.add("Authorization")
+            return response
         if request.method == "GET" and response.status_code == 200 and response.mimetype == "application/json":
             response.vary.add("Authorization")  # what a caller sees depends on who they are
             response.add_etag()

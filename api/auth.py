@@ -26,6 +26,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from indexer.events import REPOSITORY_RE
 from ocicat import accounts
 from ocicat.config import Config, ConfigError
 
@@ -51,6 +52,9 @@ class Principal:
     view_prefixes: frozenset[str] = field(default_factory=frozenset)
     delete_names: frozenset[str] = field(default_factory=frozenset)
     delete_prefixes: frozenset[str] = field(default_factory=frozenset)
+    # The caller's own registry token, if that is how they signed in: deletes go to the registry with it,
+    # so the registry checks them too, instead of with ocicat's credentials.
+    registry_token: str | None = field(default=None, repr=False)
 
     @property
     def authenticated(self) -> bool:
@@ -94,16 +98,18 @@ def from_account(account: accounts.Account) -> Principal:
 class RegistryTokens:
     """Verifies the registry token service's JWTs: signature (RS256/ES256), issuer, audience, lifetime."""
 
-    def __init__(self, issuer: str, audience: str, keys_file: str):
+    def __init__(self, issuer: str, audience: str, keys_file: str, nested: bool = False):
         self.issuer = issuer
         self.audience = audience
+        self.nested = nested  # "group/*" access entries cover what is below group (GitLab)
         self._keys, self._jwks = _load_keys(keys_file)
 
     @classmethod
     def from_config(cls, config: Config) -> "RegistryTokens | None":
         if not config.registry_token_issuer:
             return None
-        return cls(config.registry_token_issuer, config.registry_token_audience, config.registry_token_keys)
+        return cls(config.registry_token_issuer, config.registry_token_audience, config.registry_token_keys,
+                   config.registry_token_nested)
 
     def principal(self, token: str) -> Principal:
         claims = self._verify(token)
@@ -113,8 +119,17 @@ class RegistryTokens:
                 continue
             actions = entry.get("actions") if isinstance(entry.get("actions"), list) else []
             name = entry["name"]
-            # GitLab grants nested reads as "group/*": everything strictly below the group.
-            names, prefixes = (set(), {name[:-2]}) if name.endswith("/*") else ({name}, set())
+            if name.endswith("/*"):
+                # GitLab grants nested reads as "group/*": everything strictly below the group. Only
+                # trusted when configured: a token service matching globs might grant a client's
+                # literal request for "group/*" by a rule meant for single repositories.
+                if not (self.nested and REPOSITORY_RE.match(name[:-2])):
+                    continue
+                names, prefixes = set(), {name[:-2]}
+            elif REPOSITORY_RE.match(name):
+                names, prefixes = {name}, set()
+            else:
+                continue
             if "pull" in actions or "*" in actions:
                 view |= names
                 view_prefixes |= prefixes
@@ -123,7 +138,8 @@ class RegistryTokens:
                 delete_prefixes |= prefixes
         subject = claims.get("sub") if isinstance(claims.get("sub"), str) else ""
         return Principal(user=f"registry:{subject}", view_names=frozenset(view), view_prefixes=frozenset(view_prefixes),
-                         delete_names=frozenset(delete), delete_prefixes=frozenset(delete_prefixes))
+                         delete_names=frozenset(delete), delete_prefixes=frozenset(delete_prefixes),
+                         registry_token=token)
 
     def _verify(self, token: str) -> dict:
         options = {"require": ["exp", "iss", "aud"]}
@@ -179,7 +195,7 @@ def authenticate(cur, header: str | None, registry_tokens: RegistryTokens | None
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthorized("send Authorization: Bearer <token>")
+        raise Unauthorized("invalid or expired token")
     if token.startswith(accounts.TOKEN_PREFIX):
         account = accounts.authenticate(cur, token)
         if account is None:

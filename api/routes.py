@@ -10,7 +10,7 @@ from marshmallow import Schema
 
 from indexer.errors import PermanentError, TransientError
 from indexer.events import DIGEST_RE, REPOSITORY_RE, TAG_RE
-from indexer.registry import NotFound
+from indexer.registry import NotFound, Refused
 from ocicat.openapi import documented
 from ocicat.problems import problem
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
 # Chart versions are SemVer; Helm's tag spelling (_ for +) is a valid name too.
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$")
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}\Z")
 
 
 @bp.before_request
@@ -204,7 +204,8 @@ def me():
 
 
 def _delete_in_registry(name: str, reference: str, pattern: re.Pattern, exists, what: str):
-    """Ask the registry to delete, with ocicat's own credentials, once the caller's role allows it.
+    """Ask the registry to delete once the caller's role allows it: with the caller's own registry token
+    if they signed in with one (the registry then checks too), else with ocicat's credentials.
 
     What the caller may not see, or the catalog does not know, is a 404 first.
     The catalog itself is not touched: it changes when the registry's delete
@@ -221,9 +222,11 @@ def _delete_in_registry(name: str, reference: str, pattern: re.Pattern, exists, 
             return problem(401, "sign in to delete", headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
         return problem(403, f"deleting in {name!r} needs the developer role or above")
     try:
-        current_app.extensions["ocicat"].registry.delete_manifest(name, reference)
+        current_app.extensions["ocicat"].registry.delete_manifest(name, reference, bearer=principal.registry_token)
     except NotFound:
         return problem(404, f"the registry has no {name}:{reference} (deleted already?)")
+    except Refused as exc:
+        return problem(403, str(exc))
     except PermanentError as exc:
         return problem(409, f"the registry refused to delete {name}:{reference}: {exc}")
     except TransientError as exc:

@@ -12,7 +12,7 @@ from indexer.events import REPOSITORY_RE
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 # A namespace is a repository path prefix; "" or "/" would mean every repository.
-NAMESPACE_RE = re.compile(REPOSITORY_RE.pattern.replace("$", "/?$"))
+NAMESPACE_RE = re.compile(REPOSITORY_RE.pattern.replace(r"\Z", r"/?\Z"))
 
 
 class ListArgs(Schema):

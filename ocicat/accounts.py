@@ -25,9 +25,9 @@ LEVELS = {role: 10 * (i + 1) for i, role in enumerate(ROLES)}  # the role_level(
 VIEW_LEVEL = LEVELS["reporter"]
 DELETE_LEVEL = LEVELS["developer"]
 
-USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 TOKEN_PREFIX = "ocicat_"
-TOKEN_RE = re.compile(r"^ocicat_([1-9][0-9]{0,17})_([A-Za-z0-9_-]{43})$")
+TOKEN_RE = re.compile(r"^ocicat_([1-9][0-9]{0,17})_([A-Za-z0-9_-]{43})\Z")
 _NO_SECRET = hashlib.sha256(b"no such token").digest()  # compared against when the id is unknown
 
 
@@ -36,10 +36,16 @@ class AccountError(ValueError):
 
 
 def normalize_path(path: str) -> str:
-    """A repository path prefix as stored: no leading or trailing slash, '' for the root ('/')."""
-    stripped = path.strip().strip("/")
-    if stripped and not (len(stripped) <= 255 and REPOSITORY_RE.match(stripped)):
-        raise AccountError(f"not a repository path: {path!r}")
+    """A repository path prefix as stored: no leading or trailing slash, '' for the root.
+
+    Only an explicit "/" names the root: an empty argument (a shell variable
+    that was not set) must not grant a role on the whole registry.
+    """
+    if path == "/":
+        return ""
+    stripped = path.strip("/")
+    if not (stripped and len(stripped) <= 255 and REPOSITORY_RE.match(stripped)):
+        raise AccountError(f"not a repository path (use / for the whole registry): {path!r}")
     return stripped
 
 

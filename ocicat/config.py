@@ -36,6 +36,13 @@ def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _bool(env: dict, name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
 def _listen(raw: str) -> tuple[str, int]:
     host, sep, port = raw.rpartition(":")
     if not sep or not port.isdigit():
@@ -70,6 +77,7 @@ class Config:
     registry_token_issuer: str | None = None
     registry_token_audience: str | None = None
     registry_token_keys: str | None = None
+    registry_token_nested: bool = False
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -108,6 +116,7 @@ class Config:
             registry_token_issuer=token_issuer,
             registry_token_audience=token_audience,
             registry_token_keys=token_keys,
+            registry_token_nested=_bool(env, "OCICAT_REGISTRY_TOKEN_NESTED"),
         )
 
     @property

@@ -190,6 +190,6 @@ def test_a_chart_by_digest_is_cacheable_and_the_version_detail_revalidates(stack
     assert by_digest.status_code == 200 and by_digest.json() == by_version.json()
     assert by_digest.headers["Cache-Control"] == "private, max-age=86400" and by_digest.headers["ETag"]
     missing = stack.get(f"/api/v1/charts/{catalog}/charts/redis/-/digests/sha256:{'0' * 64}")
-    assert missing.status_code == 404 and "Cache-Control" not in missing.headers
+    assert missing.status_code == 404 and missing.headers["Cache-Control"] == "no-store"
     assert "has no digest" in missing.json()["detail"]
     assert stack.get(f"/api/v1/charts/{catalog}/charts/redis/-/digests/latest").status_code == 404

@@ -23,6 +23,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from api.auth import RegistryTokens
 from ocicat import accounts
 
 from .conftest import start_stack, stop_stack
@@ -103,7 +104,7 @@ def private(make_database, tmp_path_factory):
     keys.write_bytes(PUBLIC_PEM)
     stack = start_stack(make_database, tmp_path_factory.mktemp("private"), OCICAT_DEFAULT_VISIBILITY="private",
                         OCICAT_REGISTRY_TOKEN_ISSUER=ISSUER, OCICAT_REGISTRY_TOKEN_AUDIENCE=AUDIENCE,
-                        OCICAT_REGISTRY_TOKEN_KEYS=str(keys))
+                        OCICAT_REGISTRY_TOKEN_KEYS=str(keys), OCICAT_REGISTRY_TOKEN_NESTED="true")
     try:
         digests = {}
         for name, kind in REPOSITORIES.items():
@@ -237,6 +238,29 @@ def test_a_tag_delete_the_registry_cannot_do_is_a_clear_conflict(private):
     if response.status_code == 409:
         assert "refused" in response.json()["detail"]
         assert private.get("admin", f"/api/v1/charts/{API}/-/versions/1.0.0").status_code == 200
+
+
+def test_registry_token_wildcards_cover_only_what_is_below_a_real_path(private, tmp_path):
+    """"/*", "*" and bad names give nothing; "group/*" counts only with OCICAT_REGISTRY_TOKEN_NESTED."""
+    sneaky = registry_jwt([{"type": "repository", "name": name, "actions": ["pull", "delete"]}
+                           for name in ("/*", "*", "", f"team{RUN}/../other{RUN}/*", f"other{RUN}/secret\n", "//*")])
+    listed = {i["name"] for i in requests.get(f"{private.stack.api}/api/v1/repositories", params={"limit": 500},
+                                              headers={"Authorization": f"Bearer {sneaky}"}, timeout=10).json()["items"]}
+    assert listed & set(REPOSITORIES) == PUBLIC
+    (tmp_path / "key.pem").write_bytes(PUBLIC_PEM)
+    strict = RegistryTokens(ISSUER, AUDIENCE, str(tmp_path / "key.pem"))  # nested off: the default
+    assert strict.principal(registry_jwt(JWT_ACCESS)).view_prefixes == frozenset()
+    assert strict.principal(registry_jwt(JWT_ACCESS)).view_names == {API}
+
+
+def test_an_empty_path_is_refused_rather_than_taken_for_the_root(private):
+    with private.stack.db.transaction() as cur:
+        for path in ("", " ", "//"):
+            with pytest.raises(accounts.AccountError, match="use / for the whole registry"):
+                accounts.grant(cur, f"reporter-{RUN}", path, "owner")
+            with pytest.raises(accounts.AccountError):
+                accounts.set_visibility(cur, path, True)
+    assert _cli(private, "grant", f"reporter-{RUN}", "", "owner").returncode != 0
 
 
 def test_me_says_who_the_api_takes_the_caller_for(private):
