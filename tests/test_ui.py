@@ -244,7 +244,7 @@ def test_browse_to_a_pushed_chart_and_see_everything_helm_knows(open_page, stack
     expect(readme.locator("table td").first).to_have_text("replicaCount")
     expect(readme.get_by_role("link", name="the docs")).to_have_attribute("rel", "noopener nofollow")
     values = page.locator("#values code.yaml")
-    expect(values).to_have_text(VALUES + "\n")
+    expect(values).to_have_text(VALUES)
     expect(values.locator(".tok-key").first).to_have_text("replicaCount:")
     expect(values.locator(".tok-comment").first).to_have_text("# Default values for webapp.")
     expect(values.locator(".tok-string")).to_have_text('"1.25"')
@@ -337,7 +337,7 @@ def test_hostile_chart_content_runs_nothing_and_the_policy_holds(open_page, cata
     expect(main.locator(".description")).to_have_text(f"Totally normal {HOSTILE_TEXT}")
     expect(main).to_contain_text(f"app version {HOSTILE_TEXT}")
     expect(page.locator("#about")).to_contain_text(HOSTILE_TEXT)  # annotation, keyword, maintainer
-    expect(page.locator("#values code")).to_have_text(HOSTILE_VALUES + "\n")
+    expect(page.locator("#values code")).to_have_text(HOSTILE_VALUES)
     expect(page.locator("#readme h3")).to_have_text("Evil")  # the README's h1, below the page's h1 and h2
     readme = page.locator("#readme .readme")
     expect(readme.get_by_text("click me")).to_be_visible()

@@ -102,7 +102,12 @@ export function table(caption, columns, rows) {
   return h('div', { class: 'table-wrap' }, h('table', { class: 'rows' },
     h('caption', null, caption),
     h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell, i) => h('td', { 'data-label': columns[i] }, cell)))))));
+    h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell, i) => h('td', {
+      'data-label': columns[i], class: blank(cell) ? 'blank' : null }, h('div', null, cell))))))));
+}
+
+function blank(cell) {
+  return cell == null || cell === '' || (Array.isArray(cell) && cell.every(blank));
 }
 
 export function section(title, id, ...children) {

@@ -46,7 +46,7 @@ function line(text) {
 
 /** <pre><code> of the YAML text, highlighted unless it is very long. */
 export function yamlBlock(text, label) {
-  const lines = text.split('\n');
+  const lines = text.replace(/\n$/, '').split('\n');
   const code = h('code', { class: 'yaml' }, lines.length > MAX_LINES ? text : lines.map(line));
   return h('pre', { class: 'code', tabindex: 0, 'aria-label': label }, code);
 }
