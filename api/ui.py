@@ -19,9 +19,12 @@ from .security import HTML_POLICY, UI_POLICY
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", template_folder="templates")
 
-# Preloaded by the shell, so the browser fetches every module at once instead
-# of discovering the imports one level at a time.
-_MODULES = sorted(str(p.relative_to(Path(bp.static_folder))) for p in Path(bp.static_folder).rglob("*.js"))
+# Preloaded by the shell, so the browser fetches the modules a page needs at once instead of discovering
+# the imports one level at a time: every shared module, and the page's own (pages/<page>.js); the
+# other pages load when the reader first goes there.
+_STATIC = Path(bp.static_folder)
+_SHARED = sorted(str(p.relative_to(_STATIC)) for p in _STATIC.rglob("*.js") if p.parent == _STATIC and p.name != "app.js")
+_SHARED.append("pages/common.js")
 
 
 @bp.after_request
@@ -30,18 +33,22 @@ def _policy(response):
     return response
 
 
-def _shell(**_route):
-    """The same page for every route: static/app.js reads the path itself."""
+def _shell(page: str, **_route):
+    """The same shell for every route (static/app.js reads the path itself), preloading ``page``'s module."""
     return render_template(
-        "ui.html", modules=[url_for("ui.static", filename=m) for m in _MODULES if m != "app.js"],
+        "ui.html", modules=[url_for("ui.static", filename=m) for m in (*_SHARED, f"pages/{page}.js")],
         kinds=" ".join(sorted(ALL_KINDS)), html_policy=HTML_POLICY,
     )
 
 
 # The pages (static/app.js has the same table, and renders them).
-bp.add_url_rule("/", "browse", _shell)
-bp.add_url_rule("/namespaces/<path:namespace>", "namespace", _shell)
-bp.add_url_rule("/repositories/<path:name>", "repository", _shell)  # also .../-/manifests/<digest>
-bp.add_url_rule("/charts/<path:name_and_version>", "chart", _shell)
-bp.add_url_rule("/search", "search", _shell)
-bp.add_url_rule("/sign-in", "sign_in", _shell)
+for rule, endpoint, page in [
+    ("/", "browse", "browse"),
+    ("/namespaces/<path:namespace>", "namespace", "browse"),
+    ("/repositories/<path:name>", "repository", "repository"),
+    ("/repositories/<path:name>/-/manifests/<digest>", "manifest", "manifest"),
+    ("/charts/<path:name_and_version>", "chart", "chart"),
+    ("/search", "search", "search"),
+    ("/sign-in", "sign_in", "sign-in"),
+]:
+    bp.add_url_rule(rule, endpoint, _shell, defaults={"page": page})

@@ -5,26 +5,21 @@ import * as session from './session.js';
 import { ApiError } from './api.js';
 import { h } from './dom.js';
 import { navigate, notice } from './nav.js';
-import browse from './pages/browse.js';
-import chart from './pages/chart.js';
-import manifest from './pages/manifest.js';
-import repository from './pages/repository.js';
-import search from './pages/search.js';
-import signIn from './pages/sign-in.js';
 
 const ROOT = document.documentElement.dataset.uiRoot; // "/ui/"
 const main = document.getElementById('main');
 
-// Path below ROOT -> page. Repository names hold slashes; "/-/" separates sub-resources (as in the API),
-// and a chart's version is its last segment.
+// Path below ROOT -> page module (pages/<name>.js, loaded when first needed) and its parameters.
+// Repository names hold slashes; "/-/" separates sub-resources (as in the API), and a chart's version
+// is its last segment. api/ui.py has the same routes, and preloads each page's module.
 const ROUTES = [
-  [/^$/, () => browse({ namespace: null })],
-  [/^namespaces\/(.+?)\/?$/, (m) => browse({ namespace: m[1] })],
-  [/^repositories\/(.+)\/-\/manifests\/([^/]+)$/, (m) => manifest({ name: m[1], digest: m[2] })],
-  [/^repositories\/(.+?)\/?$/, (m) => repository({ name: m[1] })],
-  [/^charts\/(.+)\/([^/]+)$/, (m) => chart({ name: m[1], version: m[2] })],
-  [/^search$/, () => search()],
-  [/^sign-in$/, () => signIn()],
+  [/^$/, 'browse', () => ({ namespace: null })],
+  [/^namespaces\/(.+?)\/?$/, 'browse', (m) => ({ namespace: m[1] })],
+  [/^repositories\/(.+)\/-\/manifests\/([^/]+)$/, 'manifest', (m) => ({ name: m[1], digest: m[2] })],
+  [/^repositories\/(.+?)\/?$/, 'repository', (m) => ({ name: m[1] })],
+  [/^charts\/(.+)\/([^/]+)$/, 'chart', (m) => ({ name: m[1], version: m[2] })],
+  [/^search$/, 'search', () => ({})],
+  [/^sign-in$/, 'sign-in', () => ({})],
 ];
 
 let current = null; // the navigation being rendered; a newer one makes it stale
@@ -46,8 +41,10 @@ async function render(focus) {
   let page;
   try {
     const relative = decodeURIComponent(location.pathname.slice(ROOT.length));
-    const route = ROUTES.map(([pattern, page]) => [relative.match(pattern), page]).find(([m]) => m);
-    page = route ? await route[1](route[0]) : failure(new ApiError(404, 'There is no such page.'));
+    const route = ROUTES.map(([pattern, name, params]) => [relative.match(pattern), name, params]).find(([m]) => m);
+    if (!route) throw new ApiError(404, 'There is no such page.');
+    const [match, name, params] = route;
+    page = await (await import(`./pages/${name}.js`)).default(params(match));
   } catch (error) {
     page = failure(error);
   }

@@ -62,7 +62,7 @@ export function bytes(n) {
   return `${i ? n.toFixed(n < 10 ? 1 : 0) : n} ${UNITS[i]}`;
 }
 
-const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+let relative = null; // made on first use: ICU's set-up is not free, and not every page shows times
 const STEPS = [['second', 60], ['minute', 60], ['hour', 24], ['day', 30], ['month', 12], ['year', Infinity]];
 
 /** <time> with the exact UTC time as its title and "3 hours ago" as its text. */
@@ -76,6 +76,7 @@ export function when(iso) {
     if (Math.abs(amount) < size) break;
     amount /= size;
   }
+  relative ||= new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
   return h('time', { datetime: iso, title: date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC') },
     relative.format(Math.round(amount), unit));
 }
