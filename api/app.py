@@ -1,4 +1,4 @@
-"""The Flask application factory: catalog API, registry webhook receiver, health checks."""
+"""The Flask application factory: catalog API, web UI, registry webhook receiver, health checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -23,6 +23,8 @@ from ocicat.problems import problem
 
 from .auth import RegistryTokens
 from .routes import bp as catalog_bp
+from .security import DOCS_POLICY, secure
+from .ui import bp as ui_bp
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ def create_app(config: Config | None = None) -> Flask:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
     app.register_blueprint(receiver_bp)
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(ui_bp)
+    app.after_request(secure)
     # Frontends on other origins read the catalog; they need Link to page and ETag to revalidate.
     CORS(app, resources={r"/api/v1/*": {"origins": "*"}}, expose_headers=["Link", "ETag"], send_wildcard=True)
 
@@ -94,7 +98,14 @@ def create_app(config: Config | None = None) -> Flask:
         """The same document, readable in a browser: server-rendered, no scripts."""
         if "openapi" not in app.extensions:
             app.extensions["openapi"] = build_spec(app, _version())
-        return render_template("api_docs.html", spec=app.extensions["openapi"])
+        response = app.make_response(render_template("api_docs.html", spec=app.extensions["openapi"]))
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
+
+    @app.get("/")
+    def root():
+        """People who open ocicat's address want the catalog, not an API."""
+        return redirect(url_for("ui.browse"))
 
     @app.get("/healthz")
     @documented("Liveness: the process answers")

@@ -71,6 +71,45 @@ def list_repositories(cur, access: dict, *, namespace, kind, q, sort: str, after
     return cur.fetchall()
 
 
+# A namespace as a key of repositories_namespace_tree_idx (migration 0007): "/" spelled " ".
+_TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
+
+
+def list_namespaces(cur, access: dict, *, namespace: str | None, after: str | None, limit: int) -> list[dict]:
+    """The namespaces directly below ``namespace`` (the top level if None), by name, each holding repositories
+    the caller may see (a namespace of only hidden repositories is not listed).
+
+    A skip scan: each step of the recursion finds the first key past the
+    previous child's subtree ("<child>!" in byte order, "!" being the first
+    character after " "), so a page costs ``limit`` index probes however many
+    repositories lie below.
+    """
+    parent = (namespace or "").strip("/")
+    prefix = parent.replace("/", " ") + " " if parent else ""
+    # Every key below the parent lies in [prefix + "!", stop); "!" also leaves out the top level's "".
+    stop = parent.replace("/", " ") + "!" if parent else "\x7f"
+    cur.execute(
+        f"""
+        WITH RECURSIVE walk(key) AS (
+            (SELECT {_TREE_KEY} FROM repositories r
+              WHERE r.manifest_count > 0 AND {_TREE_KEY} >= %(start)s AND {_TREE_KEY} < %(stop)s AND {VISIBLE}
+              ORDER BY 1 LIMIT 1)
+            UNION ALL
+            SELECT (SELECT {_TREE_KEY} FROM repositories r
+                     WHERE r.manifest_count > 0 AND {_TREE_KEY} < %(stop)s AND {VISIBLE}
+                       AND {_TREE_KEY} >= %(prefix)s || split_part(substr(w.key, %(skip)s), ' ', 1) || '!'
+                     ORDER BY 1 LIMIT 1)
+              FROM walk w WHERE w.key IS NOT NULL
+        )
+        SELECT split_part(substr(key, %(skip)s), ' ', 1) AS child FROM walk WHERE key IS NOT NULL LIMIT %(limit)s
+        """,
+        {**access, "prefix": prefix, "start": prefix + (after.rsplit("/", 1)[-1] if after else "") + "!", "stop": stop,
+         "skip": len(prefix) + 1, "limit": limit},
+    )
+    return [{"name": f"{parent}/{row['child']}" if parent else row["child"], "namespace": parent}
+            for row in cur.fetchall()]
+
+
 def repository(cur, access: dict, name: str) -> dict | None:
     """The repository, if it holds a manifest and the caller may see it."""
     cur.execute(
@@ -96,13 +135,18 @@ LEFT JOIN LATERAL (
 ) att ON true
 """
 
-# Per index: its platforms, leaving out BuildKit attestation entries (unknown/unknown).
+# Per manifest: the platforms it runs on. An index's children, leaving out BuildKit attestation
+# entries (unknown/unknown); a single image's own, from its config.
 _PLATFORMS = """
-(SELECT coalesce(jsonb_agg(DISTINCT concat_ws('/', ch.platform->>'os', ch.platform->>'architecture',
-                                              ch.platform->>'variant')), '[]')
-   FROM index_children ch
-  WHERE ch.manifest_id = m.id AND coalesce(ch.platform->>'os', 'unknown') <> 'unknown'
-    AND coalesce(ch.annotations->>'vnd.docker.reference.type', '') <> 'attestation-manifest') AS platforms
+(SELECT coalesce(jsonb_agg(DISTINCT p.platform), '[]')
+   FROM (SELECT concat_ws('/', ch.platform->>'os', ch.platform->>'architecture', ch.platform->>'variant') AS platform
+           FROM index_children ch
+          WHERE ch.manifest_id = m.id AND coalesce(ch.platform->>'os', 'unknown') <> 'unknown'
+            AND coalesce(ch.annotations->>'vnd.docker.reference.type', '') <> 'attestation-manifest'
+         UNION ALL
+         SELECT concat_ws('/', ic.os, ic.architecture, ic.variant)
+           FROM image_configs ic WHERE ic.manifest_id = m.id AND ic.os IS NOT NULL AND ic.os <> 'unknown') p
+) AS platforms
 """
 
 

@@ -16,8 +16,9 @@ from ocicat.problems import problem
 
 from . import auth, queries
 from .pagination import decode_cursor, link_header, page
-from .schemas import (ChartListArgs, ChartListItem, ChartVersion, Deletion, FacetCount, ListArgs, Manifest, Me, Repository,
-                      RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
+from .rendering import readme_html
+from .schemas import (ChartListArgs, ChartListItem, ChartVersion, Deletion, FacetCount, ListArgs, Manifest, Me, Namespace,
+                      NamespaceListArgs, Repository, RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,18 @@ def _list_response(body: dict, schema: Schema):
     response = jsonify({"items": schema.dump(body["items"], many=True), "next_cursor": body["next_cursor"]})
     response.headers.update(link_header(body["next_cursor"]))
     return response
+
+
+@bp.get("/namespaces")
+@documented("List the namespaces directly below a namespace (the top level without one)", args=NamespaceListArgs,
+            response=Namespace, listing=True, errors=(400, 401))
+def list_namespaces():
+    args = NamespaceListArgs().load(request.args)
+    after = decode_cursor(args["cursor"], (str,))
+    with _db().transaction() as cur:
+        rows = queries.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
+                                       limit=args["limit"] + 1)
+    return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Namespace())
 
 
 @bp.get("/repositories")
@@ -193,6 +206,7 @@ def _chart_version_response(row: dict | None, name: str, reference: str, what: s
         return _not_found(name, reference, what)
     # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
     row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
+    row["readme_html"] = readme_html(row["readme"])
     return jsonify(ChartVersion().dump(row))
 
 

@@ -101,6 +101,7 @@ def serve() -> None:
     env = {**os.environ, "OCICAT_DATABASE_URL": _ready_database(config)}
     children = [subprocess.Popen([sys.executable, "-m", "ocicat", role], env=env) for role in ("api", "worker")]
     host, port = config.listen_address
+    click.echo(f"ocicat web UI:  http://{host}:{port}/ui/")
     click.echo(f"ocicat API:     http://{host}:{port}/api/v1/repositories")
     click.echo(f"ocicat webhook: http://{host}:{port}/api/v1/events")
 

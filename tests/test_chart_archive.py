@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+
 import contextlib
+import re
 import gzip
 import io
 import os

@@ -171,6 +171,12 @@ def test_lists_search_and_facets_show_only_what_the_table_allows(private, who):
     assert ours(listed("/api/v1/repositories", limit=500)) == visible
     for namespace in {name.split("/")[0] for name in REPOSITORIES}:
         assert listed("/api/v1/repositories", namespace=namespace) == {n for n in visible if n.startswith(namespace + "/")}
+    # namespaces: a namespace holding only hidden repositories is not listed, at any level
+    tops = {name.split("/")[0] for name in REPOSITORIES}
+    assert listed("/api/v1/namespaces", limit=500) & tops == {n.split("/")[0] for n in visible}
+    for parent in (f"team{RUN}", f"team{RUN}/sub", f"other{RUN}"):
+        below = {"/".join(n.split("/")[:parent.count("/") + 2]) for n in visible if n.startswith(parent + "/")}
+        assert listed("/api/v1/namespaces", namespace=parent) == {b for b in below if b not in visible}, parent
     charts = {n for n in visible if REPOSITORIES[n] == "helm-chart"}
     assert ours(listed("/api/v1/charts", "repository", limit=500)) == charts
     assert listed("/api/v1/charts", "repository", q=WORD) == charts
