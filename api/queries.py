@@ -317,10 +317,11 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
 
 
 # Search: exact name matches first (the whole name or its last part), then rank, then recency.
-# The text matches are collected once into a temporary table: the page and both facets then
-# read that, instead of each re-checking every match's (large, TOASTed) search document.
-_SEARCH_HITS = f"""
-CREATE TEMPORARY TABLE search_hits ON COMMIT DROP AS
+# One statement: the matches are collected once (a materialized CTE, kept in memory), and the page
+# and both facets read them, instead of each re-checking every match's search document. (A
+# temporary table did the same in four statements, but writing 15,000 rows into it cost more
+# than ranking them, bench/api.py.)
+_TEXT_HITS = f"""
 SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
        (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
        ts_rank(r.search, %(tsquery)s::tsquery) AS rank
@@ -334,11 +335,10 @@ SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
 SIMILARITY_THRESHOLD = 0.3
 MAX_SIMILAR_HITS = 1000
 _SIMILAR_HITS = f"""
-INSERT INTO search_hits
-SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, 0, word_similarity(%(q)s, r.name) AS similarity
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, 0 AS exact, word_similarity(%(q)s, r.name) AS rank
   FROM repositories r
  WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {VISIBLE}
- ORDER BY similarity DESC, r.name LIMIT {MAX_SIMILAR_HITS}
+ ORDER BY rank DESC, r.name LIMIT {MAX_SIMILAR_HITS}
 """
 # Filters on the hits; each facet leaves its own out.
 _HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
@@ -352,6 +352,33 @@ LEFT JOIN LATERAL (
              ORDER BY pushed_at DESC, id DESC LIMIT 1) m
       LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
 """
+_FACET = "coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', count) ORDER BY count DESC, value), '[]')"
+_SEARCH = """
+WITH hits AS MATERIALIZED ({hits}),
+page AS (
+    SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id FROM hits h
+     WHERE {namespace} AND {kind}
+       AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
+                                      < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
+     ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
+     LIMIT %(limit)s)
+SELECT f.*, p.*
+  FROM (SELECT (SELECT count(*) FROM hits) AS matched,
+               -- hits share a handful of kind sets: count those, then split them (a third of the cost
+               -- of unnesting every hit's kinds)
+               (SELECT {facet} FROM (SELECT k AS value, sum(g.hits)::bigint AS count
+                                       FROM (SELECT h.kinds, count(*) AS hits FROM hits h WHERE {namespace}
+                                              GROUP BY h.kinds) g, unnest(g.kinds) k GROUP BY k) x) AS kind_facet,
+               (SELECT {facet} FROM (SELECT h.namespace AS value, count(*) AS count FROM hits h WHERE {kind}
+                                      GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50) x) AS namespace_facet
+       ) f
+  -- the page's newest-manifest lookups run for its rows only
+  LEFT JOIN LATERAL (SELECT h.*, latest.* FROM page h {latest}) p ON true
+ ORDER BY p.exact DESC, p.rank DESC, p.updated_at DESC, p.name DESC
+"""
+_SEARCH_TEXT, _SEARCH_SIMILAR = (_SEARCH.format(hits=hits, namespace=_HIT_NAMESPACE, kind=_HIT_KIND, facet=_FACET,
+                                                latest=_SEARCH_LATEST)
+                                 for hits in (_TEXT_HITS, _SIMILAR_HITS))
 
 
 def search(cur, access: dict, *, q: str, namespace, kind, after: list | None,
@@ -362,41 +389,15 @@ def search(cur, access: dict, *, q: str, namespace, kind, after: list | None,
     collected, so no count or facet reveals a hidden repository."""
     params = {**access, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
               **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
-    cur.execute(_SEARCH_HITS, params)
-    similar = cur.rowcount == 0 and _has_trigram(cur)
+    cur.execute(_SEARCH_TEXT, params)
+    rows = cur.fetchall()
+    similar = rows[0]["matched"] == 0 and _has_trigram(cur)
     if similar:
         cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
-        cur.execute(_SIMILAR_HITS, params)
-    cur.execute(
-        f"""
-        SELECT h.*, latest.*
-          FROM (SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id
-                  FROM search_hits h
-                 WHERE {_HIT_NAMESPACE} AND {_HIT_KIND}
-                   AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
-                                                  < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
-                 ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
-                 LIMIT %(limit)s) h  -- the page first: the newest-manifest lookup runs for its rows only
-          {_SEARCH_LATEST}
-         ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
-        """,
-        params,
-    )
-    hits = cur.fetchall()
-    cur.execute(
-        # Hits share a handful of kind sets: count those, then split them (unnesting every hit's kinds
-        # cost three times as much on 15,000 hits, bench/api.py).
-        f"SELECT k AS value, sum(g.hits)::bigint AS count FROM (SELECT h.kinds, count(*) AS hits FROM search_hits h"
-        f" WHERE {_HIT_NAMESPACE} GROUP BY h.kinds) g, unnest(g.kinds) k GROUP BY k ORDER BY count DESC, k",
-        params,
-    )
-    kinds = cur.fetchall()
-    cur.execute(
-        f"SELECT h.namespace AS value, count(*) AS count FROM search_hits h WHERE {_HIT_KIND}"
-        " GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50",
-        params,
-    )
-    return hits, {"kind": kinds, "namespace": cur.fetchall()}, similar
+        cur.execute(_SEARCH_SIMILAR, params)
+        rows = cur.fetchall()
+    facets = {"kind": rows[0]["kind_facet"], "namespace": rows[0]["namespace_facet"]}
+    return [row for row in rows if row["name"] is not None], facets, similar
 
 
 def _has_trigram(cur) -> bool:
