@@ -12,7 +12,7 @@ from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from indexer.bus import PostgresQueue
+from indexer.bus import Bus, open_bus
 from indexer.receiver import MAX_BODY_BYTES
 from indexer.receiver import bp as receiver_bp
 from ocicat.config import Config
@@ -31,7 +31,7 @@ class Services:
 
     config: Config
     db: Database
-    bus: PostgresQueue
+    bus: Bus
 
 
 def _version() -> str:
@@ -47,7 +47,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see receiver.receive_events
     app.json.sort_keys = False
     db = Database(database_url(config), maxconn=config.api_threads + 2)
-    app.extensions["ocicat"] = Services(config=config, db=db, bus=PostgresQueue(db, config.max_attempts))
+    app.extensions["ocicat"] = Services(config=config, db=db, bus=open_bus(config, db))
 
     if not config.webhook_secrets:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")

@@ -28,6 +28,7 @@ import psycopg2.extensions
 from marshmallow import ValidationError
 from psycopg2.extras import Json, execute_values
 
+from ocicat.config import Config
 from ocicat.db import Database, connect, storable
 
 from .errors import Busy, PermanentError, TransientError, backoff_seconds
@@ -269,6 +270,23 @@ class PostgresQueue:
         with self._wakeup:
             self._generation += 1
             self._wakeup.notify_all()
+
+
+def open_bus(config: Config, db: Database) -> Bus:
+    """The bus the configuration asks for: Kafka with OCICAT_KAFKA_BOOTSTRAP, else the PostgreSQL queue."""
+    if config.kafka is None:
+        return PostgresQueue(db, config.max_attempts)
+    from .kafka_bus import KafkaBus  # kafka-python is loaded only where Kafka is configured
+
+    return KafkaBus(db, config)
+
+
+def describe_bus(config: Config) -> str:
+    """The bus in a few words, for start-up log lines."""
+    if config.kafka is None:
+        return "PostgreSQL queue"
+    kafka = config.kafka
+    return f"Kafka {','.join(kafka.bootstrap)} topic {kafka.topic} group {kafka.group}"
 
 
 def _expected(exc: Exception) -> bool:
