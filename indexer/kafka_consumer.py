@@ -55,7 +55,12 @@ from .kafka_bus import client_options, ensure_topic
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 100  # also about the longest a settled message waits for its offset commit
-MAX_POLL_RECORDS = 100
+# Every poll takes all the fetcher has. kafka-python 3.0.12 parks the rest of a partial poll of a partition
+# that is then paused and, once another partition's records were drained, never hands it back after the
+# resume: the partition would stall for good. Batches are bounded by the bytes fetched per partition instead,
+# and their progress is committed while they run.
+MAX_POLL_RECORDS = 1_000_000
+MAX_PARTITION_FETCH_BYTES = 256 * 1024  # about a thousand events per partition and batch
 SESSION_TIMEOUT_MS = 10_000  # how soon a worker that died without leaving the group loses its partitions
 HEARTBEAT_INTERVAL_MS = 3_000
 # The loop polls every POLL_TIMEOUT_MS however long a batch takes; this also bounds how long the group waits
@@ -91,20 +96,22 @@ def consumer_lag(consumer: KafkaConsumer, partitions, progress: dict) -> dict:
     Ends are the high watermarks from the last fetches (no request needed),
     asked of the broker only for partitions not fetched yet. A partition's
     position is ``progress`` (the next offset this member settles), else the
-    group's committed offset, else the start of the log; the ones looked up
-    are added to ``progress``. Must run on the polling thread.
+    group's committed offset, else the start of the log. Must run on the
+    polling thread.
     """
     ends = {tp: consumer.highwater(tp) for tp in partitions}
     unknown = [tp for tp, end in ends.items() if end is None]
     if unknown:
         ends.update(consumer.end_offsets(unknown, timeout_ms=REQUEST_TIMEOUT_MS))
+    positions = {}
     for tp in partitions:
-        if tp not in progress:
-            committed = consumer.committed(tp, timeout_ms=REQUEST_TIMEOUT_MS)
-            if committed is None:
-                committed = consumer.beginning_offsets([tp], timeout_ms=REQUEST_TIMEOUT_MS)[tp]
-            progress[tp] = committed
-    return lag(ends, progress)
+        position = progress.get(tp)
+        if position is None:
+            position = consumer.committed(tp, timeout_ms=REQUEST_TIMEOUT_MS)
+        if position is None:
+            position = consumer.beginning_offsets([tp], timeout_ms=REQUEST_TIMEOUT_MS)[tp]
+        positions[tp] = position
+    return lag(ends, positions)
 
 
 class Batch:
@@ -139,8 +146,9 @@ class GroupMember(ConsumerRebalanceListener):
         self._changed = threading.Condition(self._lock)  # a batch finished
         self._batches: dict[TopicPartition, Batch] = {}  # running or queued, at most one per partition
         self._settled = 0  # messages settled, for the events/s figure
-        self._uncommitted: dict[TopicPartition, int] = {}  # polling thread only
-        self._committed: dict[TopicPartition, int] = {}  # polling thread only
+        # Polling-thread state; the listener runs only inside consumer.poll() and close(), so never alongside.
+        self._progress: dict[TopicPartition, int] = {}  # next offset to settle, per owned partition
+        self._committed: dict[TopicPartition, int] = {}  # what this member last committed
         self._retry_commit_at = 0.0
         self._commit_failing = False
         self._consumer: KafkaConsumer | None = None
@@ -191,6 +199,7 @@ class GroupMember(ConsumerRebalanceListener):
                     auto_offset_reset="earliest",  # a new group starts at the first event the topic has
                     allow_auto_create_topics=False,
                     max_poll_records=MAX_POLL_RECORDS,
+                    max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
                     session_timeout_ms=SESSION_TIMEOUT_MS,
                     heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                     max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
@@ -235,24 +244,28 @@ class GroupMember(ConsumerRebalanceListener):
             if batch.tp not in assigned:
                 continue  # handed back: the new owner starts from the last commit and skips what was done
             if batch.next_offset is not None:
-                self._uncommitted[batch.tp] = batch.next_offset
+                self._progress[batch.tp] = batch.next_offset
             if batch.resume_at <= batch.records[-1].offset:  # stopped early by a rebalance, the partition is back
                 consumer.seek(batch.tp, batch.resume_at)
             consumer.resume(batch.tp)
 
     def _commit(self, consumer: KafkaConsumer) -> None:
-        if not self._uncommitted or time.monotonic() < self._retry_commit_at:
-            return
+        """Commit what was settled since the last commit: finished batches, and how far running ones got."""
+        with self._lock:
+            for tp, batch in self._batches.items():
+                if batch.next_offset is not None:
+                    self._progress[tp] = batch.next_offset
         assigned = consumer.assignment()
-        self._uncommitted = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
-        if not self._uncommitted:
+        due = {tp: offset for tp, offset in self._progress.items()
+               if tp in assigned and offset != self._committed.get(tp)}
+        if not due or time.monotonic() < self._retry_commit_at:
             return
         try:
-            consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()},
+            consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in due.items()},
                             timeout_ms=REQUEST_TIMEOUT_MS)
         except KafkaError as exc:
-            # Kept for the next try while the partitions stay here; a rebalance in between is harmless
-            # (all below these offsets is settled), a handed-back partition is redone and skipped by id.
+            # Tried again while the partitions stay here; a rebalance in between is harmless (all below
+            # these offsets is settled), a handed-back partition is redone by its next owner and skipped by id.
             self._retry_commit_at = time.monotonic() + COMMIT_RETRY_SECONDS
             (log.debug if self._commit_failing else log.warning)(
                 "kafka: committing offsets failed (%s); retrying every %.0f s", str(exc) or type(exc).__name__,
@@ -262,14 +275,13 @@ class GroupMember(ConsumerRebalanceListener):
         if self._commit_failing:
             log.warning("kafka: offsets committed again")
             self._commit_failing = False
-        self._committed.update(self._uncommitted)
-        self._uncommitted = {}
+        self._committed.update(due)
 
     def _report(self, consumer: KafkaConsumer, settled: int, seconds: float) -> None:
         """The periodic log line: partitions owned, lag per partition and in total, throughput."""
         assigned = sorted(consumer.assignment())
         try:
-            self.last_lag = consumer_lag(consumer, assigned, {**self._committed, **self._uncommitted})
+            self.last_lag = consumer_lag(consumer, assigned, self._progress)
         except KafkaError as exc:
             log.info("kafka: lag unknown (%s)", str(exc) or type(exc).__name__)
             return
@@ -345,6 +357,9 @@ class GroupMember(ConsumerRebalanceListener):
         log.info("kafka: assigned partitions %s of topic %s", owned, self.kafka.topic)
 
     def _hand_back(self, partitions, how: str) -> None:
+        for tp in partitions:  # whoever owns it next moves it on; the group's committed offset is the truth again
+            self._progress.pop(tp, None)
+            self._committed.pop(tp, None)
         with self._lock:
             batches = [batch for tp, batch in self._batches.items() if tp in partitions]
         self._stop_batches(batches, REVOKE_GRACE_SECONDS, f"partitions {how}")
