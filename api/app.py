@@ -12,7 +12,7 @@ from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from indexer.bus import PostgresQueue
+from indexer.bus import Bus, open_bus
 from indexer.receiver import MAX_BODY_BYTES
 from indexer.receiver import bp as receiver_bp
 from indexer.registry import RegistryClient
@@ -35,7 +35,7 @@ class Services:
 
     config: Config
     db: Database
-    bus: PostgresQueue
+    bus: Bus
     registry: RegistryClient  # deletes through the API, with ocicat's own credentials
     registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
 
@@ -54,7 +54,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.sort_keys = False
     db = Database(database_url(config), maxconn=config.api_threads + 2)
     app.extensions["ocicat"] = Services(
-        config=config, db=db, bus=PostgresQueue(db, config.max_attempts),
+        config=config, db=db, bus=open_bus(config, db),
         registry=RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=2),
         registry_tokens=RegistryTokens.from_config(config),
     )

@@ -519,19 +519,25 @@ class Bench(BenchResources):
                   f"= {100 * cold / bare['both_rate']:.0f}%")
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, time_limit: float) -> None:
+    """The options every end-to-end benchmark run takes: where its database goes, how long it may take, its logs."""
+    parser.add_argument("--database-server", default=os.environ.get("OCICAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
+                        help="PostgreSQL server to create the run's database on (a URL to an existing database, "
+                             "used for CREATE/DROP DATABASE)")
+    parser.add_argument("--visible-timeout", type=float, default=15.0, help="seconds one image may take to show up (default 15)")
+    parser.add_argument("--time-limit", type=float, default=time_limit,
+                        help=f"abort the whole run after this many seconds (default {time_limit:.0f})")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the logs of the processes the run started")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="charts per phase (default 1000)")
     parser.add_argument("--repositories", type=int, default=10, help="repositories the charts are spread over (default 10)")
-    parser.add_argument("--database-server", default=os.environ.get("OCICAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
-                        help="PostgreSQL server to create the run's database on (a URL to an existing database, "
-                             "used for CREATE/DROP DATABASE)")
     parser.add_argument("--worker-concurrency", type=lambda s: [int(v) for v in s.split(",") if v.strip()], default=None,
                         help="OCICAT_WORKER_CONCURRENCY for the indexing phase; a comma list repeats the phase "
                              "with each value (default: ocicat's own default)")
-    parser.add_argument("--visible-timeout", type=float, default=15.0, help="seconds one image may take to show up (default 15)")
-    parser.add_argument("--time-limit", type=float, default=900.0, help="abort the whole run after this many seconds (default 900)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the ocicat and registry logs")
+    add_run_arguments(parser, time_limit=900.0)
     args = parser.parse_args()
     if args.count < 1 or args.repositories < 1:
         parser.error("--count and --repositories must be at least 1")

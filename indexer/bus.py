@@ -6,6 +6,12 @@ time with ``FOR UPDATE SKIP LOCKED`` and delete it in the same transaction as
 the catalog writes it caused: a worker that dies mid-event leaves the row for
 another. ``NOTIFY`` wakes idle workers at once, so freshness does not depend
 on a polling interval.
+
+Also here, because both buses share them: the ``Bus`` interface, and
+``deliver``, which runs the handler on one event and settles a failure (retry
+later on the queue table, or dead letter) in the same transaction. The Kafka
+bus (kafka_bus.py) moves failing messages off their partition that way, and
+its workers drain the queue table's retries too.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import select
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import psycopg2
 import psycopg2.extensions
 from marshmallow import ValidationError
 from psycopg2.extras import Json, execute_values
 
+from ocicat.config import Config
 from ocicat.db import Database, connect, storable
 
 from .errors import Busy, PermanentError, TransientError, backoff_seconds
@@ -61,8 +68,91 @@ def park(cur, letters: list[DeadLetter]) -> None:
 
 
 # Handler contract: called with an open cursor and the raw event; raises
-# TransientError to retry later, any other exception to dead-letter the event.
+# TransientError to retry later, Busy to wait a moment, any other exception to
+# dead-letter the event.
 Handler = Callable[[object, dict], None]
+
+
+class Bus(Protocol):
+    """What the receiver and the worker need from a bus; PostgresQueue and the Kafka bus both are one."""
+
+    def publish(self, events: list[tuple[str, str, dict]], parked: list[DeadLetter]) -> int:
+        """Make ``(event_id, repository, raw_event)`` durable and park dead letters; raise if that failed."""
+
+    def consume(self, handler: Handler, stop: threading.Event, concurrency: int = 1) -> None:
+        """Hand events to ``handler`` until ``stop`` is set, finishing the ones in hand."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event as a bus hands it over: from a queue row, or from a Kafka message."""
+
+    event_id: str | None
+    repository: str | None
+    payload: object
+    attempts: int = 0  # failed attempts so far
+
+
+def deliver(cur, handler: Handler, delivery: Delivery, max_attempts: int) -> bool:
+    """Run ``handler`` on one event in the caller's transaction; True if it succeeded.
+
+    A failure is settled in the same transaction: the event is put (back) on
+    the queue table for later, with an attempt counted unless it was only
+    Busy, or parked as a dead letter. So once the caller commits, the event is
+    either done or safely elsewhere, and the bus can let it go (delete its
+    queue row, commit its Kafka offset) without ever blocking on it. Raises
+    only if the database itself failed, and then nothing was settled.
+    """
+    cur.execute("SAVEPOINT handle")
+    try:
+        handler(cur, delivery.payload)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a bad event must never stop the worker
+        if cur.connection.closed:
+            raise  # the connection is gone; the caller retries the whole event
+        cur.execute("ROLLBACK TO SAVEPOINT handle")
+        _settle_failure(cur, delivery, exc, max_attempts)
+        return False
+
+
+def _settle_failure(cur, delivery: Delivery, exc: Exception, max_attempts: int) -> None:
+    if delivery.event_id is None or delivery.repository is None:  # not even an event: nothing to retry
+        _park(cur, delivery, f"{type(exc).__name__}: {exc}".strip(), delivery.attempts + 1)
+    elif isinstance(exc, Busy):
+        _requeue(cur, delivery, BUSY_DELAY_SECONDS, delivery.attempts)
+    elif isinstance(exc, (TransientError, psycopg2.OperationalError)):
+        # OperationalError on a live connection: statement timeout, deadlock, serialization failure.
+        reason = f"transient: {exc}".strip()
+        attempts = delivery.attempts + 1
+        if attempts >= max_attempts:
+            log.warning("event %s dead-lettered after %d attempts: %s", delivery.event_id, attempts, reason)
+            _park(cur, delivery, f"gave up after {attempts} attempts: {reason}", attempts)
+        else:
+            delay = backoff_seconds(attempts)
+            log.info("event %s: %s; retry %d in %.1fs", delivery.event_id, reason, attempts, delay)
+            _requeue(cur, delivery, delay, attempts, reason)
+    else:
+        log.warning("event %s dead-lettered: %s", delivery.event_id, exc, exc_info=not _expected(exc))
+        _park(cur, delivery, f"{type(exc).__name__}: {exc}".strip(), delivery.attempts + 1)
+
+
+def _requeue(cur, delivery: Delivery, seconds: float, attempts: int, reason: str | None = None) -> None:
+    """Put the event on the queue table, due in ``seconds``: its own row again, or a new one for a Kafka message."""
+    cur.execute(
+        "INSERT INTO event_queue (event_id, repository, payload, attempts, last_error, available_at) "
+        "VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s)) "
+        "ON CONFLICT (event_id) DO UPDATE SET attempts = greatest(event_queue.attempts, excluded.attempts), "
+        "last_error = coalesce(excluded.last_error, event_queue.last_error), available_at = excluded.available_at",
+        (delivery.event_id, delivery.repository, Json(storable(delivery.payload)), attempts,
+         None if reason is None else storable(reason[:2000]), seconds),
+    )
+
+
+def _park(cur, delivery: Delivery, reason: str, attempts: int) -> None:
+    park(cur, [DeadLetter(payload=delivery.payload, reason=reason, stage="worker", event_id=delivery.event_id,
+                          repository=delivery.repository, attempts=attempts)])
+    if delivery.event_id is not None:
+        cur.execute("DELETE FROM event_queue WHERE event_id = %s", (delivery.event_id,))
 
 
 class PostgresQueue:
@@ -139,45 +229,10 @@ class PostgresQueue:
             row = cur.fetchone()
             if row is None:
                 return False
-            cur.execute("SAVEPOINT handle")
-            try:
-                handler(cur, row["payload"])
-            except Exception as exc:  # noqa: BLE001 - a bad event must never stop the worker
-                if cur.connection.closed:
-                    raise  # the connection is gone; the row stays for the next claim
-                cur.execute("ROLLBACK TO SAVEPOINT handle")
-                if isinstance(exc, Busy):
-                    self._delay(cur, row, BUSY_DELAY_SECONDS)
-                elif isinstance(exc, (TransientError, psycopg2.OperationalError)):
-                    # OperationalError on a live connection: statement timeout, deadlock, serialization failure.
-                    self._retry_or_park(cur, row, f"transient: {exc}".strip())
-                else:
-                    log.warning("event %s dead-lettered: %s", row["event_id"], exc, exc_info=not _expected(exc))
-                    self._park(cur, row, f"{type(exc).__name__}: {exc}".strip(), row["attempts"] + 1)
-                return True
-            cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
+            delivery = Delivery(row["event_id"], row["repository"], row["payload"], row["attempts"])
+            if deliver(cur, handler, delivery, self.max_attempts):
+                cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
             return True
-
-    def _retry_or_park(self, cur, row: dict, reason: str) -> None:
-        attempts = row["attempts"] + 1
-        if attempts >= self.max_attempts:
-            log.warning("event %s dead-lettered after %d attempts: %s", row["event_id"], attempts, reason)
-            self._park(cur, row, f"gave up after {attempts} attempts: {reason}", attempts)
-            return
-        delay = backoff_seconds(attempts)
-        log.info("event %s: %s; retry %d in %.1fs", row["event_id"], reason, attempts, delay)
-        self._delay(cur, row, delay, attempts, reason)
-
-    def _delay(self, cur, row: dict, seconds: float, attempts: int | None = None, reason: str | None = None) -> None:
-        cur.execute(
-            "UPDATE event_queue SET attempts = coalesce(%s, attempts), last_error = coalesce(%s, last_error), "
-            "available_at = now() + make_interval(secs => %s) WHERE id = %s",
-            (attempts, None if reason is None else storable(reason[:2000]), seconds, row["id"]),
-        )
-
-    def _park(self, cur, row: dict, reason: str, attempts: int) -> None:
-        park(cur, [_letter(row, reason, attempts)])
-        cur.execute("DELETE FROM event_queue WHERE id = %s", (row["id"],))
 
     def _listen(self, stop: threading.Event) -> None:
         """Turn NOTIFYs into wake-ups for idle claimers; prune old dedupe ids now and then."""
@@ -217,15 +272,21 @@ class PostgresQueue:
             self._wakeup.notify_all()
 
 
-def _letter(row: dict, reason: str, attempts: int) -> DeadLetter:
-    return DeadLetter(
-        payload=row["payload"],
-        reason=reason,
-        stage="worker",
-        event_id=row["event_id"],
-        repository=row["repository"],
-        attempts=attempts,
-    )
+def open_bus(config: Config, db: Database) -> Bus:
+    """The bus the configuration asks for: Kafka with OCICAT_KAFKA_BOOTSTRAP, else the PostgreSQL queue."""
+    if config.kafka is None:
+        return PostgresQueue(db, config.max_attempts)
+    from .kafka_bus import KafkaBus  # kafka-python is loaded only where Kafka is configured
+
+    return KafkaBus(db, config)
+
+
+def describe_bus(config: Config) -> str:
+    """The bus in a few words, for start-up log lines."""
+    if config.kafka is None:
+        return "PostgreSQL queue"
+    kafka = config.kafka
+    return f"Kafka {','.join(kafka.bootstrap)} topic {kafka.topic} group {kafka.group}"
 
 
 def _expected(exc: Exception) -> bool:

@@ -150,6 +150,20 @@ def is_relevant(raw: object) -> bool:
     return not (action == "push" and isinstance(media_type, str) and media_type.split(";")[0].strip() == BLOB_MEDIA_TYPE)
 
 
+def identity(raw: object) -> tuple[str | None, str | None]:
+    """The id and repository a raw event claims, where they are strings: what a dead letter is filed under.
+
+    Read without validating, for events that may be malformed or not events at all.
+    """
+    target = raw.get("target") if isinstance(raw, dict) else None
+    return _string_at(raw, "id"), _string_at(target, "repository")
+
+
+def _string_at(raw: object, key: str) -> str | None:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value[:MAX_REPOSITORY_LENGTH] if isinstance(value, str) else None
+
+
 def describe(error: ValidationError) -> str:
     """A one-line reason for a dead letter."""
     messages = error.messages

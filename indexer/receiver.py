@@ -20,7 +20,7 @@ from ocicat.openapi import documented
 from ocicat.problems import problem
 
 from .bus import DeadLetter
-from .events import Event, describe, is_relevant
+from .events import Event, describe, identity, is_relevant
 
 log = logging.getLogger(__name__)
 
@@ -54,23 +54,14 @@ def sort_events(raw_events: list) -> tuple[list[tuple[str, str, dict]], list[Dea
         try:
             event = Event.load(raw)
         except ValidationError as exc:
+            event_id, repository = identity(raw)
             parked.append(
-                DeadLetter(
-                    payload=raw,
-                    reason=f"invalid event: {describe(exc)}",
-                    stage="receiver",
-                    event_id=_string_at(raw, "id"),
-                    repository=_string_at(raw.get("target") if isinstance(raw, dict) else None, "repository"),
-                )
+                DeadLetter(payload=raw, reason=f"invalid event: {describe(exc)}", stage="receiver",
+                           event_id=event_id, repository=repository)
             )
             continue
         kept.append((event.id, event.repository, event.payload()))
     return kept, parked, ignored
-
-
-def _string_at(raw, key: str) -> str | None:
-    value = raw.get(key) if isinstance(raw, dict) else None
-    return value[:255] if isinstance(value, str) else None
 
 
 @bp.post("/api/v1/events")

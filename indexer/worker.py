@@ -15,7 +15,7 @@ from ocicat.config import Config
 from ocicat.db import Database, database_url, storable
 
 from . import store
-from .bus import PostgresQueue
+from .bus import describe_bus, open_bus
 from . import images
 from .chart_archive import ChartArchiveError, read_chart_archive
 from .classify import HELM_CHART_LAYERS, HELM_CONFIG, HELM_PROVENANCE, IMAGE_CONFIG_TYPES, Classified, attachment_subject, classify
@@ -141,14 +141,17 @@ class Indexer:
 
 def run(config: Config) -> None:
     """``ocicat worker``: consume the bus until SIGTERM or SIGINT, finishing the events in hand."""
-    # The worker's commits remove the queue row together with the catalog
-    # writes it caused, so an unflushed commit lost in a crash only means the
-    # event is processed again: no need to wait for the WAL flush.
-    db = Database(database_url(config), maxconn=config.worker_concurrency + 2, synchronous_commit=False)
-    registry = RegistryClient(
-        config.registry_url, config.registry_username, config.registry_password, pool_size=config.worker_concurrency
-    )
-    queue = PostgresQueue(db, max_attempts=config.max_attempts)
+    kafka = config.kafka is not None
+    # On the PostgreSQL queue a commit removes the queue row together with the
+    # catalog writes it caused, so an unflushed commit lost in a crash only
+    # means the event is processed again: no need to wait for the WAL flush.
+    # A Kafka offset is committed once the transaction is, so there the commit
+    # must be durable first. Kafka workers also drain the delayed retries,
+    # with as many threads again.
+    threads = config.worker_concurrency * (2 if kafka else 1)
+    db = Database(database_url(config), maxconn=threads + 2, synchronous_commit=not kafka)
+    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=threads)
+    bus = open_bus(config, db)
     stop = threading.Event()
 
     def _stop(signum, _frame):
@@ -157,7 +160,8 @@ def run(config: Config) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("worker started: %d threads, registry %s", config.worker_concurrency, config.registry_url)
-    queue.consume(Indexer(registry), stop, concurrency=config.worker_concurrency)
+    log.info("worker started: %d threads, registry %s, bus: %s", config.worker_concurrency, config.registry_url,
+             describe_bus(config))
+    bus.consume(Indexer(registry), stop, concurrency=config.worker_concurrency)
     db.close()
     log.info("worker stopped")

