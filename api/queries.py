@@ -10,15 +10,10 @@ _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_co
 
 # What the caller may see (api.auth.Principal.sql): admins everything; anyone what is public
 # (by its rules, or by OCICAT_DEFAULT_VISIBILITY without one); users what their roles cover,
-# the path itself or anything below (ancestors: migration 0005). Every read goes through it.
-# Prefixes are looked up one ancestor at a time: "= ANY" of a constant array is a hash lookup,
-# while "ancestors && prefixes" compares every pair, 50 us a row for 1,000 grants (bench/api.py);
-# only repositories nested deeper than four levels take that path for their deeper ancestors.
+# the path itself or anything below (path_covered, migration 0005). Every read goes through it.
 VISIBLE = """
-(%(admin)s OR coalesce(r.public, %(default_public)s) OR r.name = ANY (%(view_names)s::text[])
- OR r.ancestors[1] = ANY (%(view_prefixes)s::text[]) OR r.ancestors[2] = ANY (%(view_prefixes)s::text[])
- OR r.ancestors[3] = ANY (%(view_prefixes)s::text[]) OR r.ancestors[4] = ANY (%(view_prefixes)s::text[])
- OR (cardinality(r.ancestors) > 4 AND r.ancestors[5:] && %(view_prefixes)s::text[]))
+(%(admin)s OR coalesce(r.public, %(default_public)s)
+ OR path_covered(r.name, r.ancestors, %(view_names)s::text[], %(view_prefixes)s::text[]))
 """
 
 _REPOSITORY_FILTERS = f"""

@@ -568,7 +568,7 @@ class Bench(BenchResources):
             token = accounts.create_token(cur, "bench-reporter")[1]
             self.reporter = {"Authorization": f"Bearer {token}"}
             # the reporter's filter as the API builds it, for the query plans
-            self.reporter_access = auth.from_account(accounts.authenticate(cur, token)).sql(False)
+            self.reporter_access = auth.from_account(cur, accounts.authenticate(cur, token)).sql(False)
         prefixes = GRANTED_PREFIXES
         print(f"      principals: an administrator, and a reporter on {prefixes:,} namespaces")
 

@@ -121,11 +121,12 @@ def revoke_token(cur, token_id: int) -> None:
 
 @dataclass(frozen=True)
 class Account:
-    """A signed-in user: who, and the roles they hold (path -> level)."""
+    """A signed-in user; ``grants_version`` changes whenever their roles do (see :func:`grants`)."""
 
+    user_id: int
     name: str
     admin: bool
-    grants: dict[str, int]
+    grants_version: int
 
 
 def authenticate(cur, token: str) -> Account | None:
@@ -138,12 +139,10 @@ def authenticate(cur, token: str) -> Account | None:
     if match is None:
         return None
     token_id, secret = int(match.group(1)), match.group(2)
-    # One statement per request: the token, its user, and the user's roles.
     cur.execute(
         "SELECT t.secret_sha256, t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live,"
-        " t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale, u.name, u.admin,"
-        " (SELECT coalesce(jsonb_object_agg(g.path, role_level(g.role)), '{}') FROM grants g WHERE g.user_id = u.id)"
-        " AS grants"
+        " t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale,"
+        " u.id AS user_id, u.name, u.admin, u.grants_version"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = %s",
         (token_id,),
     )
@@ -154,7 +153,18 @@ def authenticate(cur, token: str) -> Account | None:
         return None
     if row["stale"]:  # noted at most once a minute: a read should not become a write every time
         cur.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s", (token_id,))
-    return Account(name=row["name"], admin=row["admin"], grants=row["grants"])
+    return Account(user_id=row["user_id"], name=row["name"], admin=row["admin"], grants_version=row["grants_version"])
+
+
+def grants(cur, user_id: int) -> dict[str, int]:
+    """A user's roles, path -> level. Read only when ``grants_version`` moved: a user with 1,000
+    grants would otherwise cost more per request than the query they ask for (bench/api.py)."""
+    cur.execute("SELECT path, role_level(role) AS level FROM grants WHERE user_id = %s", (user_id,))
+    return {row["path"]: row["level"] for row in cur.fetchall()}
+
+
+def _grants_changed(cur, user_id: int) -> None:
+    cur.execute("UPDATE users SET grants_version = grants_version + 1 WHERE id = %s", (user_id,))
 
 
 # -- roles -----------------------------------------------------------------------
@@ -164,17 +174,21 @@ def grant(cur, user: str, path: str, role: str) -> None:
     """Give ``user`` ``role`` on ``path`` and everything below it (replacing a role held there)."""
     if role not in LEVELS:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    user_id = _user_id(cur, user)
     cur.execute(
         "INSERT INTO grants (user_id, path, role) VALUES (%s, %s, %s)"
         " ON CONFLICT (user_id, path) DO UPDATE SET role = excluded.role, created_at = now()",
-        (_user_id(cur, user), normalize_path(path), role),
+        (user_id, normalize_path(path), role),
     )
+    _grants_changed(cur, user_id)
 
 
 def revoke(cur, user: str, path: str) -> None:
-    cur.execute("DELETE FROM grants WHERE user_id = %s AND path = %s RETURNING 1", (_user_id(cur, user), normalize_path(path)))
+    user_id = _user_id(cur, user)
+    cur.execute("DELETE FROM grants WHERE user_id = %s AND path = %s RETURNING 1", (user_id, normalize_path(path)))
     if cur.fetchone() is None:
         raise AccountError(f"{user!r} holds no role on {shown_path(normalize_path(path))!r}")
+    _grants_changed(cur, user_id)
 
 
 def list_grants(cur, user: str | None = None) -> list[dict]:
