@@ -1,4 +1,4 @@
-"""The Flask application factory: catalog API, registry webhook receiver, health checks."""
+"""The Flask application factory: catalog API, web UI, registry webhook receiver, health checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -15,12 +15,16 @@ from werkzeug.exceptions import HTTPException
 from indexer.bus import Bus, open_bus
 from indexer.receiver import MAX_BODY_BYTES
 from indexer.receiver import bp as receiver_bp
+from indexer.registry import RegistryClient
 from ocicat.config import Config
 from ocicat.db import Database, database_url
 from ocicat.openapi import build_spec, documented
 from ocicat.problems import problem
 
+from .auth import RegistryTokens
 from .routes import bp as catalog_bp
+from .security import DOCS_POLICY, secure
+from .ui import bp as ui_bp
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class Services:
     config: Config
     db: Database
     bus: Bus
+    registry: RegistryClient  # deletes through the API, with ocicat's own credentials
+    registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
 
 
 def _version() -> str:
@@ -47,12 +53,18 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see receiver.receive_events
     app.json.sort_keys = False
     db = Database(database_url(config), maxconn=config.api_threads + 2)
-    app.extensions["ocicat"] = Services(config=config, db=db, bus=open_bus(config, db))
+    app.extensions["ocicat"] = Services(
+        config=config, db=db, bus=open_bus(config, db),
+        registry=RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=2),
+        registry_tokens=RegistryTokens.from_config(config),
+    )
 
     if not config.webhook_secrets:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
     app.register_blueprint(receiver_bp)
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(ui_bp)
+    app.after_request(secure)
     # Frontends on other origins read the catalog; they need Link to page and ETag to revalidate.
     CORS(app, resources={r"/api/v1/*": {"origins": "*"}}, expose_headers=["Link", "ETag"], send_wildcard=True)
 
@@ -63,7 +75,12 @@ def create_app(config: Config | None = None) -> Flask:
         Answers change whenever the registry does, so caches must revalidate
         (no-cache), which costs a round trip but never serves stale tags.
         """
+        if response.status_code >= 400 and request.path.startswith("/api/v1/"):
+            response.headers.setdefault("Cache-Control", "no-store")  # an error is about this moment only
+            response.vary.add("Authorization")
+            return response
         if request.method == "GET" and response.status_code == 200 and response.mimetype == "application/json":
+            response.vary.add("Authorization")  # what a caller sees depends on who they are
             response.add_etag()
             response.headers.setdefault("Cache-Control", "no-cache")
             return response.make_conditional(request)
@@ -81,7 +98,14 @@ def create_app(config: Config | None = None) -> Flask:
         """The same document, readable in a browser: server-rendered, no scripts."""
         if "openapi" not in app.extensions:
             app.extensions["openapi"] = build_spec(app, _version())
-        return render_template("api_docs.html", spec=app.extensions["openapi"])
+        response = app.make_response(render_template("api_docs.html", spec=app.extensions["openapi"]))
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
+
+    @app.get("/")
+    def root():
+        """People who open ocicat's address want the catalog, not an API."""
+        return redirect(url_for("ui.browse"))
 
     @app.get("/healthz")
     @documented("Liveness: the process answers")

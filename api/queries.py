@@ -8,8 +8,21 @@ from datetime import datetime
 # (store.refresh_repository), attachments counted on their subjects.
 _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_count, r.kinds, r.size_bytes, r.last_pushed_at"
 
-_REPOSITORY_FILTERS = """
-r.manifest_count > 0
+# What the caller may see (api.auth.Principal.sql): admins everything; anyone what is public
+# (by its rules, or by OCICAT_DEFAULT_VISIBILITY without one); users what their roles cover,
+# the path itself or anything below (ancestors: migration 0005). Every read goes through it.
+# Prefixes are looked up one ancestor at a time: "= ANY" of a constant array is a hash lookup,
+# while "ancestors && prefixes" compares every pair, 50 us a row for 1,000 grants (bench/api.py);
+# only repositories nested deeper than four levels take that path for their deeper ancestors.
+VISIBLE = """
+(%(admin)s OR coalesce(r.public, %(default_public)s) OR r.name = ANY (%(view_names)s::text[])
+ OR r.ancestors[1] = ANY (%(view_prefixes)s::text[]) OR r.ancestors[2] = ANY (%(view_prefixes)s::text[])
+ OR r.ancestors[3] = ANY (%(view_prefixes)s::text[]) OR r.ancestors[4] = ANY (%(view_prefixes)s::text[])
+ OR (cardinality(r.ancestors) > 4 AND r.ancestors[5:] && %(view_prefixes)s::text[]))
+"""
+
+_REPOSITORY_FILTERS = f"""
+r.manifest_count > 0 AND {VISIBLE}
 AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
 AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
 AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
@@ -47,31 +60,68 @@ def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None
             "kind": kind, "tsquery": tsquery}
 
 
-def list_repositories(cur, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
+def list_repositories(cur, access: dict, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
     order, keyset, _, _ = REPOSITORY_SORTS[sort]
     cursor = {f"c{i}": v for i, v in enumerate(after or [])}
     cur.execute(
         f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
         f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
-        {**_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
+        {**access, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
     )
     return cur.fetchall()
 
 
-def repository(cur, name: str) -> dict | None:
+# A namespace as a key of repositories_namespace_tree_idx (migration 0007): "/" spelled " ".
+_TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
+
+
+def list_namespaces(cur, access: dict, *, namespace: str | None, after: str | None, limit: int) -> list[dict]:
+    """The namespaces directly below ``namespace`` (the top level if None), by name, each holding repositories
+    the caller may see (a namespace of only hidden repositories is not listed).
+
+    A skip scan: each step of the recursion finds the first key past the
+    previous child's subtree ("<child>!" in byte order, "!" being the first
+    character after " "), so a page costs ``limit`` index probes however many
+    repositories lie below.
+    """
+    parent = (namespace or "").strip("/")
+    prefix = parent.replace("/", " ") + " " if parent else ""
+    # Every key below the parent lies in [prefix + "!", stop); "!" also leaves out the top level's "".
+    stop = parent.replace("/", " ") + "!" if parent else "\x7f"
     cur.execute(
-        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r WHERE r.name = %(name)s AND r.manifest_count > 0",
-        {"name": name},
+        f"""
+        WITH RECURSIVE walk(key) AS (
+            (SELECT {_TREE_KEY} FROM repositories r
+              WHERE r.manifest_count > 0 AND {_TREE_KEY} >= %(start)s AND {_TREE_KEY} < %(stop)s AND {VISIBLE}
+              ORDER BY 1 LIMIT 1)
+            UNION ALL
+            SELECT (SELECT {_TREE_KEY} FROM repositories r
+                     WHERE r.manifest_count > 0 AND {_TREE_KEY} < %(stop)s AND {VISIBLE}
+                       AND {_TREE_KEY} >= %(prefix)s || split_part(substr(w.key, %(skip)s), ' ', 1) || '!'
+                     ORDER BY 1 LIMIT 1)
+              FROM walk w WHERE w.key IS NOT NULL
+        )
+        SELECT split_part(substr(key, %(skip)s), ' ', 1) AS child FROM walk WHERE key IS NOT NULL LIMIT %(limit)s
+        """,
+        {**access, "prefix": prefix, "start": prefix + (after.rsplit("/", 1)[-1] if after else "") + "!", "stop": stop,
+         "skip": len(prefix) + 1, "limit": limit},
+    )
+    return [{"name": f"{parent}/{row['child']}" if parent else row["child"], "namespace": parent}
+            for row in cur.fetchall()]
+
+
+def repository(cur, access: dict, name: str) -> dict | None:
+    """The repository, if it holds a manifest and the caller may see it."""
+    cur.execute(
+        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r"
+        f" WHERE r.name = %(name)s AND r.manifest_count > 0 AND {VISIBLE}",
+        {**access, "name": name},
     )
     return cur.fetchone()
 
 
-def repository_id(cur, name: str) -> int | None:
-    cur.execute(
-        "SELECT r.id FROM repositories r WHERE r.name = %s AND r.manifest_count > 0",
-        (name,),
-    )
-    row = cur.fetchone()
+def repository_id(cur, access: dict, name: str) -> int | None:
+    row = repository(cur, access, name)
     return row["id"] if row else None
 
 
@@ -85,13 +135,18 @@ LEFT JOIN LATERAL (
 ) att ON true
 """
 
-# Per index: its platforms, leaving out BuildKit attestation entries (unknown/unknown).
+# Per manifest: the platforms it runs on. An index's children, leaving out BuildKit attestation
+# entries (unknown/unknown); a single image's own, from its config.
 _PLATFORMS = """
-(SELECT coalesce(jsonb_agg(DISTINCT concat_ws('/', ch.platform->>'os', ch.platform->>'architecture',
-                                              ch.platform->>'variant')), '[]')
-   FROM index_children ch
-  WHERE ch.manifest_id = m.id AND coalesce(ch.platform->>'os', 'unknown') <> 'unknown'
-    AND coalesce(ch.annotations->>'vnd.docker.reference.type', '') <> 'attestation-manifest') AS platforms
+(SELECT coalesce(jsonb_agg(DISTINCT p.platform), '[]')
+   FROM (SELECT concat_ws('/', ch.platform->>'os', ch.platform->>'architecture', ch.platform->>'variant') AS platform
+           FROM index_children ch
+          WHERE ch.manifest_id = m.id AND coalesce(ch.platform->>'os', 'unknown') <> 'unknown'
+            AND coalesce(ch.annotations->>'vnd.docker.reference.type', '') <> 'attestation-manifest'
+         UNION ALL
+         SELECT concat_ws('/', ic.os, ic.architecture, ic.variant)
+           FROM image_configs ic WHERE ic.manifest_id = m.id AND ic.os IS NOT NULL AND ic.os <> 'unknown') p
+) AS platforms
 """
 
 
@@ -133,6 +188,16 @@ def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, so
          "kind": kind, **cursor, "limit": limit},
     )
     return cur.fetchall()
+
+
+def has_manifest(cur, repository_id: int, digest: str) -> bool:
+    cur.execute("SELECT 1 FROM manifests WHERE repository_id = %s AND digest = %s", (repository_id, digest))
+    return cur.fetchone() is not None
+
+
+def has_tag(cur, repository_id: int, tag: str) -> bool:
+    cur.execute("SELECT 1 FROM tags WHERE repository_id = %s AND name = %s AND digest IS NOT NULL", (repository_id, tag))
+    return cur.fetchone() is not None
 
 
 def manifest(cur, repository_id: int, digest: str) -> dict | None:
@@ -177,20 +242,23 @@ def manifest(cur, repository_id: int, digest: str) -> dict | None:
     return row
 
 
-def chart_version(cur, repository: str, version: str) -> dict | None:
-    """The chart with this version; if several manifests carry it, the tagged and most recently pushed one."""
+def chart_version(cur, access: dict, repository: str, version: str | None = None,
+                  digest: str | None = None) -> dict | None:
+    """The chart with this version (or at this digest); if several manifests carry the version, the tagged
+    and most recently pushed one."""
     cur.execute(
-        """
+        f"""
         SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.*
           FROM repositories r
           JOIN manifests m ON m.repository_id = r.id
           JOIN helm_charts c ON c.manifest_id = m.id
-         WHERE r.name = %s AND c.version = %s
+         WHERE r.name = %(name)s AND {VISIBLE}
+           AND (%(version)s::text IS NULL OR c.version = %(version)s) AND (%(digest)s::text IS NULL OR m.digest = %(digest)s)
          ORDER BY EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest) DESC,
                   m.pushed_at DESC
          LIMIT 1
         """,
-        (repository, version),
+        {**access, "name": repository, "version": version, "digest": digest},
     )
     return cur.fetchone()
 
@@ -208,7 +276,7 @@ c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecate
 """
 
 
-def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dict]:
+def list_charts(cur, access: dict, *, namespace, q, after: str | None, limit: int) -> list[dict]:
     """The latest version of every chart repository, by repository name."""
     cur.execute(
         f"""
@@ -220,7 +288,7 @@ def list_charts(cur, *, namespace, q, after: str | None, limit: int) -> list[dic
          ORDER BY r.name
          LIMIT %(limit)s
         """,
-        {**_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
+        {**access, **_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
     )
     return cur.fetchall()
 
@@ -249,15 +317,28 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
 
 
 # Search: exact name matches first (the whole name or its last part), then rank, then recency.
-# The text matches are collected once into a temporary table: the page and both facets then
-# read that, instead of each re-checking every match's (large, TOASTed) search document.
-_SEARCH_HITS = """
-CREATE TEMPORARY TABLE search_hits ON COMMIT DROP AS
+# One statement: the matches are collected once (a materialized CTE, kept in memory), and the page
+# and both facets read them, instead of each re-checking every match's search document. (A
+# temporary table did the same in four statements, but writing 15,000 rows into it cost more
+# than ranking them, bench/api.py.)
+_TEXT_HITS = f"""
 SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
        (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
        ts_rank(r.search, %(tsquery)s::tsquery) AS rank
   FROM repositories r
- WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery
+ WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery AND {VISIBLE}
+"""
+# Typo tolerance (migration 0006, where pg_trgm exists): when the text matches nothing, repositories
+# whose name holds a word similar to the query, most similar first. pg_trgm's default threshold (0.6)
+# misses a swapped pair of letters ("ngnix" is 0.33 like nginx), hence 0.3; the hits are capped
+# because a low threshold over a large catalog matches much that ranking puts far down anyway.
+SIMILARITY_THRESHOLD = 0.3
+MAX_SIMILAR_HITS = 1000
+_SIMILAR_HITS = f"""
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, 0 AS exact, word_similarity(%(q)s, r.name) AS rank
+  FROM repositories r
+ WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {VISIBLE}
+ ORDER BY rank DESC, r.name LIMIT {MAX_SIMILAR_HITS}
 """
 # Filters on the hits; each facet leaves its own out.
 _HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
@@ -271,39 +352,54 @@ LEFT JOIN LATERAL (
              ORDER BY pushed_at DESC, id DESC LIMIT 1) m
       LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
 """
+_FACET = "coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', count) ORDER BY count DESC, value), '[]')"
+_SEARCH = """
+WITH hits AS MATERIALIZED ({hits}),
+page AS (
+    SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id FROM hits h
+     WHERE {namespace} AND {kind}
+       AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
+                                      < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
+     ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
+     LIMIT %(limit)s)
+SELECT f.*, p.*
+  FROM (SELECT (SELECT count(*) FROM hits) AS matched,
+               -- hits share a handful of kind sets: count those, then split them (a third of the cost
+               -- of unnesting every hit's kinds)
+               (SELECT {facet} FROM (SELECT k AS value, sum(g.hits)::bigint AS count
+                                       FROM (SELECT h.kinds, count(*) AS hits FROM hits h WHERE {namespace}
+                                              GROUP BY h.kinds) g, unnest(g.kinds) k GROUP BY k) x) AS kind_facet,
+               (SELECT {facet} FROM (SELECT h.namespace AS value, count(*) AS count FROM hits h WHERE {kind}
+                                      GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50) x) AS namespace_facet
+       ) f
+  -- the page's newest-manifest lookups run for its rows only
+  LEFT JOIN LATERAL (SELECT h.*, latest.* FROM page h {latest}) p ON true
+ ORDER BY p.exact DESC, p.rank DESC, p.updated_at DESC, p.name DESC
+"""
+_SEARCH_TEXT, _SEARCH_SIMILAR = (_SEARCH.format(hits=hits, namespace=_HIT_NAMESPACE, kind=_HIT_KIND, facet=_FACET,
+                                                latest=_SEARCH_LATEST)
+                                 for hits in (_TEXT_HITS, _SIMILAR_HITS))
 
 
-def search(cur, *, q: str, namespace, kind, after: list | None, limit: int) -> tuple[list[dict], dict]:
-    """One page of hits, and the facet counts of all hits (each facet ignoring its own filter,
-    so choosing a kind does not hide the other kinds' counts, as Artifact Hub does)."""
-    params = {**_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
+def search(cur, access: dict, *, q: str, namespace, kind, after: list | None,
+           limit: int) -> tuple[list[dict], dict, bool]:
+    """One page of hits, the facet counts of all hits (each facet ignoring its own filter, so
+    choosing a kind does not hide the other kinds' counts, as Artifact Hub does), and whether the
+    hits are only similar names (no text matched). Only what the caller may see is ever
+    collected, so no count or facet reveals a hidden repository."""
+    params = {**access, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
               **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
-    cur.execute(_SEARCH_HITS, params)
-    cur.execute(
-        f"""
-        SELECT h.*, latest.*
-          FROM (SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id
-                  FROM search_hits h
-                 WHERE {_HIT_NAMESPACE} AND {_HIT_KIND}
-                   AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
-                                                  < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
-                 ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
-                 LIMIT %(limit)s) h  -- the page first: the newest-manifest lookup runs for its rows only
-          {_SEARCH_LATEST}
-         ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
-        """,
-        params,
-    )
-    hits = cur.fetchall()
-    cur.execute(
-        f"SELECT k AS value, count(*) AS count FROM search_hits h, unnest(h.kinds) k WHERE {_HIT_NAMESPACE}"
-        " GROUP BY k ORDER BY count DESC, k",
-        params,
-    )
-    kinds = cur.fetchall()
-    cur.execute(
-        f"SELECT h.namespace AS value, count(*) AS count FROM search_hits h WHERE {_HIT_KIND}"
-        " GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50",
-        params,
-    )
-    return hits, {"kind": kinds, "namespace": cur.fetchall()}
+    cur.execute(_SEARCH_TEXT, params)
+    rows = cur.fetchall()
+    similar = rows[0]["matched"] == 0 and _has_trigram(cur)
+    if similar:
+        cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
+        cur.execute(_SEARCH_SIMILAR, params)
+        rows = cur.fetchall()
+    facets = {"kind": rows[0]["kind_facet"], "namespace": rows[0]["namespace_facet"]}
+    return [row for row in rows if row["name"] is not None], facets, similar
+
+
+def _has_trigram(cur) -> bool:
+    cur.execute("SELECT to_regprocedure('word_similarity(text, text)') IS NOT NULL AS present")
+    return cur.fetchone()["present"]

@@ -2,44 +2,59 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema
 
-from indexer.events import DIGEST_RE, REPOSITORY_RE
+from indexer.errors import PermanentError, TransientError
+from indexer.events import DIGEST_RE, REPOSITORY_RE, TAG_RE
+from indexer.registry import NotFound, Refused
+from ocicat.openapi import documented
 from ocicat.problems import problem
 
-from . import queries
-from ocicat.openapi import documented
+from . import auth, queries
 from .pagination import decode_cursor, link_header, page
-from .schemas import (ChartListArgs, ChartListItem, ChartVersion, FacetCount, ListArgs, Manifest, Repository,
-                      RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
+from .rendering import readme_html
+from .schemas import (ChartListArgs, ChartListItem, ChartVersion, Deletion, FacetCount, ListArgs, Manifest, Me, Namespace,
+                      NamespaceListArgs, Repository, RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
 # Chart versions are SemVer; Helm's tag spelling (_ for +) is a valid name too.
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$")
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}\Z")
 
 
 @bp.before_request
-def _readable():
-    """Fail closed: until ocicat knows who is asking, a private catalog shows nothing.
-
-    Visibility per path and sign-in are not built yet; serving everything
-    anonymously would expose what the registry keeps private.
-    """
-    if current_app.extensions["ocicat"].config.default_visibility != "public":
-        return problem(401, "this catalog is private (OCICAT_DEFAULT_VISIBILITY=private) and ocicat cannot "
-                       "authenticate readers yet; set OCICAT_DEFAULT_VISIBILITY=public to serve it anonymously")
+def _authenticate():
+    """Resolve the caller once per request; a credential that is not valid is a 401, never anonymous."""
+    services = current_app.extensions["ocicat"]
+    header = request.headers.get("Authorization")
+    if not header:
+        g.principal = auth.ANONYMOUS
+        return None
+    try:
+        with services.db.transaction() as cur:
+            g.principal = auth.authenticate(cur, header, services.registry_tokens)
+    except auth.Unauthorized as exc:
+        return problem(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
     return None
 
 
-def _not_found(name: str, version: str | None = None):
-    """The same 404 for what does not exist and what cannot (a name no registry accepts)."""
-    if version is None:
+def _access() -> dict:
+    """The caller's visibility filter, for api.queries."""
+    return g.principal.sql(current_app.extensions["ocicat"].config.default_public)
+
+
+def _not_found(name: str, reference: str | None = None, what: str = "version"):
+    """The same 404 for what does not exist, what cannot (a name no registry accepts), and what the caller
+    may not see."""
+    if reference is None:
         return problem(404, f"repository {name!r} not found")
-    return problem(404, f"chart {name!r} has no version {version!r}")
+    return problem(404, f"chart {name!r} has no {what} {reference!r}")
 
 
 def _db():
@@ -52,6 +67,18 @@ def _list_response(body: dict, schema: Schema):
     return response
 
 
+@bp.get("/namespaces")
+@documented("List the namespaces directly below a namespace (the top level without one)", args=NamespaceListArgs,
+            response=Namespace, listing=True, errors=(400, 401))
+def list_namespaces():
+    args = NamespaceListArgs().load(request.args)
+    after = decode_cursor(args["cursor"], (str,))
+    with _db().transaction() as cur:
+        rows = queries.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
+                                       limit=args["limit"] + 1)
+    return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Namespace())
+
+
 @bp.get("/repositories")
 @documented("List repositories", args=RepositoryListArgs, response=Repository, listing=True, errors=(400, 401))
 def list_repositories():
@@ -59,7 +86,7 @@ def list_repositories():
     _, _, key, types = queries.REPOSITORY_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        rows = queries.list_repositories(cur, namespace=args["namespace"], kind=args["kind"], q=args["q"],
+        rows = queries.list_repositories(cur, _access(), namespace=args["namespace"], kind=args["kind"], q=args["q"],
                                          sort=args["sort"], after=after, limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], key), Repository())
 
@@ -68,7 +95,7 @@ def list_repositories():
 @documented("One repository: tag count, size, kinds, last push", response=Repository, errors=(401, 404))
 def repository(name: str):
     with _db().transaction() as cur:
-        row = queries.repository(cur, name) if REPOSITORY_RE.match(name) else None
+        row = queries.repository(cur, _access(), name) if REPOSITORY_RE.match(name) else None
     return jsonify(Repository().dump(row)) if row else _not_found(name)
 
 
@@ -79,7 +106,7 @@ def list_tags(name: str):
     _, _, key, types = queries.TAG_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         if repository_id is None:
             return _not_found(name)
         rows = queries.list_tags(cur, repository_id, name=args["name"], kind=args["kind"], sort=args["sort"],
@@ -94,7 +121,7 @@ def list_charts():
     args = ChartListArgs().load(request.args)
     after = decode_cursor(args["cursor"], (str,))
     with _db().transaction() as cur:
-        rows = queries.list_charts(cur, namespace=args["namespace"], q=args["q"], after=after and after[0],
+        rows = queries.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
                                    limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
 
@@ -107,7 +134,7 @@ def list_chart_versions(name: str):
     key, types = queries.CHART_VERSION_KEY
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         rows = queries.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
     if not rows and after is None:
         return problem(404, f"chart {name!r} not found")
@@ -123,10 +150,11 @@ def search():
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
     with _db().transaction() as cur:
-        rows, facets = queries.search(cur, **filters, after=after, limit=args["limit"] + 1)
+        rows, facets, similar = queries.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
-                        "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()}})
+                        "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()},
+                        "similar": similar})
     response.headers.update(link_header(body["next_cursor"]))
     return response
 
@@ -135,7 +163,7 @@ def search():
 @documented("One manifest: layers, children, config, tags, attachments", response=Manifest, errors=(401, 404))
 def manifest(name: str, digest: str):
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, name) if REPOSITORY_RE.match(name) else None
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         row = queries.manifest(cur, repository_id, digest) if repository_id and DIGEST_RE.match(digest) else None
     if row is None:
         return problem(404, f"repository {name!r} has no manifest {digest!r}")
@@ -150,9 +178,87 @@ def chart_version(name: str, version: str):
     if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
         return _not_found(name, version)
     with _db().transaction() as cur:
-        row = queries.chart_version(cur, name, version)
+        row = queries.chart_version(cur, _access(), name, version=version)
+    return _chart_version_response(row, name, version)
+
+
+# What ocicat extracts from a digest never changes until ocicat itself learns to extract more (an upgrade):
+# a day in the browser's cache, and private, because visibility can change and shared caches cannot know.
+DIGEST_CACHE_CONTROL = "private, max-age=86400"
+
+
+@bp.get("/charts/<path:name>/-/digests/<digest>")
+@documented("The chart at one digest, as the version detail; cacheable for a day (content addressed by digest)",
+            response=ChartVersion, errors=(401, 404))
+def chart_at_digest(name: str, digest: str):
+    if not (REPOSITORY_RE.match(name) and DIGEST_RE.match(digest)):
+        return _not_found(name, digest, "digest")
+    with _db().transaction() as cur:
+        row = queries.chart_version(cur, _access(), name, digest=digest)
+    response = _chart_version_response(row, name, digest, "digest")
+    if row is not None:
+        response.headers["Cache-Control"] = DIGEST_CACHE_CONTROL
+    return response
+
+
+def _chart_version_response(row: dict | None, name: str, reference: str, what: str = "version"):
     if row is None:
-        return _not_found(name, version)
+        return _not_found(name, reference, what)
     # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
     row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
+    row["readme_html"] = readme_html(row["readme"])
     return jsonify(ChartVersion().dump(row))
+
+
+@bp.get("/me")
+@documented("Who the API takes the caller for (anonymous without a token)", response=Me, errors=(401,))
+def me():
+    principal = g.principal
+    return jsonify(Me().dump({"authenticated": principal.authenticated, "user": principal.user, "admin": principal.admin}))
+
+
+def _delete_in_registry(name: str, reference: str, pattern: re.Pattern, exists, what: str):
+    """Ask the registry to delete once the caller's role allows it: with the caller's own registry token
+    if they signed in with one (the registry then checks too), else with ocicat's credentials.
+
+    What the caller may not see, or the catalog does not know, is a 404 first.
+    The catalog itself is not touched: it changes when the registry's delete
+    event arrives, like for a delete made any other way.
+    """
+    with _db().transaction() as cur:
+        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        known = repository_id is not None and pattern.match(reference) and exists(cur, repository_id, reference)
+    if not known:
+        return problem(404, f"repository {name!r} has no {what} {reference!r}")
+    principal = g.principal
+    if not principal.may_delete(name):
+        if not principal.authenticated:
+            return problem(401, "sign in to delete", headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
+        return problem(403, f"deleting in {name!r} needs the developer role or above")
+    try:
+        current_app.extensions["ocicat"].registry.delete_manifest(name, reference, bearer=principal.registry_token)
+    except NotFound:
+        return problem(404, f"the registry has no {name}:{reference} (deleted already?)")
+    except Refused as exc:
+        return problem(403, str(exc))
+    except PermanentError as exc:
+        return problem(409, f"the registry refused to delete {name}:{reference}: {exc}")
+    except TransientError as exc:
+        log.warning("delete of %s:%s failed: %s", name, reference, exc)
+        return problem(502, "the registry could not be reached, or refused ocicat's credentials; retry later")
+    log.info("%s deleted %s:%s in the registry", principal.user, name, reference)
+    return jsonify(Deletion().dump({"repository": name, "reference": reference, "status": "accepted"})), 202
+
+
+@bp.delete("/repositories/<path:name>/-/manifests/<digest>")
+@documented("Delete a manifest in the registry (developer role or above); the catalog follows the registry's event",
+            response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
+def delete_manifest(name: str, digest: str):
+    return _delete_in_registry(name, digest, DIGEST_RE, queries.has_manifest, "manifest")
+
+
+@bp.delete("/repositories/<path:name>/-/tags/<tag>")
+@documented("Delete a tag in the registry (developer role or above); the catalog follows the registry's event",
+            response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
+def delete_tag(name: str, tag: str):
+    return _delete_in_registry(name, tag, TAG_RE, queries.has_tag, "tag")

@@ -12,7 +12,7 @@ from indexer.events import REPOSITORY_RE
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 # A namespace is a repository path prefix; "" or "/" would mean every repository.
-NAMESPACE_RE = re.compile(REPOSITORY_RE.pattern.replace("$", "/?$"))
+NAMESPACE_RE = re.compile(REPOSITORY_RE.pattern.replace(r"\Z", r"/?\Z"))
 
 
 class ListArgs(Schema):
@@ -39,6 +39,10 @@ _NAMESPACE = fields.Str(
 _KIND = fields.Str(load_default=None, validate=validate.OneOf(sorted(ALL_KINDS)))
 
 
+class NamespaceListArgs(ListArgs):
+    namespace = _NAMESPACE
+
+
 class RepositoryListArgs(ListArgs):
     namespace = _NAMESPACE
     kind = _KIND
@@ -61,6 +65,13 @@ class SearchArgs(ListArgs):
     q = _text(200, required=True)
     namespace = _NAMESPACE
     kind = _KIND
+
+
+class Namespace(Schema):
+    """A path that holds repositories below it, and the namespace it is in ("" at the top level)."""
+
+    name = fields.Str()
+    namespace = fields.Str()
 
 
 class Repository(Schema):
@@ -190,6 +201,9 @@ class ChartVersion(ChartListItem):
     condition = fields.Str(allow_none=True)
     tags = fields.Str(allow_none=True)
     readme = fields.Str(allow_none=True)
+    readme_html = fields.Str(allow_none=True, metadata={
+        "description": "the README rendered from Markdown and sanitized (api.rendering): safe to insert as HTML; "
+                       "null when there is no README or it is too large to render"})
     values = fields.Str(allow_none=True, attribute="values_yaml")
     values_schema = fields.Raw(allow_none=True)
     templates = fields.List(fields.Str())
@@ -199,3 +213,15 @@ class ChartVersion(ChartListItem):
     artifacthub = fields.Dict(keys=fields.Str())
     warnings = fields.List(fields.Str())
     error = fields.Str(allow_none=True)
+
+
+class Me(Schema):
+    authenticated = fields.Bool()
+    user = fields.Str(allow_none=True)
+    admin = fields.Bool()
+
+
+class Deletion(Schema):
+    repository = fields.Str()
+    reference = fields.Str()
+    status = fields.Str()

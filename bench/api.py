@@ -51,17 +51,21 @@ import psycopg2  # noqa: E402
 import psycopg2.extras  # noqa: E402
 import requests  # noqa: E402
 
-from api import queries  # noqa: E402
+from api import auth, queries  # noqa: E402
 from api.pagination import MAX_LIMIT, decode_cursor  # noqa: E402
 from bench.ingest import BenchResources, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
 from indexer import store  # noqa: E402
 from indexer.helm import version_order  # noqa: E402
+from ocicat import accounts  # noqa: E402
 from ocicat.migrate import migrate  # noqa: E402
 from tests.support import Ocicat, Registry, free_port, push_chart, python_env, wait_http, wait_until  # noqa: E402
 
 LIST_TARGET_MS = 20.0
 SEARCH_TARGET_MS = 50.0
 DEEP_RATIO_TARGET = 1.5
+GRANTED_PREFIXES = 1_000  # namespaces the reporter of the permission measurements holds a role on
+PERMISSION_COST_TARGET = 1.2  # their p95 against the administrator's
+ADMIN = auth.Principal(user="bench-admin", admin=True).sql(False)  # the API's filter for an administrator
 REGISTRY_RATIO_TARGET = 100.0
 REPOS_PER_NAMESPACE = 6  # one chart repository and five image repositories
 BIG_REPOSITORY_TAGS = 10_000
@@ -458,7 +462,7 @@ class Bench(BenchResources):
             OCICAT_LISTEN=f"127.0.0.1:{self.port}",
             OCICAT_REGISTRY_URL=self.registry.url,
             OCICAT_WEBHOOK_SECRETS=self.secret,
-            OCICAT_DEFAULT_VISIBILITY="public",
+            OCICAT_DEFAULT_VISIBILITY="private",
             OCICAT_API_WORKERS=2,
         )
         settings.update(overrides)
@@ -549,7 +553,24 @@ class Bench(BenchResources):
         if tags != args.tags or charts != args.charts:
             raise RuntimeError(f"loaded {tags} tags and {charts} charts, wanted {args.tags} and {args.charts}")
         self.check_search_documents(conn)
+        self.add_principals(conn)
         self.print_sizes(conn)
+
+    def add_principals(self, conn) -> None:
+        """An administrator (every request below is theirs) and a reporter on GRANTED_PREFIXES namespaces."""
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            accounts.create_user(cur, "bench-admin", admin=True)
+            accounts.create_user(cur, "bench-reporter")
+            cur.execute("INSERT INTO grants (user_id, path, role) SELECT (SELECT id FROM users WHERE name = 'bench-reporter'),"
+                        " namespace, 'reporter' FROM (SELECT DISTINCT namespace FROM repositories) n"
+                        " ORDER BY md5(namespace) LIMIT %s", (GRANTED_PREFIXES,))
+            self.http.headers["Authorization"] = f"Bearer {accounts.create_token(cur, 'bench-admin')[1]}"
+            token = accounts.create_token(cur, "bench-reporter")[1]
+            self.reporter = {"Authorization": f"Bearer {token}"}
+            # the reporter's filter as the API builds it, for the query plans
+            self.reporter_access = auth.from_account(accounts.authenticate(cur, token)).sql(False)
+        prefixes = GRANTED_PREFIXES
+        print(f"      principals: an administrator, and a reporter on {prefixes:,} namespaces")
 
     def refresh_all(self, cur) -> None:
         """Every repository's search document and updated_at, by the worker's own statement.
@@ -619,18 +640,19 @@ class Bench(BenchResources):
 
     # -- 2. latency -------------------------------------------------------------
 
-    def get(self, url: str, params: dict | None = None) -> requests.Response:
-        response = self.http.get(url, params=params, timeout=30)
+    def get(self, url: str, params: dict | None = None, headers: dict | None = None) -> requests.Response:
+        response = self.http.get(url, params=params, headers=headers, timeout=30)
         if response.status_code != 200:
             raise RuntimeError(f"GET {response.url} -> {response.status_code}: {response.text[:500]}")
         return response
 
-    def measure(self, label: str, requests_: list[tuple[str, dict | None]], target_ms: float, explain=None) -> dict:
+    def measure(self, label: str, requests_: list[tuple[str, dict | None]], target_ms: float, explain=None,
+                headers: dict | None = None) -> dict:
         """Sequential GETs cycling through ``requests_``: a warm-up, then --requests timed ones."""
         n = self.args.requests
         for i in range(max(10, n // 10)):
             url, params = requests_[i % len(requests_)]
-            body = self.get(url, params).json()
+            body = self.get(url, params, headers).json()
             if i == 0 and "items" in body and not body["items"]:
                 raise RuntimeError(f"{label}: {url} {params} returned no items")
         times = []
@@ -638,7 +660,7 @@ class Bench(BenchResources):
         for i in range(n):
             url, params = requests_[i % len(requests_)]
             t0 = time.perf_counter()
-            response = self.http.get(url, params=params, timeout=30)
+            response = self.http.get(url, params=params, headers=headers, timeout=30)
             elapsed = time.perf_counter() - t0
             if response.status_code != 200:
                 raise RuntimeError(f"GET {response.url} -> {response.status_code}: {response.text[:500]}")
@@ -686,7 +708,7 @@ class Bench(BenchResources):
         print(f"      GET {api}/repositories?limit=50")
         first = self.measure(
             "repositories, first page (sort=name)", [(f"{api}/repositories", {"limit": 50})], LIST_TARGET_MS,
-            lambda cur: queries.list_repositories(cur, **list_args, sort="name", after=None, limit=51))
+            lambda cur: queries.list_repositories(cur, ADMIN, **list_args, sort="name", after=None, limit=51))
 
         pages = self.args.deep_pages
         cursor, walked = None, time.monotonic()
@@ -702,7 +724,7 @@ class Bench(BenchResources):
         deep = self.measure(
             f"repositories, page {pages + 1} (cursor)", [(f"{api}/repositories", {"limit": 50, "cursor": cursor})],
             LIST_TARGET_MS,
-            lambda cur: queries.list_repositories(cur, **list_args, sort="name", after=after, limit=51))
+            lambda cur: queries.list_repositories(cur, ADMIN, **list_args, sort="name", after=after, limit=51))
         ratio = deep["p95"] / first["p95"]
         ok = ratio <= DEEP_RATIO_TARGET
         print(f"      deep vs first page: p95 {deep['p95']:.1f} ms vs {first['p95']:.1f} ms = {ratio:.2f}x "
@@ -711,10 +733,10 @@ class Bench(BenchResources):
 
         self.measure("repositories, first page (sort=-updated)",
                      [(f"{api}/repositories", {"limit": 50, "sort": "-updated"})], LIST_TARGET_MS,
-                     lambda cur: queries.list_repositories(cur, **list_args, sort="-updated", after=None, limit=51))
+                     lambda cur: queries.list_repositories(cur, ADMIN, **list_args, sort="-updated", after=None, limit=51))
         self.measure(f"repository detail ({BIG_REPOSITORY_TAGS:,}-tag repository)",
                      [(f"{api}/repositories/{big}", None)], LIST_TARGET_MS,
-                     lambda cur: queries.repository(cur, big))
+                     lambda cur: queries.repository(cur, ADMIN, big))
 
         print(f"      GET {api}/repositories/{big}/-/tags?limit=50[&sort=-pushed]")
         tag_args = dict(name=None, kind=None, after=None, limit=51)
@@ -729,16 +751,37 @@ class Bench(BenchResources):
         print(f"      GET {api}/charts/<name>/-/versions/<version>  ({len(picks)} different chart versions in turn)")
         self.measure("chart version detail", [(f"{api}/charts/{name}/-/versions/{version}", None)
                                               for name, version in picks], LIST_TARGET_MS,
-                     lambda cur: queries.chart_version(cur, *picks[0]))
+                     lambda cur: queries.chart_version(cur, ADMIN, *picks[0]))
         print(f"      GET {api}/charts?limit=50")
         self.measure("chart list, first page", [(f"{api}/charts", {"limit": 50})], LIST_TARGET_MS,
-                     lambda cur: queries.list_charts(cur, namespace=None, q=None, after=None, limit=51))
+                     lambda cur: queries.list_charts(cur, ADMIN, namespace=None, q=None, after=None, limit=51))
 
         print(f"      GET {api}/search?q=...  (first page of 50 hits, with facets)")
+        searches = {}
         for label, q in (("common word", "server"), ("rare word", RARE_WORD), ("prefix", "serv")):
             def run(cur, q=q):
-                queries.search(cur, q=q, namespace=None, kind=None, after=None, limit=51)
-            self.measure(f"search, {label} (q={q})", [(f"{api}/search", {"q": q})], SEARCH_TARGET_MS, run)
+                queries.search(cur, ADMIN, q=q, namespace=None, kind=None, after=None, limit=51)
+            searches[q] = self.measure(f"search, {label} (q={q})", [(f"{api}/search", {"q": q})], SEARCH_TARGET_MS, run)
+        self.permission_cost(first, searches)
+
+    def permission_cost(self, first_page: dict, searches: dict) -> None:
+        """The same requests as a reporter on GRANTED_PREFIXES namespaces: the cost of the permission filter."""
+        api = f"{self.api}/api/v1"
+        access = self.reporter_access
+        print(f"      the same requests by a reporter on {GRANTED_PREFIXES:,} namespaces, against the administrator's")
+        cases = [("repositories, first page", f"{api}/repositories", {"limit": 50}, first_page, LIST_TARGET_MS,
+                  lambda cur: queries.list_repositories(cur, access, namespace=None, kind=None, q=None, sort="name",
+                                                        after=None, limit=51))]
+        cases += [(f"search (q={q})", f"{api}/search", {"q": q}, searches[q], SEARCH_TARGET_MS,
+                   lambda cur, q=q: queries.search(cur, access, q=q, namespace=None, kind=None, after=None, limit=51))
+                  for q in ("server", "serv")]
+        for label, url, params, baseline, target, run in cases:
+            result = self.measure(f"{label}, reporter", [(url, params)], target, run, headers=self.reporter)
+            ratio = result["p95"] / baseline["p95"]
+            ok = ratio <= PERMISSION_COST_TARGET
+            print(f"      permission filter on {label}: p95 {result['p95']:.1f} ms vs {baseline['p95']:.1f} ms = "
+                  f"{ratio:.2f}x (target <= {PERMISSION_COST_TARGET}x): {'PASS' if ok else 'FAIL'}")
+            self.results.append((ok, f"permission filter on {label}: {ratio:.2f}x (target <= {PERMISSION_COST_TARGET}x)"))
 
     # -- 3. registry comparison -----------------------------------------------------
 
@@ -775,7 +818,8 @@ class Bench(BenchResources):
         charts, calls, cursor = set(), 0, None
         while True:
             params = {"namespace": REGISTRY_NAMESPACE, "limit": MAX_LIMIT, **({"cursor": cursor} if cursor else {})}
-            response = session.get(f"{self.api}/api/v1/charts", params=params, timeout=30)
+            response = session.get(f"{self.api}/api/v1/charts", params=params, timeout=30,
+                                   headers={"Authorization": self.http.headers["Authorization"]})
             response.raise_for_status()
             calls += 1
             body = response.json()

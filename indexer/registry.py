@@ -55,6 +55,10 @@ class NotFound(Exception):
     """The registry no longer has it (deleted since the event was sent)."""
 
 
+class Refused(PermanentError):
+    """The registry refused credentials a caller brought (their own registry token)."""
+
+
 @dataclass(frozen=True)
 class Fetched:
     media_type: str
@@ -97,6 +101,24 @@ class RegistryClient:
         """
         return self._open(repository, f"blobs/{digest}", digest, max_bytes, {})
 
+    def delete_manifest(self, repository: str, reference: str, bearer: str | None = None) -> None:
+        """Delete a manifest (by digest) or a tag; NotFound if the registry has neither.
+
+        With ``bearer`` (a caller's own registry token) the registry checks the
+        caller's rights itself and a refusal is ``Refused``; without it, ocicat's
+        own credentials are used. Any other refusal (deletes disabled, tag
+        deletes unsupported: Distribution 2.8 deletes by digest only) is a
+        PermanentError with the registry's words.
+        """
+        response = self._request("DELETE", repository, f"manifests/{quote(reference)}", {}, action="delete",
+                                 authorization=None if bearer is None else f"Bearer {bearer}")
+        with response:
+            if response.status_code == 404:
+                raise NotFound(f"{repository}:{reference}")
+            if bearer is not None and response.status_code in (401, 403):
+                raise Refused(f"the registry refused the caller's token: HTTP {response.status_code}")
+            _raise_for_status(response)
+
     # -- plumbing ----------------------------------------------------------------
 
     @contextmanager
@@ -112,12 +134,14 @@ class RegistryClient:
             _raise_for_status(response)
             yield Body(response, digest, max_bytes, path)
 
-    def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False):
+    def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False,
+                 action: str = "pull", authorization: str | None = None):
+        """One request with ocicat's credentials (learning the scheme from a 401), or with ``authorization`` as given."""
         url = f"{self.base_url}/v2/{quote(repository)}/{path}"
-        scope = f"repository:{repository}:pull"
-        for attempt in range(2):
+        scope = f"repository:{repository}:{action}"
+        for attempt in range(1 if authorization else 2):
             request_headers = dict(headers)
-            auth = self._authorization(scope)
+            auth = authorization or self._authorization(scope)
             if auth:
                 request_headers["Authorization"] = auth
             try:
@@ -128,7 +152,7 @@ class RegistryClient:
                 raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
             # Only the registry itself may ask for credentials: a 401 from a
             # redirect target (blob storage) must not steer them to its realm.
-            if response.status_code != 401 or attempt == 1 or response.history:
+            if response.status_code != 401 or attempt == 1 or response.history or authorization:
                 return response
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()

@@ -40,10 +40,13 @@ def ensure_repository(cur, name: str, event_at: datetime) -> int:
     cur.execute("SELECT id FROM repositories WHERE name = %s", (name,))
     row = cur.fetchone()
     if row is None:
+        # Visibility comes from the rules covering the new path; the shared lock waits for a
+        # rule change in flight (ocicat.accounts.set_visibility) so none is missed.
+        cur.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended('ocicat visibility', 0))")
         cur.execute(
-            "INSERT INTO repositories (name, namespace, updated_at) VALUES (%s, %s, %s) "
+            "INSERT INTO repositories (name, namespace, updated_at, public) VALUES (%s, %s, %s, path_public(%s)) "
             "ON CONFLICT (name) DO UPDATE SET namespace = excluded.namespace RETURNING id",
-            (name, name.rpartition("/")[0], event_at),
+            (name, name.rpartition("/")[0], event_at, name),
         )
         row = cur.fetchone()
     return row["id"]

@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from datetime import timedelta
 
 import click
 
+from . import accounts
 from .config import Config, ConfigError
 from .db import Database, database_url
 from .migrate import migrate as apply_migrations
@@ -98,6 +101,7 @@ def serve() -> None:
     env = {**os.environ, "OCICAT_DATABASE_URL": _ready_database(config)}
     children = [subprocess.Popen([sys.executable, "-m", "ocicat", role], env=env) for role in ("api", "worker")]
     host, port = config.listen_address
+    click.echo(f"ocicat web UI:  http://{host}:{port}/ui/")
     click.echo(f"ocicat API:     http://{host}:{port}/api/v1/repositories")
     click.echo(f"ocicat webhook: http://{host}:{port}/api/v1/events")
 
@@ -165,3 +169,170 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
         click.echo(f"{letter_id}: still invalid, left parked: {reason}", err=True)
     if refused:
         sys.exit(1)
+
+
+# -- accounts: users, tokens, roles, visibility (ocicat.accounts) ---------------------------
+
+
+@contextmanager
+def _accounts():
+    """A transaction on the catalog database; a bad name, path or role is a usage error."""
+    db = Database(_ready_database(_config()), maxconn=1)
+    try:
+        with db.transaction() as cur:
+            yield cur
+    except accounts.AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        db.close()
+
+
+def _when(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+
+@main.group()
+def user() -> None:
+    """Create, list and delete users."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May see and delete everything.")
+def user_create(name: str, admin: bool) -> None:
+    with _accounts() as cur:
+        accounts.create_user(cur, name, admin)
+    click.echo(f"created {'administrator' if admin else 'user'} {name}")
+
+
+@user.command("list")
+def user_list() -> None:
+    with _accounts() as cur:
+        rows = accounts.list_users(cur)
+    for row in rows:
+        click.echo(f"{row['name']}\t{'admin' if row['admin'] else '-'}\t{row['grants']} role(s)\t"
+                   f"{row['active_tokens']} active token(s)\tcreated {_when(row['created_at'])}")
+
+
+@user.command("delete")
+@click.argument("name")
+def user_delete(name: str) -> None:
+    """Delete a user, their tokens and their roles."""
+    with _accounts() as cur:
+        accounts.delete_user(cur, name)
+    click.echo(f"deleted user {name}")
+
+
+@main.group()
+def token() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token.command("create")
+@click.argument("user_name", metavar="USER")
+@click.option("--description", default="", help="What the token is for.")
+@click.option("--expires-in-days", type=click.IntRange(min=1), default=None, help="Expiry (default: never).")
+def token_create(user_name: str, description: str, expires_in_days: int | None) -> None:
+    """Create a token for USER and print it: it is shown this once and never stored."""
+    with _accounts() as cur:
+        _, secret = accounts.create_token(cur, user_name, description,
+                                          None if expires_in_days is None else timedelta(days=expires_in_days))
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--user", "user_name", default=None, help="Only this user's tokens.")
+def token_list(user_name: str | None) -> None:
+    with _accounts() as cur:
+        rows = accounts.list_tokens(cur, user_name)
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        click.echo(f"{row['id']}\t{row['user']}\t{state}\texpires {_when(row['expires_at'])}\t"
+                   f"last used {_when(row['last_used_at'])}\t{row['description']}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    with _accounts() as cur:
+        accounts.revoke_token(cur, token_id)
+    click.echo(f"revoked token {token_id}")
+
+
+@main.command()
+@click.argument("user_name", metavar="USER")
+@click.argument("path")
+@click.argument("role", type=click.Choice(accounts.ROLES))
+def grant(user_name: str, path: str, role: str) -> None:
+    """Give USER ROLE on PATH and everything below it ('/' for the whole registry)."""
+    with _accounts() as cur:
+        accounts.grant(cur, user_name, path, role)
+    click.echo(f"{user_name} is {role} on {accounts.shown_path(accounts.normalize_path(path))}")
+
+
+@main.command()
+@click.argument("user_name", metavar="USER")
+@click.argument("path")
+def revoke(user_name: str, path: str) -> None:
+    """Take away USER's role on PATH."""
+    with _accounts() as cur:
+        accounts.revoke(cur, user_name, path)
+    click.echo(f"{user_name} holds no role on {accounts.shown_path(accounts.normalize_path(path))} any more")
+
+
+@main.command()
+@click.option("--user", "user_name", default=None, help="Only this user's roles.")
+def roles(user_name: str | None) -> None:
+    """List the roles granted."""
+    with _accounts() as cur:
+        rows = accounts.list_grants(cur, user_name)
+    for row in rows:
+        click.echo(f"{row['user']}\t{accounts.shown_path(row['path'])}\t{row['role']}")
+
+
+@main.group()
+def visibility() -> None:
+    """Make paths public or private (the longest rule covering a repository decides)."""
+
+
+@visibility.command("set")
+@click.argument("path")
+@click.argument("value", type=click.Choice(["public", "private"]))
+def visibility_set(path: str, value: str) -> None:
+    with _accounts() as cur:
+        changed = accounts.set_visibility(cur, path, value == "public")
+    click.echo(f"{accounts.shown_path(accounts.normalize_path(path))} is {value} ({changed} repositories)")
+
+
+@visibility.command("unset")
+@click.argument("path")
+def visibility_unset(path: str) -> None:
+    """Drop PATH's rule: a shorter rule, or OCICAT_DEFAULT_VISIBILITY, decides again."""
+    with _accounts() as cur:
+        changed = accounts.set_visibility(cur, path, None)
+    click.echo(f"dropped the rule on {accounts.shown_path(accounts.normalize_path(path))} ({changed} repositories)")
+
+
+@visibility.command("list")
+def visibility_list() -> None:
+    config = _config()
+    with _accounts() as cur:
+        rows = accounts.list_visibility(cur)
+    click.echo(f"(default)\t{config.default_visibility}")
+    for row in rows:
+        click.echo(f"{accounts.shown_path(row['path'])}\t{'public' if row['public'] else 'private'}")
+
+
+@main.command("who-can-see")
+@click.argument("path")
+def who_can_see(path: str) -> None:
+    """Who may view PATH: anyone (public), administrators, and the roles that cover it."""
+    config = _config()
+    with _accounts() as cur:
+        answer = accounts.who_can_see(cur, path, config.default_public)
+    rule = f"rule on {accounts.shown_path(answer['rule'])}" if answer["rule"] is not None else "default"
+    click.echo(f"{accounts.shown_path(answer['path'])}: {'public' if answer['public'] else 'private'} ({rule})")
+    for name in answer["admins"]:
+        click.echo(f"{name}\tadmin")
+    for row in answer["grants"]:
+        click.echo(f"{row['user']}\t{row['role']} on {accounts.shown_path(row['path'])}")

@@ -37,6 +37,13 @@ def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _bool(env: dict, name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
 def _listen(raw: str) -> tuple[str, int]:
     host, sep, port = raw.rpartition(":")
     if not sep or not port.isdigit():
@@ -171,6 +178,11 @@ class Config:
     api_threads: int = 8
     max_attempts: int = 10
     log_level: str = "INFO"
+    # Bearer JWTs of the registry's token service, accepted when an issuer is set (api.auth).
+    registry_token_issuer: str | None = None
+    registry_token_audience: str | None = None
+    registry_token_keys: str | None = None
+    registry_token_nested: bool = False
     kafka: KafkaConfig | None = None  # None: the PostgreSQL queue
 
     @classmethod
@@ -181,6 +193,12 @@ class Config:
             raise ConfigError(f"OCICAT_DEFAULT_VISIBILITY must be private or public, got {visibility!r}")
         listen = env.get("OCICAT_LISTEN") or cls.listen
         _listen(listen)
+        token_issuer = env.get("OCICAT_REGISTRY_TOKEN_ISSUER") or None
+        token_audience = env.get("OCICAT_REGISTRY_TOKEN_AUDIENCE") or None
+        token_keys = env.get("OCICAT_REGISTRY_TOKEN_KEYS") or None
+        if token_issuer and not (token_audience and token_keys):
+            raise ConfigError("OCICAT_REGISTRY_TOKEN_ISSUER needs OCICAT_REGISTRY_TOKEN_AUDIENCE (the registry's "
+                              "service name) and OCICAT_REGISTRY_TOKEN_KEYS (a PEM bundle or JWKS file)")
         secrets = tuple(s.strip() for s in env.get("OCICAT_WEBHOOK_SECRETS", "").split(",") if s.strip())
         return cls(
             database_url=env.get("OCICAT_DATABASE_URL") or None,
@@ -197,12 +215,20 @@ class Config:
             api_threads=_int(env, "OCICAT_API_THREADS", cls.api_threads, 1),
             max_attempts=_int(env, "OCICAT_MAX_ATTEMPTS", cls.max_attempts, 1),
             log_level=(env.get("OCICAT_LOG_LEVEL") or cls.log_level).upper(),
+            registry_token_issuer=token_issuer,
+            registry_token_audience=token_audience,
+            registry_token_keys=token_keys,
+            registry_token_nested=_bool(env, "OCICAT_REGISTRY_TOKEN_NESTED"),
             kafka=_kafka(env),
         )
 
     @property
     def listen_address(self) -> tuple[str, int]:
         return _listen(self.listen)
+
+    @property
+    def default_public(self) -> bool:
+        return self.default_visibility == "public"
 
     @property
     def registry_host(self) -> str:

@@ -8,6 +8,7 @@ and asks apispec to turn the schemas into OpenAPI components.
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -30,12 +31,13 @@ class Problem(Schema):
 
 def documented(summary: str, *, args: type[Schema] | None = None, response: type[Schema] | None = None,
                listing: bool = False, facets: type[Schema] | None = None, errors: tuple[int, ...] = (), body: dict | None = None,
-               response_type: str = "application/json"):
+               response_type: str = "application/json", status: int = 200):
     """Attach OpenAPI facts to a view: its query schema, its answer, the errors it can give."""
 
     def wrap(view):
         view.openapi = {"summary": summary, "args": args, "response": response, "listing": listing,
-                        "facets": facets, "errors": errors, "body": body, "response_type": response_type}
+                        "facets": facets, "errors": errors, "body": body, "response_type": response_type,
+                        "status": status}
         return view
 
     return wrap
@@ -60,7 +62,8 @@ def _operation(rule, meta: dict) -> dict:
                   for name in sorted(rule.arguments)]
     if meta["args"] is not None:
         parameters.append({"in": "query", "schema": meta["args"]})
-    responses = {"200": {"description": "OK", "content": {meta["response_type"]: {"schema": _answer(meta)}}}}
+    responses = {str(meta["status"]): {"description": HTTPStatus(meta["status"]).phrase,
+                                       "content": {meta["response_type"]: {"schema": _answer(meta)}}}}
     for status in (*meta["errors"], 500):
         responses[str(status)] = {"description": "problem", "content": {PROBLEM: {"schema": "Problem"}}}
     operation = {"summary": meta["summary"], "operationId": rule.endpoint.replace(".", "_"),
@@ -83,4 +86,6 @@ def _answer(meta: dict):
     if meta["facets"] is not None:
         facet = {"type": "array", "items": meta["facets"]}
         properties["facets"] = {"type": "object", "properties": {"kind": facet, "namespace": facet}}
+        # search only: true when no text matched and the hits are similar names (typo tolerance)
+        properties["similar"] = {"type": "boolean"}
     return {"type": "object", "properties": properties, "required": list(properties)}

@@ -78,8 +78,10 @@ wait_for "http://$OCICAT_LISTEN/readyz"
 cat <<EOF2
 
 ocicat is running on its embedded defaults (data in $OCICAT_DATA_DIR).
+  Web UI:       http://$OCICAT_LISTEN/ui/
+  Sample chart: http://$OCICAT_LISTEN/ui/charts/samples/charts/webapp/1.2.3+build.4
   API:          http://$OCICAT_LISTEN/api/v1/repositories
-  Sample chart: http://$OCICAT_LISTEN/api/v1/charts/samples/charts/webapp/-/versions/1.2.3+build.4
+  Chart (JSON): http://$OCICAT_LISTEN/api/v1/charts/samples/charts/webapp/-/versions/1.2.3+build.4
   Registry:     http://127.0.0.1:$registry_port  (helm push <chart>.tgz oci://127.0.0.1:$registry_port/<namespace> --plain-http)
 Press Ctrl-C to stop.
 EOF2

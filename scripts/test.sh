@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real components: PostgreSQL on 127.0.0.1:5432
-# (override with OCICAT_TEST_POSTGRES), Debian's docker-registry, real Helm.
+# (override with OCICAT_TEST_POSTGRES), Debian's docker-registry, real Helm, Debian's Chromium.
 #
 #   bash scripts/test.sh [pytest arguments]
 set -euo pipefail
@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 if ! command -v docker-registry >/dev/null; then
   echo "docker-registry is missing: apt-get install docker-registry (or run .ci/run as root)" >&2
+  exit 1
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "chromium is missing (the web UI's browser tests): apt-get install chromium (or run .ci/run as root)" >&2
   exit 1
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -93,9 +93,8 @@ class Stack:
         return {t["name"]: t for t in response.json()["items"]} if response.status_code == 200 else {}
 
 
-@pytest.fixture(scope="session")
-def stack(make_database, tmp_path_factory):
-    """What a user runs: ``ocicat serve`` with a real registry notifying it."""
+def start_stack(make_database, log_dir, **settings) -> Stack:
+    """``ocicat serve`` with a real registry notifying it, configured by ``settings`` (OCICAT_* names)."""
     port = free_port()
     secret = "test-" + uuid.uuid4().hex
     registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
@@ -107,16 +106,28 @@ def stack(make_database, tmp_path_factory):
         OCICAT_WEBHOOK_SECRETS=f"old-secret,{secret}",
         OCICAT_API_WORKERS=1,
         OCICAT_MAX_ATTEMPTS=3,
-        OCICAT_DEFAULT_VISIBILITY="public",
+        **settings,
     )
-    server = Ocicat("serve", env, tmp_path_factory.mktemp("serve") / "ocicat.log").start()
+    server = Ocicat("serve", env, log_dir / "ocicat.log").start()
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
     except AssertionError:
         server.stop()
+        registry.close()
         raise AssertionError("ocicat serve did not start:\n" + server.output())
-    database = Database(url, maxconn=4)
-    yield Stack(registry=registry, api=f"http://127.0.0.1:{port}", secret=secret, db=database, env=env, server=server)
-    database.close()
-    server.stop()
-    registry.close()
+    return Stack(registry=registry, api=f"http://127.0.0.1:{port}", secret=secret, db=Database(url, maxconn=4),
+                 env=env, server=server)
+
+
+def stop_stack(stack: Stack) -> None:
+    stack.db.close()
+    stack.server.stop()
+    stack.registry.close()
+
+
+@pytest.fixture(scope="session")
+def stack(make_database, tmp_path_factory):
+    """What a user runs: ``ocicat serve`` with a real registry notifying it, the catalog public."""
+    running = start_stack(make_database, tmp_path_factory.mktemp("serve"), OCICAT_DEFAULT_VISIBILITY="public")
+    yield running
+    stop_stack(running)

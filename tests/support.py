@@ -260,12 +260,19 @@ class Ocicat:
         return self.log_path.read_text(errors="replace")
 
 
-def make_chart(workdir: Path, name: str, version: str, app_version: str = "1.16.0", **chart_fields) -> Path:
-    """A real chart archive, scaffolded and packaged by Helm's own Go code (helm-python-sdk)."""
+def make_chart(workdir: Path, name: str, version: str, app_version: str = "1.16.0", files: dict[str, str] | None = None,
+               **chart_fields) -> Path:
+    """A real chart archive, scaffolded and packaged by Helm's own Go code (helm-python-sdk).
+
+    ``files`` (path in the chart: text) are written over the scaffold before packaging: README.md, values.yaml, ...
+    """
     import helm_python as helm
 
     parent = Path(tempfile.mkdtemp(dir=workdir))
     helm.Chart.create(name, parent)
+    for relative, text in (files or {}).items():
+        (parent / name / relative).parent.mkdir(parents=True, exist_ok=True)
+        (parent / name / relative).write_text(text)
     chart_yaml = parent / name / "Chart.yaml"
     meta = yaml.safe_load(chart_yaml.read_text())
     meta.update(chart_fields)

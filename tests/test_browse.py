@@ -167,3 +167,29 @@ def test_paging_while_pushes_arrive_has_no_gaps_or_repeats(stack):
     assert len(seen) == len(set(seen)), "a repository was listed twice"
     assert [name for name in seen if name in originals] == originals, "an original repository was skipped"
     assert seen == sorted(seen)
+
+
+def test_search_tolerates_typos_when_nothing_matches(stack, catalog):
+    """pg_trgm (installed here): no text matches "ngnix", so names with a similar word are the hits."""
+    ns = catalog
+    exact = stack.get("/api/v1/search", q="nginx", namespace=ns).json()
+    assert exact["similar"] is False and [h["name"] for h in exact["items"]] == [f"{ns}/images/nginx"]
+    typo = stack.get("/api/v1/search", q="ngnix", namespace=ns).json()
+    assert typo["similar"] is True
+    assert [h["name"] for h in typo["items"]][0] == f"{ns}/images/nginx"
+    assert typo["facets"]["kind"] == [{"value": "image", "count": len(typo["items"])}]
+    assert stack.get("/api/v1/search", q="qqqzzzxxx", namespace=ns).json() == {
+        "items": [], "next_cursor": None, "facets": {"kind": [], "namespace": []}, "similar": True}
+
+
+def test_a_chart_by_digest_is_cacheable_and_the_version_detail_revalidates(stack, catalog):
+    by_version = stack.get(f"/api/v1/charts/{catalog}/charts/redis/-/versions/17.3.0")
+    assert by_version.headers["Cache-Control"] == "no-cache" and "Authorization" in by_version.headers["Vary"]
+    digest = by_version.json()["digest"]
+    by_digest = stack.get(f"/api/v1/charts/{catalog}/charts/redis/-/digests/{digest}")
+    assert by_digest.status_code == 200 and by_digest.json() == by_version.json()
+    assert by_digest.headers["Cache-Control"] == "private, max-age=86400" and by_digest.headers["ETag"]
+    missing = stack.get(f"/api/v1/charts/{catalog}/charts/redis/-/digests/sha256:{'0' * 64}")
+    assert missing.status_code == 404 and missing.headers["Cache-Control"] == "no-store"
+    assert "has no digest" in missing.json()["detail"]
+    assert stack.get(f"/api/v1/charts/{catalog}/charts/redis/-/digests/latest").status_code == 404

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+
 import contextlib
+import re
 import gzip
 import io
 import os
+import re
 import sys
 import tarfile
 
@@ -442,10 +445,11 @@ HOSTILE = {
         lambda: chart({"requirements.yaml": "dependencies: &d\n- *d\n"}),
         "requirements.yaml uses an undefined or recursive alias *d",
     ),
-    # The C YAML loader recurses in C: this would crash the process, not raise.
+    # The C YAML loader recurses in C: this would crash the process, not raise. PyYAML 6.0.4's
+    # libyaml refuses past 1,000 levels in its scanner, before the reader's own check sees them.
     "100k nested lists": (
         lambda: chart_tgz({"Chart.yaml": "x: " + "[" * 100_000 + "]" * 100_000}),
-        "Chart.yaml nests deeper than 100 levels",
+        re.compile(r"Chart\.yaml (nests deeper than 100 levels|is not valid YAML: exceeded maximum nesting depth)"),
     ),
     "bad requirements": (
         lambda: chart({"requirements.yaml": "dependencies: redis\n"}),
@@ -456,7 +460,8 @@ HOSTILE = {
 
 @pytest.mark.parametrize("build, reason", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_archive_is_refused(build, reason):
-    assert reason in refusal(build())
+    refused = refusal(build())
+    assert reason.search(refused) if isinstance(reason, re.Pattern) else reason in refused, refused
 
 
 def test_limits_can_be_lowered():

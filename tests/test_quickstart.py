@@ -25,6 +25,8 @@ def test_quickstart_runs_on_embedded_defaults_and_stops_cleanly(tmp_path):
         output = (tmp_path / "quickstart.log").read_text()
         assert script.poll() is None, output
         assert f"http://{listen}/api/v1/repositories" in output
+        assert f"Web UI:       http://{listen}/ui/" in output
+        assert 'type="module"' in requests.get(f"http://{listen}/ui/charts/samples/charts/webapp/1.2.3+build.4", timeout=5).text
 
         names = {r["name"] for r in requests.get(f"http://{listen}/api/v1/repositories", timeout=5).json()["items"]}
         assert {"samples/charts/webapp", "samples/charts/cache", "platform/infra/ingress"} <= names

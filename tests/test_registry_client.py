@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from api.auth import RegistryTokens
 from indexer.errors import PermanentError, TransientError
-from indexer.registry import MAX_MANIFEST_BYTES, NotFound, RegistryClient
+from indexer.registry import MAX_MANIFEST_BYTES, NotFound, RegistryClient, Refused
 
 from .support import Registry, free_port, push_image
 
@@ -454,3 +455,25 @@ def test_a_digest_from_a_manifest_cannot_walk_the_url(serve):
         with pytest.raises(PermanentError, match="not a digest"):
             client.get_blob("repo", digest)
     assert server.requests == []
+
+
+def test_the_registrys_own_tokens_verify_in_ocicat_and_deletes_carry_them(token_registry):
+    """The tokens a real registry trusts (x5c header, rootcertbundle) are the ones ocicat's verifier accepts;
+    a delete made with the caller's token is checked by the registry itself."""
+    registry, tokens = token_registry
+    verifier = RegistryTokens(TOKEN_ISSUER, TOKEN_SERVICE, str(tokens.bundle))
+    pull = tokens.issue(USER, ["repository:tok/gone:pull"])
+    principal = verifier.principal(pull)
+    assert principal.view_names == {"tok/gone"} and not principal.may_delete("tok/gone")
+    delete = tokens.issue(USER, ["repository:tok/gone:pull,delete"])
+    assert verifier.principal(delete).may_delete("tok/gone")
+
+    pusher = requests.Session()
+    pusher.headers["Authorization"] = "Bearer " + tokens.issue(USER, ["repository:tok/gone:push,pull"])
+    digest = push_image(registry.url, "tok/gone", "v1", seed="gone", session=pusher)
+    client = RegistryClient(registry.url)
+    with pytest.raises(Refused):
+        client.delete_manifest("tok/gone", digest, bearer=pull)  # the registry wants the delete action
+    client.delete_manifest("tok/gone", digest, bearer=delete)
+    with pytest.raises(NotFound):
+        client.delete_manifest("tok/gone", digest, bearer=delete)

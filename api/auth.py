@@ -1,0 +1,206 @@
+"""Who is asking: the caller's rights, from an ocicat API token or the registry's own bearer token.
+
+Every read filters in SQL by a :class:`Principal` (api.queries.VISIBLE), so a
+repository the caller may not see is absent from lists, details, search hits,
+facets and counts alike, and answers 404 like one that does not exist.
+
+Two kinds of bearer token are accepted:
+- ocicat API tokens (``ocicat_<id>_<secret>``, ocicat.accounts): a user's
+  roles on path prefixes;
+- optionally, the JWTs the registry's token service issues (Distribution's
+  token spec): their ``access`` claim names repositories with actions, which
+  map to view (``pull``) and delete (``delete``) rights, so a frontend can
+  call ocicat with the token it already holds for the registry.
+Anything else in ``Authorization`` is refused (401), never read as anonymous.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from indexer.events import REPOSITORY_RE
+from ocicat import accounts
+from ocicat.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+JWT_ALGORITHMS = ["RS256", "ES256"]  # what registry token services sign with; never "none" or HMAC
+MAX_TOKEN_LENGTH = 16 * 1024
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
+
+
+class Unauthorized(Exception):
+    """The credentials given are not valid; the message is safe to show (it reveals nothing)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What one caller may do. Rights on a path cover the path itself (``*_names``)
+    and, for prefixes, everything strictly below it (``*_prefixes``)."""
+
+    user: str | None = None
+    admin: bool = False
+    view_names: frozenset[str] = field(default_factory=frozenset)
+    view_prefixes: frozenset[str] = field(default_factory=frozenset)
+    delete_names: frozenset[str] = field(default_factory=frozenset)
+    delete_prefixes: frozenset[str] = field(default_factory=frozenset)
+    # The caller's own registry token, if that is how they signed in: deletes go to the registry with it,
+    # so the registry checks them too, instead of with ocicat's credentials.
+    registry_token: str | None = field(default=None, repr=False)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user is not None
+
+    def may_delete(self, repository: str) -> bool:
+        return self.admin or repository in self.delete_names or bool(_ancestors(repository) & self.delete_prefixes)
+
+    def sql(self, default_public: bool) -> dict:
+        """Parameters of api.queries.VISIBLE."""
+        return {"admin": self.admin, "default_public": default_public,
+                "view_names": _array_literal(self.view_names), "view_prefixes": _array_literal(self.view_prefixes)}
+
+
+ANONYMOUS = Principal()
+
+
+def _array_literal(values) -> str:
+    """A PostgreSQL array literal ('{"a","b"}'), sent as one string.
+
+    psycopg2 sends a list as ARRAY['a', 'b', ...]: for a user with 1,000 grants
+    that is 1,000 constants to parse and plan, six times per statement
+    (api.queries.VISIBLE); one literal cast to text[] is one constant.
+    """
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in sorted(values)) + "}"
+
+
+def _ancestors(repository: str) -> set[str]:
+    """As path_ancestors() in SQL (migration 0005): 'a/b/c' -> {'', 'a', 'a/b'}."""
+    parts = repository.split("/")
+    return {"/".join(parts[:n]) for n in range(len(parts))}
+
+
+def from_account(account: accounts.Account) -> Principal:
+    view = frozenset(p for p, level in account.grants.items() if level >= accounts.VIEW_LEVEL)
+    delete = frozenset(p for p, level in account.grants.items() if level >= accounts.DELETE_LEVEL)
+    return Principal(user=account.name, admin=account.admin, view_names=view, view_prefixes=view,
+                     delete_names=delete, delete_prefixes=delete)
+
+
+class RegistryTokens:
+    """Verifies the registry token service's JWTs: signature (RS256/ES256), issuer, audience, lifetime."""
+
+    def __init__(self, issuer: str, audience: str, keys_file: str, nested: bool = False):
+        self.issuer = issuer
+        self.audience = audience
+        self.nested = nested  # "group/*" access entries cover what is below group (GitLab)
+        self._keys, self._jwks = _load_keys(keys_file)
+
+    @classmethod
+    def from_config(cls, config: Config) -> "RegistryTokens | None":
+        if not config.registry_token_issuer:
+            return None
+        return cls(config.registry_token_issuer, config.registry_token_audience, config.registry_token_keys,
+                   config.registry_token_nested)
+
+    def principal(self, token: str) -> Principal:
+        claims = self._verify(token)
+        view, view_prefixes, delete, delete_prefixes = set(), set(), set(), set()
+        for entry in claims.get("access") or []:
+            if not isinstance(entry, dict) or entry.get("type") != "repository" or not isinstance(entry.get("name"), str):
+                continue
+            actions = entry.get("actions") if isinstance(entry.get("actions"), list) else []
+            name = entry["name"]
+            if name.endswith("/*"):
+                # GitLab grants nested reads as "group/*": everything strictly below the group. Only
+                # trusted when configured: a token service matching globs might grant a client's
+                # literal request for "group/*" by a rule meant for single repositories.
+                if not (self.nested and REPOSITORY_RE.match(name[:-2])):
+                    continue
+                names, prefixes = set(), {name[:-2]}
+            elif REPOSITORY_RE.match(name):
+                names, prefixes = {name}, set()
+            else:
+                continue
+            if "pull" in actions or "*" in actions:
+                view |= names
+                view_prefixes |= prefixes
+            if "delete" in actions or "*" in actions:
+                delete |= names
+                delete_prefixes |= prefixes
+        subject = claims.get("sub") if isinstance(claims.get("sub"), str) else ""
+        return Principal(user=f"registry:{subject}", view_names=frozenset(view), view_prefixes=frozenset(view_prefixes),
+                         delete_names=frozenset(delete), delete_prefixes=frozenset(delete_prefixes),
+                         registry_token=token)
+
+    def _verify(self, token: str) -> dict:
+        options = {"require": ["exp", "iss", "aud"]}
+        try:
+            keys = self._keys
+            if self._jwks is not None:
+                kid = jwt.get_unverified_header(token).get("kid")
+                keys = [k.key for k in self._jwks.keys if k.key_id == kid] if kid else [k.key for k in self._jwks.keys]
+            for key in keys:
+                try:
+                    return jwt.decode(token, key, algorithms=JWT_ALGORITHMS, issuer=self.issuer, audience=self.audience,
+                                      options=options, leeway=30)
+                except jwt.InvalidSignatureError:
+                    continue  # signed by another key of the bundle, perhaps
+                except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError, ValueError, TypeError):
+                    continue  # an EC key given an RSA signature, or the reverse
+        except jwt.PyJWTError as exc:
+            log.info("refused a registry token: %s", exc)
+            raise Unauthorized("invalid or expired token") from None
+        log.info("refused a registry token: no configured key verifies it")
+        raise Unauthorized("invalid or expired token")
+
+
+def _load_keys(path: str) -> tuple[list, jwt.PyJWKSet | None]:
+    """Public keys from a JWKS file, or from PEM public keys and certificates (Distribution's rootcertbundle)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"OCICAT_REGISTRY_TOKEN_KEYS: cannot read {path}: {exc}") from None
+    if data.lstrip().startswith(b"{"):
+        try:
+            return [], jwt.PyJWKSet.from_dict(json.loads(data))
+        except (ValueError, jwt.PyJWTError) as exc:
+            raise ConfigError(f"OCICAT_REGISTRY_TOKEN_KEYS: {path} is not a usable JWKS: {exc}") from None
+    keys = []
+    for block in _PEM_BLOCK.finditer(data):
+        try:
+            if block.group(1) == b"CERTIFICATE":
+                keys.append(x509.load_pem_x509_certificate(block.group(0)).public_key())
+            elif block.group(1) == b"PUBLIC KEY":
+                keys.append(load_pem_public_key(block.group(0)))
+        except ValueError as exc:
+            raise ConfigError(f"OCICAT_REGISTRY_TOKEN_KEYS: bad PEM block in {path}: {exc}") from None
+    if not keys:
+        raise ConfigError(f"OCICAT_REGISTRY_TOKEN_KEYS: {path} holds no public key or certificate")
+    return keys, None
+
+
+def authenticate(cur, header: str | None, registry_tokens: RegistryTokens | None) -> Principal:
+    """The principal for an ``Authorization`` header; raises Unauthorized for any credential that is not valid."""
+    if not header:
+        return ANONYMOUS
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("invalid or expired token")
+    if token.startswith(accounts.TOKEN_PREFIX):
+        account = accounts.authenticate(cur, token)
+        if account is None:
+            raise Unauthorized("invalid or expired token")
+        return from_account(account)
+    if registry_tokens is not None and token.count(".") == 2:
+        return registry_tokens.principal(token)
+    raise Unauthorized("invalid or expired token")

@@ -1,0 +1,117 @@
+// A chart version: everything Chart.yaml says, the README, values and schema, every version, and how to pull it.
+
+import * as api from '../api.js';
+import { external, h, pager, pairs, path, section, shortDigest, table, when, badge } from '../dom.js';
+import { insertSanitized } from '../html.js';
+import { yamlBlock } from '../yaml.js';
+import { breadcrumbs, kinds, ui } from './common.js';
+
+const VERSIONS_PAGE = 20;
+
+/** A command with a Copy button; if the clipboard is not available, the command is selected for Ctrl+C. */
+function command(label, text) {
+  const code = h('code', null, text);
+  const status = h('span', { class: 'copy-status', role: 'status' });
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      status.textContent = 'Copied';
+    } catch {
+      getSelection().selectAllChildren(code);
+      status.textContent = 'Selected: press Ctrl+C';
+    }
+    setTimeout(() => { status.textContent = ''; }, 3000);
+  };
+  return h('div', { class: 'command' }, h('span', { class: 'command-label' }, label), h('pre', null, code),
+    h('button', { type: 'button', onclick: copy, 'aria-label': `Copy the ${label} command` }, 'Copy'), status);
+}
+
+function maintainers(list) {
+  return h('ul', { class: 'plain' }, list.map((m) => h('li', null, m.name || '',
+    m.email ? [' ', external(`mailto:${m.email}`, `<${m.email}>`)] : '',
+    m.url ? [' ', external(m.url)] : '')));
+}
+
+function dependencies(list) {
+  return table('Dependencies', ['Chart', 'Version', 'Repository', 'Condition'], list.map((d) => [
+    d.alias ? `${d.name} (as ${d.alias})` : d.name || '', d.version || '', d.repository ? external(d.repository) : '',
+    d.condition || '']));
+}
+
+function facts(c) {
+  const row = (term, value) => (value == null || value === '' || (Array.isArray(value) && !value.length) ? null
+    : [h('dt', null, term), h('dd', null, value)]);
+  return h('dl', { class: 'facts-list' },
+    row('Version', c.version),
+    row('App version', c.app_version),
+    row('Type', c.type),
+    row('Kubernetes', c.kube_version),
+    row('Chart API', c.api_version),
+    row('Home', c.home && external(c.home)),
+    row('Sources', c.sources.length && h('ul', { class: 'plain' }, c.sources.map((s) => h('li', null, external(s))))),
+    row('Keywords', c.keywords.length && h('ul', { class: 'chips' }, c.keywords.map((k) => h('li', null,
+      h('a', { href: `${ui('search')}?q=${encodeURIComponent(k)}` }, k))))),
+    row('Maintainers', c.maintainers.length && maintainers(c.maintainers)),
+    row('Digest', shortDigest(c.digest)),
+    row('Pushed', when(c.pushed_at)),
+    row('Provenance', c.has_provenance ? 'signed provenance file (.prov) included' : null));
+}
+
+function readme(c) {
+  if (c.readme_html) {
+    const body = h('div', { class: 'readme' });
+    insertSanitized(body, c.readme_html, 2);
+    return body;
+  }
+  return c.readme ? h('pre', { class: 'code readme-text' }, c.readme) : h('p', { class: 'empty' }, 'This chart has no README.');
+}
+
+function versions(name, current, list) {
+  return [h('ol', { class: 'versions' }, list.items.map((v) => h('li', null,
+    v.version === current ? h('strong', { 'aria-current': 'page' }, v.version)
+      : h('a', { href: ui('charts', name, v.version) }, v.version),
+    v.app_version ? h('span', { class: 'muted' }, ` app ${v.app_version}`) : '', ' ', when(v.pushed_at),
+    v.deprecated ? badge('deprecated') : ''))), pager(list.next_cursor, 'vcursor')];
+}
+
+export default async function chart({ name, version }) {
+  const query = new URLSearchParams(location.search);
+  const [c, list] = await Promise.all([
+    api.get(`charts/${path(name)}/-/versions/${encodeURIComponent(version)}`),
+    api.get(`charts/${path(name)}/-/versions`, { limit: VERSIONS_PAGE, cursor: query.get('vcursor') }),
+  ]);
+  const icon = c.icon && h('img', { src: c.icon, alt: '', class: 'icon', width: 64, height: 64, referrerpolicy: 'no-referrer' });
+  return {
+    title: `${c.name} ${c.version}`,
+    content: [
+      breadcrumbs(c.namespace || null),
+      h('div', { class: 'chart-head' }, icon && icon.hasAttribute('src') ? icon : null,
+        h('div', null,
+          h('h1', null, c.name, ' ', h('span', { class: 'version' }, c.version)),
+          h('p', { class: 'facts' }, kinds(['helm-chart']), ' ', h('a', { href: ui('repositories', name) }, name),
+            c.app_version ? ` · app version ${c.app_version}` : '', c.deprecated ? [' ', badge('deprecated')] : ''),
+          c.description && h('p', { class: 'description' }, c.description))),
+      c.error && h('p', { class: 'problem' }, `Indexing problem: ${c.error}`),
+      c.warnings.length ? h('ul', { class: 'warnings', 'aria-label': 'Warnings' }, c.warnings.map((w) => h('li', null, w))) : null,
+      section('Use it', 'use',
+        command('pull', `helm pull ${c.reference}`),
+        command('install', `helm install ${c.name} ${c.reference}`)),
+      h('nav', { class: 'toc', 'aria-label': 'On this page' }, h('ul', null,
+        [['About', 'about'], ['README', 'readme'], ['Values', 'values'], ['Schema', 'schema'], ['Versions', 'versions']]
+          .map(([text, id]) => h('li', null, h('a', { href: `#${id}` }, text))))),
+      section('About', 'about', facts(c),
+        c.dependencies.length ? dependencies(c.dependencies) : null,
+        pairs('Annotations', c.annotations)),
+      section('README', 'readme', readme(c)),
+      section('Values', 'values', c.values ? yamlBlock(c.values, 'values.yaml') : h('p', { class: 'empty' }, 'No values.yaml.')),
+      section('Schema', 'schema', c.values_schema
+        ? h('pre', { class: 'code', tabindex: 0, 'aria-label': 'values.schema.json' }, JSON.stringify(c.values_schema, null, 2))
+        : h('p', { class: 'empty' }, 'No values.schema.json.'),
+      c.templates.length ? h('details', null, h('summary', null, `${c.templates.length} templates`),
+        h('ul', { class: 'plain mono' }, c.templates.map((t) => h('li', null, t)))) : null,
+      c.crds.length ? h('details', null, h('summary', null, `${c.crds.length} CRDs`),
+        h('ul', { class: 'plain mono' }, c.crds.map((t) => h('li', null, t)))) : null),
+      section('Versions', 'versions', versions(name, c.version, list)),
+    ],
+  };
+}
