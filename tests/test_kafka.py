@@ -432,11 +432,13 @@ def _publish(bus, *events: dict) -> None:
 
 
 def test_a_message_that_keeps_failing_is_dead_lettered_without_holding_up_its_partition(db, registry, broker,
-                                                                                          database_url):
+                                                                                          database_url, monkeypatch):
+    from indexer import bus
     from indexer.errors import TransientError
     from indexer.registry import RegistryClient
     from indexer.worker import Indexer
 
+    monkeypatch.setattr(bus, "backoff_seconds", lambda attempt, base=0.5, cap=300.0: 60.0)  # due when the test says
     config = _bus_config(broker, OCICAT_MAX_ATTEMPTS=2)
     repository = f"flaky-{uuid.uuid4().hex[:8]}/app"
     failing_digest = push_image(registry.url, repository, "v1")
