@@ -190,7 +190,8 @@ def cluster(make_database, broker, tmp_path):
     run = uuid.uuid4().hex[:8]
     env = python_env(
         OCICAT_DATABASE_URL=url, OCICAT_LISTEN=f"127.0.0.1:{port}", OCICAT_REGISTRY_URL=registry.url,
-        OCICAT_WEBHOOK_SECRETS=secret, OCICAT_API_WORKERS=1, OCICAT_MAX_ATTEMPTS=3, OCICAT_DEFAULT_VISIBILITY="public",
+        OCICAT_WEBHOOK_SECRETS=secret, OCICAT_API_WORKERS=1, OCICAT_API_THREADS=2, OCICAT_MAX_ATTEMPTS=3,
+        OCICAT_DEFAULT_VISIBILITY="public",  # few threads: the PostgreSQL server's connections are shared
         OCICAT_WORKER_CONCURRENCY=CONCURRENCY, OCICAT_KAFKA_BOOTSTRAP=broker.bootstrap,
         OCICAT_KAFKA_TOPIC=f"events-{run}", OCICAT_KAFKA_GROUP=f"indexers-{run}", OCICAT_KAFKA_PARTITIONS=PARTITIONS,
     )
@@ -203,7 +204,7 @@ def cluster(make_database, broker, tmp_path):
         raise AssertionError("ocicat api did not start:\n" + api.output())
     from ocicat.db import Database
 
-    database = Database(url, maxconn=4)
+    database = Database(url, maxconn=2)
     stack = Stack(registry=registry, api=f"http://127.0.0.1:{port}", secret=secret, db=database, env=env, server=api)
     cluster = Cluster(stack, broker, f"events-{run}", f"indexers-{run}", tmp_path)
     yield cluster
