@@ -13,10 +13,11 @@ holds the repository) is moved the same way without counting an attempt.
 Only an unreachable database blocks a partition: its message is tried again,
 in place, until the database answers.
 
-Offsets are committed from the polling thread once those transactions have
-committed, never before: after a crash between the two, the messages are
-delivered again and skipped by event id (processed_events), so the effect is
-exactly once.
+Offsets are committed from the polling thread, every poll interval, up to
+the last message whose transaction has committed (of finished batches, and
+of running ones as far as they got), never further: after a crash between
+the two, the messages are delivered again and skipped by event id
+(processed_events), so the effect is exactly once.
 
 Rebalances. kafka-python runs the rebalance listener on its IO thread, where
 it refuses blocking client calls, so offsets cannot be committed from there.

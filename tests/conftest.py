@@ -93,8 +93,9 @@ class Stack:
         return {t["name"]: t for t in response.json()["items"]} if response.status_code == 200 else {}
 
 
-def start_stack(make_database, log_dir, **settings) -> Stack:
-    """``ocicat serve`` with a real registry notifying it, configured by ``settings`` (OCICAT_* names)."""
+def start_stack(make_database, log_dir, command: str = "serve", **settings) -> Stack:
+    """``ocicat serve`` (or ``command``: ``api`` for the receiver alone) with a real registry notifying it,
+    configured by ``settings`` (OCICAT_* names)."""
     port = free_port()
     secret = "test-" + uuid.uuid4().hex
     registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
@@ -108,13 +109,13 @@ def start_stack(make_database, log_dir, **settings) -> Stack:
         OCICAT_MAX_ATTEMPTS=3,
         **settings,
     )
-    server = Ocicat("serve", env, log_dir / "ocicat.log").start()
+    server = Ocicat(command, env, log_dir / "ocicat.log").start()
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
     except AssertionError:
         server.stop()
         registry.close()
-        raise AssertionError("ocicat serve did not start:\n" + server.output())
+        raise AssertionError(f"ocicat {command} did not start:\n" + server.output())
     return Stack(registry=registry, api=f"http://127.0.0.1:{port}", secret=secret, db=Database(url, maxconn=4),
                  env=env, server=server)
 

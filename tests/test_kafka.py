@@ -22,10 +22,9 @@ from indexer.kafka_consumer import lag, message_delivery
 
 from ocicat.config import Config, ConfigError
 
-from .conftest import Stack
-from .support import (OCICAT, REPO_ROOT, KafkaBroker, Ocicat, Registry, dead_letters, envelope, free_port,
-                      fresh_push_event, make_due, push_event, push_image, python_env, queue_rows, tag_digest, wait_http,
-                      wait_until)
+from .conftest import Stack, start_stack, stop_stack
+from .support import (OCICAT, REPO_ROOT, KafkaBroker, Ocicat, dead_letters, envelope, fresh_push_event, make_due,
+                      push_event, push_image, python_env, queue_rows, tag_digest, wait_until)
 
 PARTITIONS = 6
 CONCURRENCY = 2
@@ -183,35 +182,19 @@ class Cluster:
 
 @pytest.fixture
 def cluster(make_database, broker, tmp_path):
-    port = free_port()
-    secret = "test-" + uuid.uuid4().hex
-    registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
-    url = make_database()
     run = uuid.uuid4().hex[:8]
-    env = python_env(
-        OCICAT_DATABASE_URL=url, OCICAT_LISTEN=f"127.0.0.1:{port}", OCICAT_REGISTRY_URL=registry.url,
-        OCICAT_WEBHOOK_SECRETS=secret, OCICAT_API_WORKERS=1, OCICAT_MAX_ATTEMPTS=3, OCICAT_DEFAULT_VISIBILITY="public",
-        OCICAT_WORKER_CONCURRENCY=CONCURRENCY, OCICAT_KAFKA_BOOTSTRAP=broker.bootstrap,
-        OCICAT_KAFKA_TOPIC=f"events-{run}", OCICAT_KAFKA_GROUP=f"indexers-{run}", OCICAT_KAFKA_PARTITIONS=PARTITIONS,
+    stack = start_stack(
+        make_database, tmp_path, command="api",
+        OCICAT_API_THREADS=2,  # few connections: the PostgreSQL server's are shared with other test runs
+        OCICAT_DEFAULT_VISIBILITY="public", OCICAT_WORKER_CONCURRENCY=CONCURRENCY,
+        OCICAT_KAFKA_BOOTSTRAP=broker.bootstrap, OCICAT_KAFKA_TOPIC=f"events-{run}",
+        OCICAT_KAFKA_GROUP=f"indexers-{run}", OCICAT_KAFKA_PARTITIONS=PARTITIONS,
     )
-    api = Ocicat("api", env, tmp_path / "api.log").start()
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
-    except AssertionError:
-        api.stop()
-        registry.close()
-        raise AssertionError("ocicat api did not start:\n" + api.output())
-    from ocicat.db import Database
-
-    database = Database(url, maxconn=4)
-    stack = Stack(registry=registry, api=f"http://127.0.0.1:{port}", secret=secret, db=database, env=env, server=api)
     cluster = Cluster(stack, broker, f"events-{run}", f"indexers-{run}", tmp_path)
     yield cluster
     for worker in cluster.workers:
         worker.stop()
-    api.stop()
-    database.close()
-    registry.close()
+    stop_stack(stack)
 
 
 def partition_of(repository: str) -> int:
@@ -432,11 +415,13 @@ def _publish(bus, *events: dict) -> None:
 
 
 def test_a_message_that_keeps_failing_is_dead_lettered_without_holding_up_its_partition(db, registry, broker,
-                                                                                          database_url):
+                                                                                          database_url, monkeypatch):
+    from indexer import bus
     from indexer.errors import TransientError
     from indexer.registry import RegistryClient
     from indexer.worker import Indexer
 
+    monkeypatch.setattr(bus, "backoff_seconds", lambda attempt, base=0.5, cap=300.0: 60.0)  # due when the test says
     config = _bus_config(broker, OCICAT_MAX_ATTEMPTS=2)
     repository = f"flaky-{uuid.uuid4().hex[:8]}/app"
     failing_digest = push_image(registry.url, repository, "v1")
