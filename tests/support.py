@@ -486,3 +486,48 @@ def push_index(registry_url: str, repository: str, tag: str, entries: list[dict]
     if annotations:
         index["annotations"] = annotations
     return push_manifest(registry_url, repository, tag, index, media_type)
+
+
+# Convergence checks: the registry's own state (by a crawl) against what the catalog holds.
+
+
+def registry_tags(registry_url: str) -> dict[str, dict[str, str]]:
+    """Every repository's tags -> digest, crawled from the registry itself (_catalog, tags lists, GET by tag)."""
+    from indexer.registry import NotFound, RegistryClient
+
+    client = RegistryClient(registry_url)
+    state = {}
+    for repository in client.list_repositories():
+        try:
+            tags = {tag: client.get_tagged_manifest(repository, tag)[0] for tag in client.list_tags(repository)}
+        except NotFound:
+            tags = {}
+        if tags:
+            state[repository] = tags
+    return state
+
+
+def catalog_tags(db) -> dict[str, dict[str, str]]:
+    """The catalog's live tags per repository (tombstones left out), as the tags API would list them."""
+    with db.transaction() as cur:
+        cur.execute("SELECT r.name AS repository, t.name AS tag, t.digest FROM tags t "
+                    "JOIN repositories r ON r.id = t.repository_id WHERE t.digest IS NOT NULL")
+        rows = cur.fetchall()
+    state: dict[str, dict[str, str]] = {}
+    for row in rows:
+        state.setdefault(row["repository"], {})[row["tag"]] = row["digest"]
+    return state
+
+
+def catalog_manifests(db) -> set[tuple[str, str]]:
+    with db.transaction() as cur:
+        cur.execute("SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id")
+        return {(row["name"], row["digest"]) for row in cur.fetchall()}
+
+
+def registry_manifests(registry_url: str, pushed: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the ``(repository, digest)`` pairs ever pushed the registry still has (a HEAD each)."""
+    from indexer.registry import RegistryClient
+
+    client = RegistryClient(registry_url)
+    return {(repository, digest) for repository, digest in pushed if client.has_manifest(repository, digest)}
