@@ -195,18 +195,24 @@ class Resync:
             else:
                 self._apply(Event("resync", checked_at, "delete", name, digest, None), Observation())
                 outcome.removed += 1
+        if outcome.observed or outcome.removed:
+            self._locked(lambda cur: self.indexer.refresh(cur, name), name)
 
     def _apply(self, event: Event, observation: Observation) -> None:
-        """One observation in its own transaction, waiting while an event holds the repository."""
+        """One observation in its own transaction."""
+        self._locked(lambda cur: self.indexer.apply(cur, event, observation), event.repository)
+
+    def _locked(self, work, repository: str) -> None:
+        """``work(cur)`` in a transaction of its own, waiting while an event holds the repository."""
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         while True:
             try:
                 with self.db.transaction() as cur:
-                    self.indexer.apply(cur, event, observation)
+                    work(cur)
                 return
             except Busy:
                 if time.monotonic() > deadline:
-                    raise TransientError(f"{event.repository} stayed locked for {BUSY_WAIT_SECONDS:.0f}s") from None
+                    raise TransientError(f"{repository} stayed locked for {BUSY_WAIT_SECONDS:.0f}s") from None
                 time.sleep(0.02)
 
     @staticmethod

@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from ocicat.config import Config
 from ocicat.db import Database, database_url, storable
@@ -77,10 +78,19 @@ class Indexer:
             store.set_tag(cur, repository_id, event.tag, None, event.timestamp)
         else:
             store.delete_manifest(cur, repository_id, event.digest, event.timestamp)
-        # A crawl dates its observations at the crawl, which is no change time: the repository keeps its own.
-        store.refresh_repository(cur, repository_id, None if observation else event.timestamp)
+        if observation is None:  # a crawl refreshes the repository once, after all its observations (refresh below)
+            store.refresh_repository(cur, repository_id, event.timestamp)
         log.info("%s: %s %s %s", "resync" if observation else f"event {event.id}", event.action, event.repository,
                  event.tag or event.digest)
+
+    def refresh(self, cur, repository: str) -> None:
+        """A repository's figures and search document, after a crawl's observations of it.
+
+        Its last-change time stays: a crawl dates observations at the crawl, which is no change time.
+        """
+        if not store.lock_repository(cur, repository):
+            raise Busy(repository)
+        store.refresh_repository(cur, store.ensure_repository(cur, repository, datetime.now(timezone.utc)), None)
 
     def _push(self, cur, repository_id: int, event: Event, observation: Observation | None) -> None:
         # Content behind a digest never changes: a manifest already indexed

@@ -165,7 +165,8 @@ def resync(namespace: str, restart: bool, reindex: bool, concurrency: int | None
 
     config = _config()
     workers = concurrency or config.resync_concurrency
-    db = Database(_ready_database(config), maxconn=workers + 2)
+    # An observation lost to a crash before its WAL flush is simply observed again by the next crawl.
+    db = Database(_ready_database(config), maxconn=workers + 2, synchronous_commit=False)
     registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=workers)
     crawl = Resync(db, registry, workers, reindex=reindex)
     show = sys.stderr.isatty() if progress is None else progress
