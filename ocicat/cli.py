@@ -69,6 +69,7 @@ def worker() -> None:
 @main.command()
 def api() -> None:
     """Serve the API, web UI and webhook receiver with gunicorn on OCICAT_LISTEN."""
+    from gunicorn import glogging
     from gunicorn.app.base import BaseApplication
 
     config = _config()
@@ -84,6 +85,15 @@ def api() -> None:
 
         multiprocess.mark_process_dead(worker.pid)
 
+    class Logger(glogging.Logger):
+        """gunicorn's own lines through ocicat's handler, so OCICAT_LOG_FORMAT=json holds for them too."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                logger.handlers[:] = []
+                logger.propagate = True
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", config.listen)
@@ -94,6 +104,7 @@ def api() -> None:
             self.cfg.set("control_socket_disable", True)  # one per user by default: several servers would collide
             self.cfg.set("accesslog", "-" if config.log_level == "DEBUG" else None)
             self.cfg.set("child_exit", child_exit)
+            self.cfg.set("logger_class", Logger)
 
         def load(self):
             from api.app import create_app
@@ -120,9 +131,11 @@ def serve() -> None:
     env = {**os.environ, "OCICAT_DATABASE_URL": _ready_database(config)}
     children = [subprocess.Popen([sys.executable, "-m", "ocicat", role], env=env) for role in ("api", "worker")]
     host, port = config.listen_address
-    click.echo(f"ocicat web UI:  http://{host}:{port}/ui/")
-    click.echo(f"ocicat API:     http://{host}:{port}/api/v1/repositories")
-    click.echo(f"ocicat webhook: http://{host}:{port}/api/v1/events")
+    # With JSON logs the addresses are log lines too, so that every line of the output is one object.
+    say = log.info if config.log_format == "json" else click.echo
+    say(f"ocicat web UI:  http://{host}:{port}/ui/")
+    say(f"ocicat API:     http://{host}:{port}/api/v1/repositories")
+    say(f"ocicat webhook: http://{host}:{port}/api/v1/events")
 
     stopping = False
 
