@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
 
-from bench.ingest import Bench, add_run_arguments, admin, machine_and_versions, run_bounded, scalar  # noqa: E402
+from bench.ingest import Bench, add_run_arguments, admin, print_header, run_bounded, scalar  # noqa: E402
 from tests.support import OCICAT, OCI_MANIFEST, Registry, push_blob, push_manifest  # noqa: E402
 
 TARGET_SECONDS = 60.0
@@ -103,9 +103,7 @@ class ResyncBench(Bench):
 
     def run(self) -> None:
         args = self.args
-        print(f"ocicat resync benchmark  (run {self.run_id}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
-        for line in machine_and_versions(args.database_server):
-            print(line)
+        print_header("resync", self.run_id, args.database_server)
         per_repository = -(-args.count // args.repositories)
         total = per_repository * args.repositories
         print(f"setup:           {total} image manifests over {args.repositories} repositories, one tag each; "

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
-from bench.ingest import Bench, add_run_arguments, machine_and_versions, run_bounded, scalar  # noqa: E402
+from bench.ingest import Bench, add_run_arguments, print_header, run_bounded, scalar  # noqa: E402
 from tests.support import push_image  # noqa: E402
 
 REPOSITORIES = 20
@@ -80,9 +80,7 @@ class Soak(Bench):
 
     def run(self) -> None:
         args = self.args
-        print(f"ocicat soak benchmark  (run {self.run_id}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
-        for line in machine_and_versions(args.database_server):
-            print(line)
+        print_header("soak", self.run_id, args.database_server)
         print(f"setup:           {args.minutes:g} min at {args.rate:g} pushes/s over {REPOSITORIES} repositories x "
               f"{TAGS} moving tags, every 10th manifest deleted; PostgreSQL queue; one worker")
         self.setup()

@@ -178,3 +178,19 @@ def test_new_settings_are_checked_by_name():
                          ({"OCICAT_RESYNC_INTERVAL": "-1"}, "OCICAT_RESYNC_INTERVAL")):
         with pytest.raises(ConfigError, match=message):
             Config.from_env(env)
+
+
+def test_the_workers_periodic_reconcile_indexes_what_no_event_announced(db, registry):
+    from indexer.resync import run_periodically
+
+    repository = f"periodic-{uuid.uuid4().hex[:8]}/app"
+    digest = push_image(registry.url, repository, "v1")  # nobody is notified
+    stop = threading.Event()
+    loop = threading.Thread(target=run_periodically, args=(db, RegistryClient(registry.url), 1, 2, stop))
+    loop.start()
+    try:
+        wait_until(lambda: tag_digest(db, repository, "v1") == digest, timeout=20, what="the reconcile to index it")
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()
