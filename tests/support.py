@@ -595,11 +595,12 @@ class PostgresServer:
 
 class FaultyProxy:
     """An HTTP proxy on a loopback port in front of a registry that fails a share of the requests on purpose:
-    a 503, a stall before answering, or a connection cut in the middle of the body, chosen at random."""
+    a 503, a stall before answering, or a connection cut in the middle of the body (``kinds``), chosen at random."""
 
     HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
-    def __init__(self, upstream: str, fault_rate: float = 0.2, stall_seconds: float = 1.5, seed: int = 8):
+    def __init__(self, upstream: str, fault_rate: float = 0.2, stall_seconds: float = 1.5, seed: int = 8,
+                 kinds: tuple[str, ...] = ("error", "stall", "cut")):
         import http.server
         import random
 
@@ -613,8 +614,7 @@ class FaultyProxy:
             def _relay(self):
                 with lock:
                     roll = rng.random()
-                fault = ("error" if roll < fault_rate / 3 else "stall" if roll < 2 * fault_rate / 3
-                         else "cut" if roll < fault_rate else "forwarded")
+                fault = kinds[int(roll / fault_rate * len(kinds))] if roll < fault_rate else "forwarded"
                 with lock:
                     proxy.counts[fault] += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -141,3 +141,33 @@ def _queue_empty(db) -> bool:
     with db.transaction() as cur:
         cur.execute("SELECT count(*) AS n FROM event_queue")
         return cur.fetchone()["n"] == 0
+
+
+def test_sigterm_lets_the_worker_finish_the_event_in_hand_on_the_postgresql_queue(make_database, tmp_path):
+    """(The Kafka bus has its own: test_kafka's stopped-worker test.) Every registry request stalls 2 s, so the
+    SIGTERM arrives while the event is being fetched; the worker must finish it, commit, and exit 0."""
+    from indexer.bus import PostgresQueue
+
+    from .support import fresh_push_event, tag_digest
+
+    registry = Registry().start()
+    proxy = FaultyProxy(registry.url, fault_rate=1.0, stall_seconds=2.0, kinds=("stall",))
+    url = make_database()
+    db = Database(url, maxconn=2)
+    worker = None
+    try:
+        digest = push_image(registry.url, "drain/app", "v1")
+        PostgresQueue(db).publish([(e["id"], "drain/app", e) for e in [fresh_push_event("drain/app", digest, "v1")]], [])
+        env = python_env(OCICAT_DATABASE_URL=url, OCICAT_REGISTRY_URL=proxy.url, OCICAT_WORKER_CONCURRENCY=1)
+        worker = Ocicat("worker", env, tmp_path / "worker.log").start()
+        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=30, what="the worker's first (stalled) fetch")
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(20) == 0, worker.output()
+        assert tag_digest(db, "drain/app", "v1") == digest, worker.output()
+        assert _queue_empty(db)
+    finally:
+        if worker is not None:
+            worker.stop()
+        db.close()
+        proxy.close()
+        registry.close()
