@@ -80,8 +80,9 @@ class Indexer:
             store.delete_manifest(cur, repository_id, event.digest, event.timestamp)
         if observation is None:  # a crawl refreshes the repository once, after all its observations (refresh below)
             store.refresh_repository(cur, repository_id, event.timestamp)
-        log.info("%s: %s %s %s", "resync" if observation else f"event {event.id}", event.action, event.repository,
-                 event.tag or event.digest)
+        # One line per event; a crawl's observations (thousands, mostly unchanged) only at DEBUG.
+        (log.debug if observation else log.info)("%s: %s %s %s", "resync" if observation else f"event {event.id}",
+                                                 event.action, event.repository, event.tag or event.digest)
 
     def refresh(self, cur, repository: str) -> None:
         """A repository's figures and search document, after a crawl's observations of it.
