@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass
 
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from indexer import metrics
 from indexer.bus import Bus, open_bus
 from indexer.receiver import MAX_BODY_BYTES
 from indexer.receiver import bp as receiver_bp
@@ -45,6 +48,22 @@ def _version() -> str:
         return version("ocicat")
     except PackageNotFoundError:
         return "0"
+
+
+class _Scraped:
+    """What /metrics shows: every gunicorn process's samples when ``PROMETHEUS_MULTIPROC_DIR`` is set
+    (``ocicat api`` sets it), else this process's; plus the figures counted in the database."""
+
+    def __init__(self, db: Database):
+        from prometheus_client import REGISTRY, multiprocess
+
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.processes = multiprocess.MultiProcessCollector(None, directory) if directory else REGISTRY
+        self.database = metrics.DatabaseCollector(db)
+
+    def collect(self):
+        yield from self.processes.collect()
+        yield from self.database.collect()
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -86,6 +105,27 @@ def create_app(config: Config | None = None) -> Flask:
             return response.make_conditional(request)
         return response
 
+    scraped = _Scraped(db)
+
+    @app.before_request
+    def start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def observe_latency(response):
+        """Latency by route pattern (not by path: one series per view, whatever names are asked for)."""
+        if "started" in g:
+            route = request.url_rule.rule if request.url_rule else "unmatched"
+            metrics.API_SECONDS.labels(route, request.method).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        """Prometheus metrics of every API process (multiprocess mode), with the queue figures from the database."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(scraped), mimetype=CONTENT_TYPE_LATEST)
+
     @app.get("/api/v1/openapi.json")
     def openapi_document():
         """The OpenAPI 3 document, generated once per process from the views' own declarations."""
@@ -114,14 +154,16 @@ def create_app(config: Config | None = None) -> Flask:
         return jsonify(status="ok")
 
     @app.get("/readyz")
-    @documented("Readiness: the database answers", errors=(503,))
+    @documented("Readiness: the database and the bus answer", errors=(503,))
     def readyz():
-        """Readiness: the database (and with it the embedded bus) answers."""
-        try:
-            db.ping()
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            log.warning("not ready: database unavailable", exc_info=True)
-            return problem(503, "database unavailable")
+        """Readiness: the database answers, and the bus (the queue table, or a Kafka broker) can take events."""
+        services = app.extensions["ocicat"]
+        for what, check in (("database", db.ping), ("bus", services.bus.ready)):
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                log.warning("not ready: %s unavailable: %s", what, exc)
+                return problem(503, f"{what} unavailable")
         return jsonify(status="ready")
 
     @app.errorhandler(ValidationError)

@@ -140,6 +140,13 @@ def machine_and_versions(server_url: str) -> list[str]:
     ]
 
 
+def print_header(title: str, run_id: str, server_url: str) -> None:
+    """The first lines of every benchmark's output: what ran, when, and on which machine and versions."""
+    print(f"ocicat {title} benchmark  (run {run_id}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
+    for line in machine_and_versions(server_url):
+        print(line)
+
+
 def run_bounded(bench, time_limit: float) -> int:
     """Run ``bench.run()`` under a wall-clock limit; ``bench.cleanup()`` always runs, also on SIGTERM."""
 
@@ -448,9 +455,7 @@ class Bench(BenchResources):
 
     def run(self) -> None:
         args = self.args
-        print(f"ocicat ingest benchmark  (run {self.run_id}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
-        for line in machine_and_versions(args.database_server):
-            print(line)
+        print_header("ingest", self.run_id, args.database_server)
         print(f"setup:           {args.count} charts per phase over {len(self.repositories)} repositories; "
               f"database {self.db_name}; API/receiver on {self.api}")
         print()

@@ -30,7 +30,9 @@ from psycopg2.extras import Json, execute_values
 
 from ocicat.config import Config
 from ocicat.db import Database, connect, storable
+from ocicat.logs import log_context
 
+from . import metrics
 from .errors import Busy, PermanentError, TransientError, backoff_seconds
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ class DeadLetter:
 
 def park(cur, letters: list[DeadLetter]) -> None:
     """Record dead letters in the caller's transaction (hostile text made storable)."""
+    for letter in letters:
+        metrics.DEAD_LETTERS.labels(letter.stage).inc()
     if letters:
         execute_values(
             cur,
@@ -82,6 +86,9 @@ class Bus(Protocol):
     def consume(self, handler: Handler, stop: threading.Event, concurrency: int = 1) -> None:
         """Hand events to ``handler`` until ``stop`` is set, finishing the ones in hand."""
 
+    def ready(self) -> None:
+        """Raise unless the bus can take events now (for /readyz)."""
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -103,16 +110,17 @@ def deliver(cur, handler: Handler, delivery: Delivery, max_attempts: int) -> boo
     queue row, commit its Kafka offset) without ever blocking on it. Raises
     only if the database itself failed, and then nothing was settled.
     """
-    cur.execute("SAVEPOINT handle")
-    try:
-        handler(cur, delivery.payload)
-        return True
-    except Exception as exc:  # noqa: BLE001 - a bad event must never stop the worker
-        if cur.connection.closed:
-            raise  # the connection is gone; the caller retries the whole event
-        cur.execute("ROLLBACK TO SAVEPOINT handle")
-        _settle_failure(cur, delivery, exc, max_attempts)
-        return False
+    with log_context(event_id=delivery.event_id, repository=delivery.repository):
+        cur.execute("SAVEPOINT handle")
+        try:
+            handler(cur, delivery.payload)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a bad event must never stop the worker
+            if cur.connection.closed:
+                raise  # the connection is gone; the caller retries the whole event
+            cur.execute("ROLLBACK TO SAVEPOINT handle")
+            _settle_failure(cur, delivery, exc, max_attempts)
+            return False
 
 
 def _settle_failure(cur, delivery: Delivery, exc: Exception, max_attempts: int) -> None:
@@ -184,6 +192,9 @@ class PostgresQueue:
             if inserted:
                 cur.execute(f"NOTIFY {CHANNEL}")
         return inserted
+
+    def ready(self) -> None:
+        self.db.ping()
 
     # -- consumer side --------------------------------------------------------
 

@@ -45,6 +45,7 @@ PUBLISH_TIMEOUT_SECONDS = 1.5
 # arrive; the worker skips a repeated event id).
 DELIVERY_TIMEOUT_MS = 10_000
 RECONNECT_BACKOFF_MAX_MS = 1_000  # a broker that comes back is found within a second
+READY_TIMEOUT_SECONDS = 1.0
 
 
 def client_options(kafka: KafkaConfig, role: str) -> dict:
@@ -169,6 +170,22 @@ class KafkaBus:
             if self._producer is producer:
                 self._producer = None
         threading.Thread(target=producer.close, kwargs={"timeout": 1}, name="kafka-producer-close", daemon=True).start()
+
+    def ready(self) -> None:
+        """Raise unless a bootstrap broker accepts a connection now (a cheap check, for /readyz).
+
+        The producer's own view lags: it notices a lost broker only at its
+        next request, so readiness asks the network directly.
+        """
+        errors = []
+        for server in self.kafka.bootstrap:
+            host, _, port = server.rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=READY_TIMEOUT_SECONDS).close()
+                return
+            except OSError as exc:
+                errors.append(f"{server}: {exc}")
+        raise ConnectionError("no Kafka broker reachable: " + "; ".join(errors))
 
     def close(self) -> None:
         with self._lock:

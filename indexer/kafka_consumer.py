@@ -48,6 +48,7 @@ from kafka.errors import KafkaError
 from ocicat.config import KafkaConfig
 from ocicat.db import Database
 
+from . import metrics
 from .bus import Delivery, Handler, deliver
 from .errors import backoff_seconds
 from .events import identity
@@ -62,6 +63,9 @@ POLL_TIMEOUT_MS = 100  # also about the longest a settled message waits for its 
 # and their progress is committed while they run.
 MAX_POLL_RECORDS = 1_000_000
 MAX_PARTITION_FETCH_BYTES = 256 * 1024  # about a thousand events per partition and batch
+# What one fetch may bring in over all partitions: with the partitions paused while their batch runs, this bounds
+# the events a worker holds in memory however fast the registry floods the topic (backpressure, not buffering).
+FETCH_MAX_BYTES = 8 * 1024 * 1024
 SESSION_TIMEOUT_MS = 10_000  # how soon a worker that died without leaving the group loses its partitions
 HEARTBEAT_INTERVAL_MS = 3_000
 # The loop polls every POLL_TIMEOUT_MS however long a batch takes; this also bounds how long the group waits
@@ -201,6 +205,7 @@ class GroupMember(ConsumerRebalanceListener):
                     allow_auto_create_topics=False,
                     max_poll_records=MAX_POLL_RECORDS,
                     max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+                    fetch_max_bytes=FETCH_MAX_BYTES,
                     session_timeout_ms=SESSION_TIMEOUT_MS,
                     heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                     max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
@@ -286,6 +291,9 @@ class GroupMember(ConsumerRebalanceListener):
         except KafkaError as exc:
             log.info("kafka: lag unknown (%s)", str(exc) or type(exc).__name__)
             return
+        metrics.KAFKA_LAG.clear()  # partitions handed to another worker are no longer this one's lag
+        for tp, n in self.last_lag.items():
+            metrics.KAFKA_LAG.labels(str(tp.partition)).set(n)
         total = len(consumer.partitions_for_topic(self.kafka.topic) or ())
         per_partition = " ".join(f"{tp.partition}:{n}" for tp, n in sorted(self.last_lag.items()))
         log.info("kafka: %d of %d partitions; lag %d (%s); %.1f events/s over %.0f s", len(assigned), total,

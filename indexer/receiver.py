@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from ocicat.openapi import documented
 from ocicat.problems import problem
 
+from . import metrics
 from .bus import DeadLetter
 from .events import Event, describe, identity, is_relevant
 
@@ -50,17 +51,20 @@ def sort_events(raw_events: list) -> tuple[list[tuple[str, str, dict]], list[Dea
     for raw in raw_events:
         if not is_relevant(raw):
             ignored += 1
+            metrics.EVENTS_IGNORED.inc()
             continue
         try:
             event = Event.load(raw)
         except ValidationError as exc:
             event_id, repository = identity(raw)
+            metrics.EVENTS_REJECTED.labels("invalid").inc()
             parked.append(
                 DeadLetter(payload=raw, reason=f"invalid event: {describe(exc)}", stage="receiver",
                            event_id=event_id, repository=repository)
             )
             continue
         kept.append((event.id, event.repository, event.payload()))
+        metrics.EVENTS_RECEIVED.labels(event.action).inc()
     return kept, parked, ignored
 
 
@@ -77,20 +81,25 @@ def sort_events(raw_events: list) -> tuple[list[tuple[str, str, dict]], list[Dea
 def receive_events():
     services = current_app.extensions["ocicat"]
     if not authorized(request.headers.get("Authorization"), services.config.webhook_secrets):
+        metrics.EVENTS_REJECTED.labels("unauthorized").inc()
         return problem(401, "missing or wrong webhook secret", headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
     # The app's MAX_CONTENT_LENGTH is one byte over the limit: werkzeug refuses
     # a longer Content-Length itself, but silently truncates a chunked body at
     # that size, so the length check here is what catches those.
     body = request.get_data(cache=False)
     if len(body) > MAX_BODY_BYTES:
+        metrics.EVENTS_REJECTED.labels("too_large").inc()
         return problem(413, f"body is over {MAX_BODY_BYTES} bytes")
     try:
         envelope = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
+        metrics.EVENTS_REJECTED.labels("not_json").inc()
         return problem(400, f"body is not JSON: {exc}")
     except RecursionError:
+        metrics.EVENTS_REJECTED.labels("not_json").inc()
         return problem(400, "body is nested too deeply")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("events"), list):
+        metrics.EVENTS_REJECTED.labels("not_envelope").inc()
         return problem(400, 'body must be an envelope: {"events": [...]}')
 
     kept, parked, ignored = sort_events(envelope["events"])
@@ -98,6 +107,7 @@ def receive_events():
         new = services.bus.publish(kept, parked)
     except Exception:  # noqa: BLE001 - whatever broke, the registry must retry
         log.exception("could not store %d events; asking the registry to retry", len(kept) + len(parked))
+        metrics.EVENTS_REJECTED.labels("unavailable").inc(len(kept) + len(parked))
         return problem(503, "events could not be stored; retry later", headers={"Retry-After": "1"})
     for letter in parked:
         log.warning("parked event %r from %s: %r", letter.event_id, request.remote_addr, letter.reason)

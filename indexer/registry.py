@@ -21,13 +21,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 import urllib3
 
 from ocicat.db import storable
 
+from . import metrics
 from .errors import PermanentError, TransientError
 from .events import DIGEST_RE
 
@@ -48,6 +49,9 @@ MAX_TOKEN_BYTES = 64 * 1024
 READ_DEADLINE_SECONDS = 120
 MIN_TRANSFER_RATE = 256 * 1024  # bytes/s: a 100 MiB chart layer gets 400 s more
 TOKEN_LIFETIME_DEFAULT = 60  # seconds, when the token service gives no expires_in
+MAX_LIST_BYTES = 4 * 1024 * 1024  # one page of _catalog or a tags list
+LIST_PAGE_SIZE = 1000
+MAX_LIST_PAGES = 100_000  # a registry whose Link never ends must not keep a crawl going forever
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -89,6 +93,43 @@ class RegistryClient:
         with self._open(repository, f"manifests/{digest}", digest, MAX_MANIFEST_BYTES, {"Accept": MANIFEST_ACCEPT}) as body:
             return Fetched(media_type=body.media_type, body=body.read_all())
 
+    def get_tagged_manifest(self, repository: str, tag: str) -> tuple[str, Fetched]:
+        """The manifest a tag points at now, with its digest; NotFound if the tag is gone.
+
+        The digest is the one the registry names in ``Docker-Content-Digest``,
+        checked against the body like any fetch (without that header, the
+        body's own sha256, which is how the registry computes it).
+        """
+        response = self._request("GET", repository, f"manifests/{quote(tag)}", {"Accept": MANIFEST_ACCEPT}, stream=True)
+        with response:
+            if response.status_code == 404:
+                raise NotFound(f"{repository}:{tag}")
+            _raise_for_status(response)
+            named = response.headers.get("Docker-Content-Digest", "")
+            body = Body(response, named if DIGEST_RE.match(named) else None, MAX_MANIFEST_BYTES, f"manifest {tag}")
+            content = body.read_all()
+            digest = named if DIGEST_RE.match(named) else "sha256:" + hashlib.sha256(content).hexdigest()
+            return digest, Fetched(media_type=body.media_type, body=content)
+
+    def has_manifest(self, repository: str, digest: str) -> bool:
+        """Whether the registry still has the manifest (a HEAD: no body)."""
+        if not DIGEST_RE.match(digest):
+            raise PermanentError(f"not a digest: {digest[:100]!r}")
+        response = self._request("HEAD", repository, f"manifests/{digest}", {"Accept": MANIFEST_ACCEPT})
+        with response:
+            if response.status_code == 404:
+                return False
+            _raise_for_status(response)
+            return True
+
+    def list_repositories(self, page_size: int = LIST_PAGE_SIZE) -> Iterator[str]:
+        """Every repository name in ``_catalog``, in the registry's (lexical) order, page by page."""
+        yield from self._pages(None, "_catalog", "repositories", page_size)
+
+    def list_tags(self, repository: str, page_size: int = LIST_PAGE_SIZE) -> Iterator[str]:
+        """Every tag of ``repository``; NotFound if the registry does not know the repository."""
+        yield from self._pages(repository, "tags/list", "tags", page_size)
+
     def get_blob(self, repository: str, digest: str, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
         with self.open_blob(repository, digest, max_bytes) as body:
             return body.read_all()
@@ -121,6 +162,38 @@ class RegistryClient:
 
     # -- plumbing ----------------------------------------------------------------
 
+    def _pages(self, repository: str | None, path: str, key: str, page_size: int) -> Iterator[str]:
+        """Follow a paginated list (``n``/``last``, and the ``Link`` header's ``rel="next"``).
+
+        Only the ``last`` parameter is taken from a Link: the next URL is
+        rebuilt from the configured base, never followed as given (SSRF, as
+        with event URLs). A registry without pagination sends everything on
+        the first page and no Link.
+        """
+        last = None
+        for _ in range(MAX_LIST_PAGES):
+            query = f"n={page_size}" + (f"&last={quote(last, safe='')}" if last else "")
+            response = self._request("GET", repository, f"{path}?{query}", {"Accept": "application/json"}, stream=True,
+                                     scope="registry:catalog:*" if repository is None else None)
+            with response:
+                if response.status_code == 404:
+                    raise NotFound(repository or "_catalog")
+                _raise_for_status(response)
+                raw = Body(response, None, MAX_LIST_BYTES, path).read_all()
+                following = response.links.get("next", {}).get("url")
+            try:
+                names = json.loads(raw).get(key) or []
+            except (ValueError, AttributeError):
+                raise TransientError(f"{path}: the registry answered something that is not a list") from None
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise TransientError(f"{path}: the registry answered a malformed {key} list")
+            yield from names
+            following_last = parse_qs(urlsplit(following).query).get("last", [None])[0] if following else None
+            if not names or not following_last or following_last == last:
+                return
+            last = following_last
+        raise TransientError(f"{path}: more than {MAX_LIST_PAGES} pages")
+
     @contextmanager
     def _open(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict) -> Iterator["Body"]:
         # Digests come from manifests (untrusted): anything but a plain digest could
@@ -134,11 +207,14 @@ class RegistryClient:
             _raise_for_status(response)
             yield Body(response, digest, max_bytes, path)
 
-    def _request(self, method: str, repository: str, path: str, headers: dict, stream: bool = False,
-                 action: str = "pull", authorization: str | None = None):
-        """One request with ocicat's credentials (learning the scheme from a 401), or with ``authorization`` as given."""
-        url = f"{self.base_url}/v2/{quote(repository)}/{path}"
-        scope = f"repository:{repository}:{action}"
+    def _request(self, method: str, repository: str | None, path: str, headers: dict, stream: bool = False,
+                 action: str = "pull", authorization: str | None = None, scope: str | None = None):
+        """One request with ocicat's credentials (learning the scheme from a 401), or with ``authorization`` as given.
+
+        ``repository`` None: ``path`` is below ``/v2/`` itself (``_catalog``, whose token scope is given).
+        """
+        url = f"{self.base_url}/v2/{path}" if repository is None else f"{self.base_url}/v2/{quote(repository)}/{path}"
+        scope = scope or f"repository:{repository}:{action}"
         for attempt in range(1 if authorization else 2):
             request_headers = dict(headers)
             auth = authorization or self._authorization(scope)
@@ -149,6 +225,7 @@ class RegistryClient:
                     method, url, headers=request_headers, timeout=TIMEOUT, stream=stream, allow_redirects=True
                 )
             except requests.RequestException as exc:
+                metrics.REGISTRY_ERRORS.labels("connection").inc()
                 raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
             # Only the registry itself may ask for credentials: a 401 from a
             # redirect target (blob storage) must not steer them to its realm.
@@ -279,6 +356,7 @@ def _raise_for_status(response: requests.Response) -> None:
     status = response.status_code
     if status < 400:
         return
+    metrics.REGISTRY_ERRORS.labels(str(status)).inc()
     where = f"{response.request.method} {response.url}"
     if status in (401, 403, 408, 429) or status >= 500:
         # 401/403 after authenticating is a credentials problem an operator

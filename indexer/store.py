@@ -2,10 +2,13 @@
 
 Order independence comes from two rules:
 - a tag row changes only for an event newer than the one that last set it
-  (deleted tags stay as tombstones with their event time);
+  (deleted tags stay as tombstones with their event time), and newer than
+  the last resync that saw it (``seen_at``);
 - a manifest row exists exactly while the registry was last seen to have it:
   a push only writes what was just fetched, and a delete removes the row
-  unless a newer push has been applied since.
+  unless a newer push has been applied, or a resync has seen it, since.
+A resync observation is written through the same statements as an event,
+dated just before the request that observed it (see indexer/resync.py).
 All writes for one repository are serialized by a transaction-scoped advisory
 lock, so two workers never interleave a fetch and a delete of the same thing.
 """
@@ -100,8 +103,8 @@ WHERE r.id = %(id)s
 """
 
 
-def refresh_repository(cur, repository_id: int, event_at: datetime) -> None:
-    """After an event: the repository's last-change time, figures and search document."""
+def refresh_repository(cur, repository_id: int, event_at: datetime | None) -> None:
+    """After an event: the repository's last-change time (None: unchanged), figures and search document."""
     cur.execute(_REFRESH_REPOSITORY, {"id": repository_id, "event_at": event_at})
 
 
@@ -149,7 +152,9 @@ def save_manifest(
             annotations = excluded.annotations,
             subject_digest = coalesce(excluded.subject_digest, manifests.subject_digest),
             content = excluded.content, error = excluded.error, metadata = excluded.metadata,
-            pushed_at = greatest(manifests.pushed_at, excluded.pushed_at), indexed_at = now()
+            -- only a re-index (resync --reindex) meets an existing row: events touch_manifest first, under the
+            -- repository lock; the push time users see stays the first one
+            pushed_at = manifests.pushed_at, indexed_at = now()
         RETURNING id, xmax = 0 AS inserted
         """,
         (
@@ -212,7 +217,7 @@ def set_tag(cur, repository_id: int, tag: str, digest: str | None, event_at: dat
         """
         INSERT INTO tags (repository_id, name, digest, event_at) VALUES (%s, %s, %s, %s)
         ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, event_at = excluded.event_at
-        WHERE tags.event_at < excluded.event_at
+        WHERE greatest(tags.event_at, tags.seen_at) < excluded.event_at
         RETURNING 1
         """,
         (repository_id, tag, digest, event_at),
@@ -223,7 +228,7 @@ def set_tag(cur, repository_id: int, tag: str, digest: str | None, event_at: dat
 def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> bool:
     """Remove a manifest and the tags that pointed at it, unless pushed again after ``event_at``."""
     cur.execute(
-        "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND pushed_at < %s RETURNING id",
+        "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND greatest(pushed_at, seen_at) < %s RETURNING id",
         (repository_id, digest, event_at),
     )
     deleted = cur.fetchone() is not None
@@ -231,7 +236,87 @@ def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) ->
     # tag-delete events for the tags that pointed here, and dating this removal
     # at the delete would wrongly refuse a retag that happened before it.
     cur.execute(
-        "UPDATE tags SET digest = NULL WHERE repository_id = %s AND digest = %s AND event_at < %s",
+        "UPDATE tags SET digest = NULL WHERE repository_id = %s AND digest = %s AND greatest(event_at, seen_at) < %s",
         (repository_id, digest, event_at),
     )
     return deleted
+
+
+# -- resync: observations of the registry's state, and the crawl's checkpoint ----------------
+
+
+def observe_manifest(cur, repository_id: int, digest: str, seen_at: datetime) -> bool:
+    """A crawl saw the registry have this manifest at ``seen_at``; False if it is not indexed."""
+    cur.execute(
+        "UPDATE manifests SET seen_at = greatest(seen_at, %s) WHERE repository_id = %s AND digest = %s RETURNING id",
+        (seen_at, repository_id, digest),
+    )
+    return cur.fetchone() is not None
+
+
+def observe_tag(cur, repository_id: int, tag: str, digest: str, seen_at: datetime) -> bool:
+    """A crawl saw ``tag`` point at ``digest`` at ``seen_at``, unless an event or crawl newer than that set it.
+
+    A tag already there keeps its event time (the push time users see); a
+    tag the crawl moved or brought back is dated at the observation.
+    """
+    cur.execute(
+        """
+        INSERT INTO tags (repository_id, name, digest, event_at, seen_at) VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (repository_id, name) DO UPDATE SET
+            event_at = CASE WHEN tags.digest = excluded.digest THEN tags.event_at ELSE excluded.event_at END,
+            digest = excluded.digest, seen_at = excluded.seen_at
+        WHERE greatest(tags.event_at, tags.seen_at) < excluded.seen_at
+        RETURNING 1
+        """,
+        (repository_id, tag, digest, seen_at, seen_at),
+    )
+    return cur.fetchone() is not None
+
+
+def catalog_state(cur, repository: str) -> tuple[dict[str, str], set[str]]:
+    """What the catalog holds for a repository: its live tags (name -> digest) and its manifest digests."""
+    cur.execute(
+        "SELECT t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id "
+        "WHERE r.name = %s AND t.digest IS NOT NULL", (repository,))
+    tags = {row["name"]: row["digest"] for row in cur.fetchall()}
+    cur.execute("SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = %s",
+                (repository,))
+    return tags, {row["digest"] for row in cur.fetchall()}
+
+
+def catalog_repositories(cur, prefix: str) -> list[str]:
+    """Names of the repositories the catalog holds anything for, below ``prefix`` ('' for all)."""
+    cur.execute("SELECT name FROM repositories WHERE %s = '' OR name = %s OR starts_with(name, %s || '/') ORDER BY name",
+                (prefix, prefix, prefix))
+    return [row["name"] for row in cur.fetchall()]
+
+
+def resync_lock(cur, scope: str) -> bool:
+    """The crawl's session lock on its scope (one crawl of a scope at a time, across processes)."""
+    cur.execute("SELECT pg_try_advisory_lock(hashtextextended('ocicat resync ' || %s, 0)) AS locked", (scope,))
+    return cur.fetchone()["locked"]
+
+
+def resync_unlock(cur, scope: str) -> None:
+    cur.execute("SELECT pg_advisory_unlock(hashtextextended('ocicat resync ' || %s, 0))", (scope,))
+
+
+def resync_checkpoint(cur, scope: str) -> str | None:
+    """The last repository an unfinished crawl of ``scope`` did; None to start from the beginning."""
+    cur.execute("SELECT last_repository FROM resync_checkpoints WHERE scope = %s AND finished_at IS NULL", (scope,))
+    row = cur.fetchone()
+    return row and row["last_repository"]
+
+
+def save_resync_checkpoint(cur, scope: str, last_repository: str | None, finished: bool = False) -> None:
+    """Record how far a crawl got (``last_repository`` None: it starts over); ``finished`` closes it."""
+    cur.execute(
+        """
+        INSERT INTO resync_checkpoints (scope, last_repository, finished_at) VALUES (%s, %s, CASE WHEN %s THEN now() END)
+        ON CONFLICT (scope) DO UPDATE SET last_repository = excluded.last_repository, updated_at = now(),
+            finished_at = excluded.finished_at,
+            started_at = CASE WHEN excluded.last_repository IS NULL THEN now() ELSE resync_checkpoints.started_at END
+        """,
+        (scope, last_repository, finished),
+    )

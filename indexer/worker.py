@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from ocicat.config import Config
 from ocicat.db import Database, database_url, storable
 
-from . import store
+from . import metrics, store
 from .bus import describe_bus, open_bus
 from . import images
 from .chart_archive import ChartArchiveError, read_chart_archive
@@ -22,13 +24,26 @@ from .classify import HELM_CHART_LAYERS, HELM_CONFIG, HELM_PROVENANCE, IMAGE_CON
 from .errors import Busy, PermanentError
 from .events import Event
 from .helm import artifacthub_annotations, parse_chart_config, version_order
-from .registry import NotFound, RegistryClient
+from .registry import Fetched, NotFound, RegistryClient
 from .untrusted import json_object
 
 log = logging.getLogger(__name__)
 
 # Compressed size of a chart layer; Helm's own cap is 100 MiB decompressed.
 MAX_CHART_LAYER_BYTES = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What marks an event as a resync crawl's observation rather than the registry's notification.
+
+    ``fetched``: the manifest as the crawl already got it (by tag), so it is
+    not fetched twice. ``reindex``: extract again even if indexed (newer
+    extraction code).
+    """
+
+    fetched: Fetched | None = None
+    reindex: bool = False
 
 
 class Indexer:
@@ -41,36 +56,66 @@ class Indexer:
         self.handle(cur, Event.load(raw))
 
     def handle(self, cur, event: Event) -> None:
+        """One event from the bus, once: a redelivered id is skipped."""
         if not store.claim_event(cur, event.id):
             log.debug("event %s already processed", event.id)
             return
+        with metrics.INDEX_SECONDS.labels(event.action).time():
+            self.apply(cur, event)
+
+    def apply(self, cur, event: Event, observation: Observation | None = None) -> None:
+        """Bring the catalog in line with ``event``: a registry event, or what a resync crawl observed.
+
+        Both go through here and through the same store rules, so a crawl can
+        run while events flow: whichever is newer wins, in any order.
+        """
         if not store.lock_repository(cur, event.repository):
             raise Busy(event.repository)
         repository_id = store.ensure_repository(cur, event.repository, event.timestamp)
         if event.action == "push":
-            self._push(cur, repository_id, event)
+            self._push(cur, repository_id, event, observation)
         elif event.tag:
             store.set_tag(cur, repository_id, event.tag, None, event.timestamp)
         else:
             store.delete_manifest(cur, repository_id, event.digest, event.timestamp)
-        store.refresh_repository(cur, repository_id, event.timestamp)
-        log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
+        if observation is None:  # a crawl refreshes the repository once, after all its observations (refresh below)
+            store.refresh_repository(cur, repository_id, event.timestamp)
+        # One line per event; a crawl's observations (thousands, mostly unchanged) only at DEBUG.
+        (log.debug if observation else log.info)("%s: %s %s %s", "resync" if observation else f"event {event.id}",
+                                                 event.action, event.repository, event.tag or event.digest)
 
-    def _push(self, cur, repository_id: int, event: Event) -> None:
+    def refresh(self, cur, repository: str) -> None:
+        """A repository's figures and search document, after a crawl's observations of it.
+
+        Its last-change time stays: a crawl dates observations at the crawl, which is no change time.
+        """
+        if not store.lock_repository(cur, repository):
+            raise Busy(repository)
+        store.refresh_repository(cur, store.ensure_repository(cur, repository, datetime.now(timezone.utc)), None)
+
+    def _push(self, cur, repository_id: int, event: Event, observation: Observation | None) -> None:
         # Content behind a digest never changes: a manifest already indexed
         # (Helm pushes each chart twice, by digest then by tag) is not refetched.
-        if not store.touch_manifest(cur, repository_id, event.digest, event.timestamp):
+        if observation is None:
+            known = store.touch_manifest(cur, repository_id, event.digest, event.timestamp)
+        else:
+            known = store.observe_manifest(cur, repository_id, event.digest, event.timestamp) and not observation.reindex
+        if not known:
+            fetched = observation.fetched if observation else None
             try:
-                fetched = self.registry.get_manifest(event.repository, event.digest)
+                fetched = fetched or self.registry.get_manifest(event.repository, event.digest)
             except NotFound:
-                log.info("event %s: %s@%s is gone from the registry; nothing to index", event.id, event.repository, event.digest)
+                log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
                 return
             self._save(cur, repository_id, event, fetched.media_type, fetched.body)
         if event.tag:
             subject = attachment_subject(event.tag)
             if subject:  # a cosign or referrers-fallback tag on a manifest pushed untagged first
                 store.set_subject(cur, repository_id, event.digest, subject)
-            store.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+            if observation is None:
+                store.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+            else:
+                store.observe_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
 
     def _save(self, cur, repository_id: int, event: Event, content_type: str, body: bytes) -> None:
         # Everything decoded from the registry is untrusted: made storable right here.
@@ -149,7 +194,8 @@ def run(config: Config) -> None:
     # must be durable first. Kafka workers also drain the delayed retries,
     # with as many threads again.
     threads = config.worker_concurrency * (2 if kafka else 1)
-    db = Database(database_url(config), maxconn=threads + 2, synchronous_commit=not kafka)
+    crawlers = config.resync_concurrency if config.resync_interval else 0
+    db = Database(database_url(config), maxconn=threads + crawlers + 2, synchronous_commit=not kafka)
     registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=threads)
     bus = open_bus(config, db)
     stop = threading.Event()
@@ -160,8 +206,24 @@ def run(config: Config) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if config.worker_metrics_listen:
+        from prometheus_client import REGISTRY, start_http_server
+
+        REGISTRY.register(metrics.DatabaseCollector(db))
+        host, port = config.listen_address_of(config.worker_metrics_listen)
+        start_http_server(port, host)
+        log.info("worker metrics on http://%s:%d/metrics", host, port)
+    reconcile = None
+    if config.resync_interval:
+        from .resync import run_periodically
+
+        reconcile = threading.Thread(target=run_periodically, name="resync", daemon=True,
+                                     args=(db, registry, config.resync_interval, config.resync_concurrency, stop))
+        reconcile.start()
     log.info("worker started: %d threads, registry %s, bus: %s", config.worker_concurrency, config.registry_url,
              describe_bus(config))
     bus.consume(Indexer(registry), stop, concurrency=config.worker_concurrency)
+    if reconcile is not None:
+        reconcile.join(30)  # a crawl stops after the repositories in hand
     db.close()
     log.info("worker stopped")

@@ -6,15 +6,17 @@ import json
 import logging
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 
 import click
 
-from . import accounts
+from . import accounts, logs
 from .config import Config, ConfigError
 from .db import Database, database_url
 from .migrate import migrate as apply_migrations
@@ -39,10 +41,10 @@ def _ready_database(config: Config) -> str:
 @click.group()
 def main() -> None:
     """ocicat: an event-driven catalog for OCI registries."""
-    logging.basicConfig(
-        level=os.environ.get("OCICAT_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-    )
+    fmt = (os.environ.get("OCICAT_LOG_FORMAT") or "text").lower()
+    if fmt not in logs.FORMATS:
+        raise click.UsageError(f"OCICAT_LOG_FORMAT must be text or json, got {fmt!r}")
+    logs.configure(os.environ.get("OCICAT_LOG_LEVEL") or "INFO", fmt)
 
 
 @main.command()
@@ -59,16 +61,38 @@ def worker() -> None:
 
     config = _config()
     _ready_database(config)
+    # One process: its metrics are its own (OCICAT_WORKER_METRICS_LISTEN), never written into the API's directory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     indexer_worker.run(config)
 
 
 @main.command()
 def api() -> None:
     """Serve the API, web UI and webhook receiver with gunicorn on OCICAT_LISTEN."""
+    from gunicorn import glogging
     from gunicorn.app.base import BaseApplication
 
     config = _config()
     _ready_database(config)
+    # gunicorn's processes share their metrics through files (indexer/metrics.py); set before any of them imports
+    # prometheus_client. A directory of our own is emptied at start, as prometheus_client requires.
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocicat-metrics-")
+
+    def child_exit(_server, worker):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+    class Logger(glogging.Logger):
+        """gunicorn's own lines through ocicat's handler, so OCICAT_LOG_FORMAT=json holds for them too."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                logger.handlers[:] = []
+                logger.propagate = True
 
     class Server(BaseApplication):
         def load_config(self):
@@ -79,13 +103,19 @@ def api() -> None:
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("control_socket_disable", True)  # one per user by default: several servers would collide
             self.cfg.set("accesslog", "-" if config.log_level == "DEBUG" else None)
+            self.cfg.set("child_exit", child_exit)
+            self.cfg.set("logger_class", Logger)
 
         def load(self):
             from api.app import create_app
 
             return create_app(config)
 
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 @main.command()
@@ -101,9 +131,11 @@ def serve() -> None:
     env = {**os.environ, "OCICAT_DATABASE_URL": _ready_database(config)}
     children = [subprocess.Popen([sys.executable, "-m", "ocicat", role], env=env) for role in ("api", "worker")]
     host, port = config.listen_address
-    click.echo(f"ocicat web UI:  http://{host}:{port}/ui/")
-    click.echo(f"ocicat API:     http://{host}:{port}/api/v1/repositories")
-    click.echo(f"ocicat webhook: http://{host}:{port}/api/v1/events")
+    # With JSON logs the addresses are log lines too, so that every line of the output is one object.
+    say = log.info if config.log_format == "json" else click.echo
+    say(f"ocicat web UI:  http://{host}:{port}/ui/")
+    say(f"ocicat API:     http://{host}:{port}/api/v1/repositories")
+    say(f"ocicat webhook: http://{host}:{port}/api/v1/events")
 
     stopping = False
 
@@ -126,6 +158,59 @@ def serve() -> None:
         except subprocess.TimeoutExpired:
             child.kill()
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--namespace", default="", metavar="PREFIX", help="Only repositories at or below this path.")
+@click.option("--restart", is_flag=True, help="Start from the first repository, not after the last checkpoint.")
+@click.option("--reindex", is_flag=True, help="Fetch and extract every manifest again (after an extraction upgrade).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Repositories reconciled at once (default: OCICAT_RESYNC_CONCURRENCY).")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
+def resync(namespace: str, restart: bool, reindex: bool, concurrency: int | None, progress: bool | None) -> None:
+    """Crawl the registry and bring the catalog to its state: index what is missing, remove what is gone.
+
+    Safe while events flow; resumes an interrupted crawl of the same namespace. Exits 1 if some
+    repository could not be reconciled (run it again: it resumes from the first of those).
+    """
+    from indexer.registry import RegistryClient
+    from indexer.resync import Resync, ResyncBusy
+
+    config = _config()
+    workers = concurrency or config.resync_concurrency
+    # An observation lost to a crash before its WAL flush is simply observed again by the next crawl.
+    db = Database(_ready_database(config), maxconn=workers + 2, synchronous_commit=False)
+    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=workers)
+    crawl = Resync(db, registry, workers, reindex=reindex)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = None
+
+    def plan(count: int) -> None:
+        nonlocal bar
+        if show:
+            bar = click.progressbar(length=count, label="resync", file=sys.stderr, show_pos=True,
+                                    item_show_func=lambda o: o.repository if o else None)
+            bar.__enter__()
+
+    def done(outcome) -> None:
+        if bar is not None:
+            bar.update(1, outcome)
+
+    try:
+        summary = crawl.run(namespace.strip("/"), restart=restart, on_repository=done, on_plan=plan)
+    except ResyncBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        db.close()
+    click.echo(f"{summary.repositories} repositories ({summary.skipped} done by the interrupted crawl before): "
+               f"{summary.observed} tags and manifests observed, {summary.removed} removed, "
+               f"{len(summary.failed)} failed")
+    for outcome in summary.failed:
+        click.echo(f"{outcome.repository}: {outcome.error}", err=True)
+    if summary.failed:
+        sys.exit(1)
 
 
 @main.group()

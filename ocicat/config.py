@@ -178,6 +178,10 @@ class Config:
     api_threads: int = 8
     max_attempts: int = 10
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line
+    worker_metrics_listen: str | None = None  # host:port of the worker's own /metrics; None: not served
+    resync_interval: int = 0  # seconds between the worker's reconciling crawls; 0: never
+    resync_concurrency: int = 8  # repositories a crawl reconciles at once
     # Bearer JWTs of the registry's token service, accepted when an issuer is set (api.auth).
     registry_token_issuer: str | None = None
     registry_token_audience: str | None = None
@@ -199,6 +203,15 @@ class Config:
         if token_issuer and not (token_audience and token_keys):
             raise ConfigError("OCICAT_REGISTRY_TOKEN_ISSUER needs OCICAT_REGISTRY_TOKEN_AUDIENCE (the registry's "
                               "service name) and OCICAT_REGISTRY_TOKEN_KEYS (a PEM bundle or JWKS file)")
+        log_format = (env.get("OCICAT_LOG_FORMAT") or cls.log_format).lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"OCICAT_LOG_FORMAT must be text or json, got {log_format!r}")
+        metrics_listen = env.get("OCICAT_WORKER_METRICS_LISTEN") or None
+        if metrics_listen:
+            try:
+                _listen(metrics_listen)
+            except ConfigError:
+                raise ConfigError(f"OCICAT_WORKER_METRICS_LISTEN must be host:port, got {metrics_listen!r}") from None
         secrets = tuple(s.strip() for s in env.get("OCICAT_WEBHOOK_SECRETS", "").split(",") if s.strip())
         return cls(
             database_url=env.get("OCICAT_DATABASE_URL") or None,
@@ -215,6 +228,10 @@ class Config:
             api_threads=_int(env, "OCICAT_API_THREADS", cls.api_threads, 1),
             max_attempts=_int(env, "OCICAT_MAX_ATTEMPTS", cls.max_attempts, 1),
             log_level=(env.get("OCICAT_LOG_LEVEL") or cls.log_level).upper(),
+            log_format=log_format,
+            worker_metrics_listen=metrics_listen,
+            resync_interval=_int(env, "OCICAT_RESYNC_INTERVAL", cls.resync_interval, 0),
+            resync_concurrency=_int(env, "OCICAT_RESYNC_CONCURRENCY", cls.resync_concurrency, 1),
             registry_token_issuer=token_issuer,
             registry_token_audience=token_audience,
             registry_token_keys=token_keys,
@@ -225,6 +242,11 @@ class Config:
     @property
     def listen_address(self) -> tuple[str, int]:
         return _listen(self.listen)
+
+    @staticmethod
+    def listen_address_of(raw: str) -> tuple[str, int]:
+        """(host, port) of another host:port setting, checked like OCICAT_LISTEN."""
+        return _listen(raw)
 
     @property
     def default_public(self) -> bool:

@@ -27,6 +27,8 @@ logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl 
 # database must surface as an error the worker can retry, never as a hang.
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT_MS = 30_000
+# How long a thread waits for a pooled connection before failing like an unreachable database would.
+POOL_WAIT_SECONDS = 10
 
 _embedded = None
 _embedded_lock = threading.Lock()
@@ -104,6 +106,8 @@ class Database:
         # rest on return: minconn == maxconn makes every connection reused
         # instead of reopened per transaction (it also opens them up front).
         self._pool = psycopg2.pool.ThreadedConnectionPool(maxconn, maxconn, url, **{**SESSION_DEFAULTS, "options": options})
+        # psycopg2's pool raises at once when every connection is out; callers wait their turn instead, bounded.
+        self._free = threading.BoundedSemaphore(maxconn)
 
     @contextmanager
     def transaction(self) -> Iterator["psycopg2.extensions.cursor"]:
@@ -113,7 +117,13 @@ class Database:
         than returned to the pool, so one database restart does not poison
         later requests.
         """
-        conn = self._pool.getconn()
+        if not self._free.acquire(timeout=POOL_WAIT_SECONDS):
+            raise psycopg2.OperationalError(f"no database connection free within {POOL_WAIT_SECONDS}s")
+        try:
+            conn = self._pool.getconn()
+        except BaseException:
+            self._free.release()
+            raise
         broken = False
         try:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
@@ -129,6 +139,7 @@ class Database:
             raise
         finally:
             self._pool.putconn(conn, close=broken or bool(conn.closed))
+            self._free.release()
 
     def ping(self) -> None:
         with self.transaction() as cur:

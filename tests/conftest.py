@@ -100,15 +100,15 @@ def start_stack(make_database, log_dir, command: str = "serve", **settings) -> S
     secret = "test-" + uuid.uuid4().hex
     registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
     url = make_database()
-    env = python_env(
-        OCICAT_DATABASE_URL=url,
-        OCICAT_LISTEN=f"127.0.0.1:{port}",
-        OCICAT_REGISTRY_URL=registry.url,
-        OCICAT_WEBHOOK_SECRETS=f"old-secret,{secret}",
-        OCICAT_API_WORKERS=1,
-        OCICAT_MAX_ATTEMPTS=3,
+    env = python_env(**{
+        "OCICAT_DATABASE_URL": url,
+        "OCICAT_LISTEN": f"127.0.0.1:{port}",
+        "OCICAT_REGISTRY_URL": registry.url,
+        "OCICAT_WEBHOOK_SECRETS": f"old-secret,{secret}",
+        "OCICAT_API_WORKERS": 1,
+        "OCICAT_MAX_ATTEMPTS": 3,
         **settings,
-    )
+    })
     server = Ocicat(command, env, log_dir / "ocicat.log").start()
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)

@@ -486,3 +486,179 @@ def push_index(registry_url: str, repository: str, tag: str, entries: list[dict]
     if annotations:
         index["annotations"] = annotations
     return push_manifest(registry_url, repository, tag, index, media_type)
+
+
+# Convergence checks: the registry's own state (by a crawl) against what the catalog holds.
+
+
+def registry_tags(registry_url: str) -> dict[str, dict[str, str]]:
+    """Every repository's tags -> digest, crawled from the registry itself (_catalog, tags lists, GET by tag)."""
+    from indexer.registry import NotFound, RegistryClient
+
+    client = RegistryClient(registry_url)
+    state = {}
+    for repository in client.list_repositories():
+        try:
+            tags = {tag: client.get_tagged_manifest(repository, tag)[0] for tag in client.list_tags(repository)}
+        except NotFound:
+            tags = {}
+        if tags:
+            state[repository] = tags
+    return state
+
+
+def catalog_tags(db) -> dict[str, dict[str, str]]:
+    """The catalog's live tags per repository (tombstones left out), as the tags API would list them."""
+    with db.transaction() as cur:
+        cur.execute("SELECT r.name AS repository, t.name AS tag, t.digest FROM tags t "
+                    "JOIN repositories r ON r.id = t.repository_id WHERE t.digest IS NOT NULL")
+        rows = cur.fetchall()
+    state: dict[str, dict[str, str]] = {}
+    for row in rows:
+        state.setdefault(row["repository"], {})[row["tag"]] = row["digest"]
+    return state
+
+
+def catalog_manifests(db) -> set[tuple[str, str]]:
+    with db.transaction() as cur:
+        cur.execute("SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id")
+        return {(row["name"], row["digest"]) for row in cur.fetchall()}
+
+
+def registry_manifests(registry_url: str, pushed: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the ``(repository, digest)`` pairs ever pushed the registry still has (a HEAD each)."""
+    from indexer.registry import RegistryClient
+
+    client = RegistryClient(registry_url)
+    return {(repository, digest) for repository, digest in pushed if client.has_manifest(repository, digest)}
+
+
+class PostgresServer:
+    """A PostgreSQL server of our own (Debian's binaries, a temporary data directory, a free loopback port),
+    for tests that restart it: never the machine's shared server."""
+
+    def __init__(self):
+        import glob
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+        if not bins:
+            raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        self.bin = Path(bins[-1]).parent
+        # Its own directory under /tmp: the postgres user cannot enter pytest's (mode 0700, root's).
+        self.dir = Path(tempfile.mkdtemp(prefix="ocicat-postgres-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        # initdb refuses to run as root: then the server runs as the postgres system user.
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *command: str, timeout: float = 60) -> None:
+        result = subprocess.run([*self.as_user, *command], capture_output=True, text=True, timeout=timeout)
+        if result.returncode:
+            raise RuntimeError(f"{command[0]} failed ({result.returncode}): {result.stdout}{result.stderr}")
+
+    def start(self) -> "PostgresServer":
+        if self.as_user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._ctl("start")
+        return self
+
+    def _ctl(self, action: str) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", options,
+                  "-m", "fast", "-w", "-t", "30", action)
+
+    def restart(self) -> None:
+        self._ctl("restart")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        conn = psycopg2.connect(self.url(), connect_timeout=5)
+        conn.autocommit = True
+        try:
+            conn.cursor().execute(f"CREATE DATABASE {name}")
+        finally:
+            conn.close()
+        return self.url(name)
+
+    def close(self) -> None:
+        try:
+            self._ctl("stop")
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FaultyProxy:
+    """An HTTP proxy on a loopback port in front of a registry that fails a share of the requests on purpose:
+    a 503, a stall before answering, or a connection cut in the middle of the body (``kinds``), chosen at random."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+
+    def __init__(self, upstream: str, fault_rate: float = 0.2, stall_seconds: float = 1.5, seed: int = 8,
+                 kinds: tuple[str, ...] = ("error", "stall", "cut")):
+        import http.server
+        import random
+
+        self.upstream = upstream
+        self.counts = {"forwarded": 0, "error": 0, "stall": 0, "cut": 0}
+        rng, lock, local, proxy = random.Random(seed), threading.Lock(), threading.local(), self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _relay(self):
+                with lock:
+                    roll = rng.random()
+                fault = kinds[int(roll / fault_rate * len(kinds))] if roll < fault_rate else "forwarded"
+                with lock:
+                    proxy.counts[fault] += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if fault == "error":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "stall":
+                    time.sleep(stall_seconds)
+                if not hasattr(local, "session"):
+                    local.session = requests.Session()
+                    local.session.trust_env = False
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP_BY_HOP | {"host"}}
+                upstream = local.session.request(self.command, proxy.upstream + self.path, headers=headers, data=body,
+                                                 allow_redirects=False, timeout=30)
+                self.send_response(upstream.status_code)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in self.HOP_BY_HOP:
+                        self.send_header(key, value)
+                content = upstream.content
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault == "cut" and content:
+                    self.wfile.write(content[: len(content) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(content)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _relay
+            HOP_BY_HOP = FaultyProxy.HOP_BY_HOP
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

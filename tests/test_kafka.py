@@ -346,7 +346,9 @@ def test_the_receiver_answers_503_while_the_broker_is_down_and_nothing_is_lost(c
     wait_until(lambda: cluster.stack.server.output().count("asking the registry to retry") >= 3, 30, 0.2,
                "the registry's notifications refused and retried")
     assert not cluster.visible(during)
+    assert cluster.stack.get("/readyz").status_code == 503  # the bus is unreachable: not ready
     cluster.broker.come_back()
+    wait_until(lambda: cluster.stack.get("/readyz").status_code == 200, 10, 0.2, "ready again")
 
     wait_until(lambda: cluster.visible({**before, **during}), 60, 0.2, "the pushes made during the outage")
     assert cluster.stack.post_events(envelope(direct)).status_code == 200  # what the registry would do next

@@ -1,0 +1,247 @@
+"""Resync: crawl the registry's ``_catalog`` and tags lists and bring the catalog to the registry's state.
+
+Registries lose notifications (in-memory queues, restarts, GitLab's give-up
+after N retries) and garbage collection deletes without any. A crawl indexes
+what is missing, removes what the registry no longer has and fixes moved
+tags, and it is safe while events keep flowing, because each observation is
+applied as an event through the worker's own code (``Indexer.apply``) and
+the store's order-independent rules, under the same repository lock:
+
+- An observation is dated by ocicat's clock just *before* the request that
+  made it. Whatever the registry did after that instant carries a later
+  event timestamp, so it wins over the observation whichever is applied
+  first; whatever it did before is reflected in what the crawl saw.
+- A tag seen pointing somewhere is written with ``store.observe_tag``: it
+  moves (or comes back) only if no event or crawl newer than the observation
+  set it, and it records ``seen_at``, so a stale event older than the
+  observation cannot undo it. A manifest seen records ``seen_at`` too.
+- What the crawl did not find is removed the way a delete event would do it,
+  dated at the request that did not find it: a tag missing from the tags
+  list at the list's time, a manifest no tag reaches and whose HEAD answered
+  404 at the HEAD's time. A newer push survives both.
+(Timestamps compare ocicat's clock with the registry's: keep both on NTP.)
+
+The crawl goes repository by repository in the registry's lexical order,
+``concurrency`` repositories at once; after each one it records, in
+``resync_checkpoints``, the last repository such that every one up to it is
+done, so an interrupted crawl resumes after it. One crawl per scope runs at a
+time (a session advisory lock); the worker's periodic reconcile
+(``OCICAT_RESYNC_INTERVAL``) takes the same lock.
+
+Untagged manifests the catalog does not know yet (children of an index that
+lost their events, referrers pushed by digest) are not discovered: the
+registry has no API that lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import psycopg2
+import psycopg2.extras
+
+from ocicat.db import Database, connect
+from ocicat.logs import log_context
+
+from . import metrics, store
+from .errors import Busy, TransientError, backoff_seconds
+from .events import Event
+from .registry import NotFound, RegistryClient
+from .worker import Indexer, Observation
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 6  # tries per repository before the crawl reports it failed (and stops its checkpoint before it)
+BUSY_WAIT_SECONDS = 30.0  # how long one observation waits for a repository an event holds
+
+
+class ResyncBusy(Exception):
+    """Another crawl of the same scope is running."""
+
+
+@dataclass
+class Outcome:
+    """What reconciling one repository did."""
+
+    repository: str
+    observed: int = 0  # tags and untagged manifests seen in the registry
+    removed: int = 0  # tags and manifests removed because the registry no longer has them
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    repositories: int = 0
+    skipped: int = 0  # done by an earlier, interrupted crawl
+    observed: int = 0
+    removed: int = 0
+    failed: list[Outcome] = field(default_factory=list)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Resync:
+    def __init__(self, db: Database, registry: RegistryClient, concurrency: int = 8, reindex: bool = False,
+                 stop: threading.Event | None = None):
+        self.db = db
+        self.stop = stop or threading.Event()  # set: the repositories not begun yet are left for the next crawl
+        self.registry = registry
+        self.indexer = Indexer(registry)
+        self.concurrency = concurrency
+        self.reindex = reindex
+
+    def run(self, prefix: str = "", restart: bool = False,
+            on_repository: Callable[[Outcome], None] | None = None,
+            on_plan: Callable[[int], None] | None = None) -> Summary:
+        """Reconcile every repository below ``prefix`` ('' for all); resume an interrupted crawl unless ``restart``.
+
+        ``on_plan`` hears how many repositories are left to do, ``on_repository``
+        each one as it is done (for a progress bar). Raises ResyncBusy if another
+        crawl of the scope holds it.
+        """
+        conn = connect(self.db.url)  # the lock lives as long as this session: a killed crawl releases it
+        conn.autocommit = True
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                if not store.resync_lock(cur, prefix):
+                    raise ResyncBusy(f"another resync of {prefix or 'the whole registry'!r} is running")
+            return self._crawl(prefix, restart, on_repository, on_plan)
+        finally:
+            conn.close()
+
+    def _crawl(self, prefix, restart, on_repository, on_plan) -> Summary:
+        names = {n for n in self._retrying(lambda: list(self.registry.list_repositories()))
+                 if not prefix or n == prefix or n.startswith(prefix + "/")}
+        with self.db.transaction() as cur:
+            names.update(store.catalog_repositories(cur, prefix))
+            after = None if restart else store.resync_checkpoint(cur, prefix)
+            if after is None:
+                store.save_resync_checkpoint(cur, prefix, None)
+        ordered = sorted(names)
+        todo = [n for n in ordered if after is None or n > after]
+        summary = Summary(repositories=len(ordered), skipped=len(ordered) - len(todo))
+        log.info("resync of %s: %d repositories, %d left to do", prefix or "the whole registry", len(ordered), len(todo))
+        if on_plan:
+            on_plan(len(todo))
+        failed_before = False
+        # map() hands results back in order: the checkpoint advances over a contiguous run of done repositories.
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resync") as pool:
+            for outcome in pool.map(self._repository, todo):
+                summary.observed += outcome.observed
+                summary.removed += outcome.removed
+                if outcome.error:
+                    summary.failed.append(outcome)
+                    failed_before = True
+                elif not failed_before:
+                    with self.db.transaction() as cur:
+                        store.save_resync_checkpoint(cur, prefix, outcome.repository)
+                metrics.RESYNC_REPOSITORIES.labels("failed" if outcome.error else "done").inc()
+                if on_repository:
+                    on_repository(outcome)
+        if not summary.failed:
+            with self.db.transaction() as cur:
+                store.save_resync_checkpoint(cur, prefix, ordered[-1] if ordered else None, finished=True)
+        return summary
+
+    def _repository(self, name: str) -> Outcome:
+        with log_context(repository=name, resync=True):
+            outcome = Outcome(name)
+            if self.stop.is_set():
+                outcome.error = "interrupted"
+                return outcome
+            try:
+                self._retrying(lambda: self._reconcile(outcome))
+            except Exception as exc:  # noqa: BLE001 - one repository must not stop the crawl
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                log.warning("resync of %s failed: %s", name, outcome.error)
+            return outcome
+
+    def _reconcile(self, outcome: Outcome) -> None:
+        name = outcome.repository
+        outcome.observed = outcome.removed = 0
+        listed_at = now()
+        try:
+            tags = list(self.registry.list_tags(name))
+        except NotFound:  # the registry has forgotten the repository altogether
+            tags = []
+        reached = set()
+        for tag in tags:
+            seen_at = now()
+            try:
+                digest, fetched = self.registry.get_tagged_manifest(name, tag)
+            except NotFound:  # deleted since the list: the removal below, or its event, deals with it
+                continue
+            reached.add(digest)
+            self._apply(Event("resync", seen_at, "push", name, digest, tag), Observation(fetched, self.reindex))
+            outcome.observed += 1
+        with self.db.transaction() as cur:
+            known_tags, known_manifests = store.catalog_state(cur, name)
+        for tag in sorted(set(known_tags) - set(tags)):
+            self._apply(Event("resync", listed_at, "delete", name, None, tag), Observation())
+            outcome.removed += 1
+        for digest in sorted(known_manifests - reached):
+            checked_at = now()
+            if self.registry.has_manifest(name, digest):
+                self._apply(Event("resync", checked_at, "push", name, digest, None), Observation(reindex=self.reindex))
+                outcome.observed += 1
+            else:
+                self._apply(Event("resync", checked_at, "delete", name, digest, None), Observation())
+                outcome.removed += 1
+        if outcome.observed or outcome.removed:
+            self._locked(lambda cur: self.indexer.refresh(cur, name), name)
+
+    def _apply(self, event: Event, observation: Observation) -> None:
+        """One observation in its own transaction."""
+        self._locked(lambda cur: self.indexer.apply(cur, event, observation), event.repository)
+
+    def _locked(self, work, repository: str) -> None:
+        """``work(cur)`` in a transaction of its own, waiting while an event holds the repository."""
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while True:
+            try:
+                with self.db.transaction() as cur:
+                    work(cur)
+                return
+            except Busy:
+                if time.monotonic() > deadline:
+                    raise TransientError(f"{repository} stayed locked for {BUSY_WAIT_SECONDS:.0f}s") from None
+                time.sleep(0.02)
+
+    @staticmethod
+    def _retrying(work):
+        """Run ``work`` again after transient failures (registry or database), with backoff, a few times."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return work()
+            # a database that went away is transient here too
+            except (TransientError, psycopg2.OperationalError, psycopg2.InterfaceError):
+                if attempt == ATTEMPTS:
+                    raise
+            time.sleep(backoff_seconds(attempt, base=0.5, cap=10))
+
+
+def run_periodically(db: Database, registry: RegistryClient, interval: int, concurrency: int,
+                     stop: threading.Event) -> None:
+    """The worker's reconcile loop (``OCICAT_RESYNC_INTERVAL``): crawl the whole registry every ``interval`` s.
+
+    Several workers share the scope lock, so one of them crawls at a time; the
+    checkpoint lets the next crawl resume where a killed worker stopped.
+    """
+    resync = Resync(db, registry, concurrency, stop=stop)
+    while not stop.wait(interval):
+        try:
+            summary = resync.run()
+            log.info("periodic resync: %d repositories, %d observed, %d removed, %d failed", summary.repositories,
+                     summary.observed, summary.removed, len(summary.failed))
+        except ResyncBusy:
+            log.info("periodic resync skipped: another crawl is running")
+        except Exception:  # noqa: BLE001 - the next interval tries again
+            log.warning("periodic resync failed", exc_info=True)

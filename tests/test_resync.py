@@ -1,0 +1,196 @@
+"""Resync: a crawl of a real registry repairs a catalog that lost events, and never undoes a newer event."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import uuid
+from datetime import datetime, timezone
+
+import requests
+
+from indexer.events import Event
+from indexer.registry import RegistryClient
+from indexer.resync import Resync
+from indexer.worker import Indexer
+from ocicat.config import Config
+
+from .conftest import start_stack, stop_stack
+from .support import (OCICAT, REPO_ROOT, Ocicat, catalog_manifests, catalog_tags, fresh_push_event, push_image,
+                      registry_tags, tag_digest, wait_http, wait_until)
+
+
+def _below(state: dict, namespace: str) -> dict:
+    return {name: tags for name, tags in state.items() if name.startswith(namespace + "/")}
+
+
+def test_resync_repairs_a_catalog_that_lost_events(make_database, tmp_path):
+    """The receiver is down while images are pushed, moved and deleted, and the registry restarts meanwhile
+    (its in-memory queue of notifications is gone); `ocicat resync` brings the catalog to the registry's state."""
+    stack = start_stack(make_database, tmp_path, OCICAT_DEFAULT_VISIBILITY="public")
+    try:
+        ns = f"lost-{uuid.uuid4().hex[:8]}"
+        registry = stack.registry.url
+        push_image(registry, f"{ns}/kept", "v1")
+        push_image(registry, f"{ns}/moved", "v1", seed="old")
+        doomed = push_image(registry, f"{ns}/doomed", "v1")
+        wait_until(lambda: len(_below(catalog_tags(stack.db), ns)) == 3, timeout=15, what="the first pushes indexed")
+
+        stack.server.stop()
+        added = push_image(registry, f"{ns}/added", "v1")
+        moved = push_image(registry, f"{ns}/moved", "v1", seed="new")
+        assert requests.delete(f"{registry}/v2/{ns}/doomed/manifests/{doomed}", timeout=10).status_code == 202
+        stack.registry.stop()
+        stack.registry.start()
+        stack.server = Ocicat("serve", stack.env, tmp_path / "serve-again.log").start()
+        wait_http(f"{stack.api}/healthz", timeout=30)
+
+        truth = _below(registry_tags(registry), ns)
+        assert truth == {f"{ns}/kept": {"v1": tag_digest(stack.db, f"{ns}/kept", "v1")}, f"{ns}/moved": {"v1": moved},
+                         f"{ns}/added": {"v1": added}}
+        assert _below(catalog_tags(stack.db), ns) != truth  # the events really were lost
+
+        result = subprocess.run([*OCICAT, "resync", "--namespace", ns, "--no-progress"], env=stack.env, cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert _below(catalog_tags(stack.db), ns) == truth
+        assert (f"{ns}/doomed", doomed) not in catalog_manifests(stack.db)
+        assert stack.tags(f"{ns}/added")["v1"]["kind"] == "image"  # indexed in full, visible in the API
+        assert stack.get(f"/api/v1/repositories/{ns}/doomed/-/tags").status_code == 404
+        assert "4 repositories" in result.stdout and "2 removed" in result.stdout  # doomed's tag and manifest
+
+        again = subprocess.run([*OCICAT, "resync", "--namespace", ns, "--no-progress"], env=stack.env, cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "0 removed" in again.stdout and "0 failed" in again.stdout
+        assert _below(catalog_tags(stack.db), ns) == truth
+    finally:
+        stop_stack(stack)
+
+
+class Interleaving(RegistryClient):
+    """A registry client that runs ``hooks[tag]`` right after the crawl read that tag (or, for key None, right
+    after it listed the tags): the registry changes, and its event is applied, in the middle of the crawl."""
+
+    def __init__(self, url: str, hooks: dict):
+        super().__init__(url)
+        self.hooks = hooks
+
+    def get_tagged_manifest(self, repository, tag):
+        seen = super().get_tagged_manifest(repository, tag)
+        self.hooks.pop(tag, lambda: None)()
+        return seen
+
+    def list_tags(self, repository, page_size=1000):
+        tags = list(super().list_tags(repository, page_size))
+        self.hooks.pop(None, lambda: None)()
+        return iter(tags)
+
+
+def _apply_event(db, registry, raw: dict) -> None:
+    with db.transaction() as cur:
+        Indexer(RegistryClient(registry.url)).handle(cur, Event.load(raw))
+
+
+def _delete_event(repository: str, digest: str) -> dict:
+    return {"id": str(uuid.uuid4()), "timestamp": datetime.now(timezone.utc).isoformat(), "action": "delete",
+            "target": {"repository": repository, "digest": digest}}
+
+
+def test_a_crawl_never_undoes_an_event_newer_than_its_observation(db, registry):
+    repository = f"race-{uuid.uuid4().hex[:8]}/app"
+    first = push_image(registry.url, repository, "v1", seed="1")
+    _apply_event(db, registry, fresh_push_event(repository, first, "v1"))
+
+    def move_v1():  # after the crawl saw v1 at `first`, v1 moves, and the worker applies that event
+        second = push_image(registry.url, repository, "v1", seed="2")
+        _apply_event(db, registry, fresh_push_event(repository, second, "v1"))
+        moved.append(second)
+
+    def push_late():  # after the crawl listed the tags, a new tag is pushed and indexed
+        digest = push_image(registry.url, repository, "late", seed="3")
+        _apply_event(db, registry, fresh_push_event(repository, digest, "late"))
+        late.append(digest)
+
+    moved, late = [], []
+    summary = Resync(db, Interleaving(registry.url, {"v1": move_v1, None: push_late}), concurrency=1).run(repository)
+    assert moved and late and not summary.failed
+    # The crawl saw v1 at `first` and no `late` tag, but both events are newer than what it saw.
+    assert tag_digest(db, repository, "v1") == moved[0]
+    assert tag_digest(db, repository, "late") == late[0]
+
+
+def test_a_stale_event_arriving_after_a_crawl_does_not_undo_what_the_crawl_saw(db, registry):
+    repository = f"stale-{uuid.uuid4().hex[:8]}/app"
+    digest = push_image(registry.url, repository, "v1", seed="same")
+    _apply_event(db, registry, fresh_push_event(repository, digest, "v1"))
+    assert requests.delete(f"{registry.url}/v2/{repository}/manifests/{digest}", timeout=10).status_code == 202
+    delayed_delete = _delete_event(repository, digest)  # its delivery is late
+    assert push_image(registry.url, repository, "v1", seed="same") == digest  # pushed again: that event is lost
+
+    assert not Resync(db, RegistryClient(registry.url), concurrency=1).run(repository).failed
+    _apply_event(db, registry, delayed_delete)  # older than what the crawl saw: the registry has it again
+    assert tag_digest(db, repository, "v1") == digest
+    assert (repository, digest) in catalog_manifests(db)
+
+
+def test_an_interrupted_crawl_resumes_after_its_checkpoint(db, registry):
+    ns = f"resume-{uuid.uuid4().hex[:8]}"
+    for i in range(4):
+        push_image(registry.url, f"{ns}/r{i}", "v1", seed=str(i))
+    stop = threading.Event()
+    done = []
+
+    def interrupt_after_first(outcome):
+        if not outcome.error:
+            done.append(outcome.repository)
+        stop.set()
+
+    first = Resync(db, RegistryClient(registry.url), concurrency=1, stop=stop).run(ns, on_repository=interrupt_after_first)
+    assert first.failed and all(o.error == "interrupted" for o in first.failed)
+    assert 1 <= len(done) < 4 and set(catalog_tags(db)) == set(done)
+
+    second = Resync(db, RegistryClient(registry.url), concurrency=2).run(ns)
+    assert second.skipped == len(done) and not second.failed
+    assert set(catalog_tags(db)) == {f"{ns}/r{i}" for i in range(4)}
+    third = Resync(db, RegistryClient(registry.url), concurrency=2).run(ns)  # a finished crawl starts over
+    assert third.skipped == 0 and third.repositories == 4
+
+
+def test_catalog_listing_follows_pagination(registry):
+    names = [f"pages-{uuid.uuid4().hex[:6]}/r{i}" for i in range(5)]
+    for name in names:
+        push_image(registry.url, name, "v1")
+    listed = list(RegistryClient(registry.url).list_repositories(page_size=2))
+    assert set(names) <= set(listed) and listed == sorted(listed)
+
+
+def test_new_settings_are_checked_by_name():
+    import pytest
+
+    from ocicat.config import ConfigError
+
+    config = Config.from_env({"OCICAT_LOG_FORMAT": "JSON", "OCICAT_RESYNC_INTERVAL": "3600",
+                              "OCICAT_WORKER_METRICS_LISTEN": "127.0.0.1:9464"})
+    assert (config.log_format, config.resync_interval, config.worker_metrics_listen) == ("json", 3600, "127.0.0.1:9464")
+    assert Config.from_env({}).resync_interval == 0  # off by default
+    for env, message in (({"OCICAT_LOG_FORMAT": "xml"}, "OCICAT_LOG_FORMAT"),
+                         ({"OCICAT_WORKER_METRICS_LISTEN": "9464"}, "OCICAT_WORKER_METRICS_LISTEN"),
+                         ({"OCICAT_RESYNC_INTERVAL": "-1"}, "OCICAT_RESYNC_INTERVAL")):
+        with pytest.raises(ConfigError, match=message):
+            Config.from_env(env)
+
+
+def test_the_workers_periodic_reconcile_indexes_what_no_event_announced(db, registry):
+    from indexer.resync import run_periodically
+
+    repository = f"periodic-{uuid.uuid4().hex[:8]}/app"
+    digest = push_image(registry.url, repository, "v1")  # nobody is notified
+    stop = threading.Event()
+    loop = threading.Thread(target=run_periodically, args=(db, RegistryClient(registry.url), 1, 2, stop))
+    loop.start()
+    try:
+        wait_until(lambda: tag_digest(db, repository, "v1") == digest, timeout=20, what="the reconcile to index it")
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()
