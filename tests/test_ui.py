@@ -570,6 +570,9 @@ def test_a_token_revoked_while_signed_in_is_dropped_and_said_so(open_page, priva
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#session")).to_contain_text("Signed in as")
+    # Sign-in goes on to the browse page: its calls must be done before the token is revoked, or one of them
+    # gets the 401 and the notice is gone with the reload below.
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
     with stack.db.transaction() as cur:
         accounts.revoke_token(cur, token_id)
     page.goto(f"/ui/repositories/{private_stack['chart']}")
