@@ -17,8 +17,12 @@ through the registry's API. Then, against an empty catalog:
 1. ``ocicat resync`` (a real process, wall clock from spawn to exit) crawls
    ``_catalog`` and every tags list, GETs every manifest by tag and its image
    config, and indexes them: manifests resynced per second, target 10,000 in
-   under 60 s.
-2. ``ocicat resync`` again on the now complete catalog: the cost of a
+   under 60 s. The registry runs as shipped.
+2. The same into an emptied catalog, with the registry restarted with
+   ``GOGC=400``: on these two cores the registry, ocicat and PostgreSQL share,
+   the registry's garbage collector costs about half its CPU per request at
+   Go's default, and the crawl waits on the registry.
+3. ``ocicat resync`` again on the now complete catalog: the cost of a
    periodic reconcile that finds nothing to do.
 """
 
@@ -43,6 +47,7 @@ from tests.support import OCICAT, OCI_MANIFEST, Registry, push_blob, push_manife
 
 TARGET_SECONDS = 60.0
 PUSH_THREADS = 8
+TUNED_GOGC = 400
 
 
 class ResyncBench(Bench):
@@ -118,21 +123,38 @@ class ResyncBench(Bench):
               f"{pushed / push_seconds:.0f} manifests/s")
 
         cold, summary = self.resync("empty catalog")
-        conn = self.db()
-        indexed = scalar(conn, "SELECT count(*) FROM manifests")
-        tags = scalar(conn, "SELECT count(*) FROM tags WHERE digest IS NOT NULL")
-        print(f"[1/2]   resync into an empty catalog: {cold:.1f} s from spawn to exit -> {pushed / cold:.0f} manifests/s")
-        print(f"        {summary}")
-        print(f"        catalog: {indexed} manifests, {tags} tags")
+        self.report("[1/3]   resync into an empty catalog, registry as shipped", cold, summary, pushed)
+        # The registry's Go runtime collects garbage each time its small heap doubles (GOGC=100): on two cores it
+        # shares with ocicat and PostgreSQL, that is about half its CPU per request. A registry on its own
+        # machine, or run with a larger GOGC, leaves the crawl its share of the cores.
+        self.registry.stop()
+        self.registry.env = {"GOGC": str(TUNED_GOGC)}
+        self.registry.start()
+        with self.db().cursor() as cur:
+            cur.execute("TRUNCATE repositories, resync_checkpoints CASCADE")
+        tuned, summary = self.resync("empty catalog, tuned registry")
+        indexed, tags = self.report(f"[2/3]   again into an emptied catalog, registry with GOGC={TUNED_GOGC}", tuned,
+                                    summary, pushed)
         warm, summary = self.resync("complete catalog")
-        print(f"[2/2]   resync of the complete catalog (nothing to do): {warm:.1f} s -> {pushed / warm:.0f} manifests/s")
+        print(f"[3/3]   resync of the complete catalog (nothing to do): {warm:.1f} s -> {pushed / warm:.0f} manifests/s")
         print(f"        {summary}")
         print()
         print("summary")
-        print(f"      {pushed} manifests resynced in {cold:.1f} s vs target {TARGET_SECONDS:.0f} s: "
-              f"{'PASS' if cold <= TARGET_SECONDS and indexed == pushed else 'FAIL'}")
+        for label, seconds in (("registry as shipped", cold), (f"registry with GOGC={TUNED_GOGC}", tuned)):
+            print(f"      {pushed} manifests resynced in {seconds:.1f} s ({label}) vs target {TARGET_SECONDS:.0f} s: "
+                  f"{'PASS' if seconds <= TARGET_SECONDS and indexed == pushed else 'FAIL'}")
         if indexed != pushed or tags != pushed:
             print(f"      WARNING: {indexed} manifests and {tags} tags indexed of {pushed}")
+
+    def report(self, label: str, seconds: float, summary: str, pushed: int) -> tuple[int, int]:
+        """Print one crawl into an empty catalog; what the catalog then holds (manifests, live tags)."""
+        conn = self.db()
+        indexed = scalar(conn, "SELECT count(*) FROM manifests")
+        tags = scalar(conn, "SELECT count(*) FROM tags WHERE digest IS NOT NULL")
+        print(f"{label}: {seconds:.1f} s from spawn to exit -> {pushed / seconds:.0f} manifests/s")
+        print(f"        {summary}")
+        print(f"        catalog: {indexed} manifests, {tags} tags")
+        return indexed, tags
 
 
 def main() -> int:

@@ -22,7 +22,9 @@ the store's order-independent rules, under the same repository lock:
 (Timestamps compare ocicat's clock with the registry's: keep both on NTP.)
 
 The crawl goes repository by repository in the registry's lexical order,
-``concurrency`` repositories at once; after each one it records, in
+``concurrency`` repositories at once, their manifests fetched on a shared pool
+of as many threads (so one big repository is not fetched a tag at a time) and
+written a chunk of tags per transaction; after each repository it records, in
 ``resync_checkpoints``, the last repository such that every one up to it is
 done, so an interrupted crawl resumes after it. One crawl per scope runs at a
 time (a session advisory lock); the worker's periodic reconcile
@@ -58,7 +60,8 @@ from .worker import Indexer, Observation
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 6  # tries per repository before the crawl reports it failed (and stops its checkpoint before it)
-BUSY_WAIT_SECONDS = 30.0  # how long one observation waits for a repository an event holds
+BUSY_WAIT_SECONDS = 30.0  # how long a chunk of observations waits for a repository an event holds
+CHUNK = 100  # tags of one repository fetched, then written in one transaction
 
 
 class ResyncBusy(Exception):
@@ -113,7 +116,8 @@ class Resync:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                 if not store.resync_lock(cur, prefix):
                     raise ResyncBusy(f"another resync of {prefix or 'the whole registry'!r} is running")
-            return self._crawl(prefix, restart, on_repository, on_plan)
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resync-fetch") as self._fetches:
+                return self._crawl(prefix, restart, on_repository, on_plan)
         finally:
             conn.close()
 
@@ -167,40 +171,52 @@ class Resync:
     def _reconcile(self, outcome: Outcome) -> None:
         name = outcome.repository
         outcome.observed = outcome.removed = 0
+        with self.db.transaction() as cur:
+            _, indexed = store.catalog_state(cur, name)
         listed_at = now()
         try:
             tags = list(self.registry.list_tags(name))
         except NotFound:  # the registry has forgotten the repository altogether
             tags = []
         reached = set()
-        for tag in tags:
-            seen_at = now()
-            try:
-                digest, fetched = self.registry.get_tagged_manifest(name, tag)
-            except NotFound:  # deleted since the list: the removal below, or its event, deals with it
-                continue
-            reached.add(digest)
-            self._apply(Event("resync", seen_at, "push", name, digest, tag), Observation(fetched, self.reindex))
-            outcome.observed += 1
+        # The tags' manifests are fetched (and, if new, extracted) on the shared fetch pool, outside any
+        # transaction; each chunk is then written in one transaction. A big repository is fetched as fast as
+        # many small ones, and memory holds at most a chunk per repository.
+        for start in range(0, len(tags), CHUNK):
+            chunk = [seen for seen in self._fetches.map(lambda tag: self._observe(name, tag, indexed),
+                                                         tags[start:start + CHUNK]) if seen]
+            self._locked(lambda cur: [self.indexer.apply(cur, event, observation) for event, observation in chunk],
+                         name)
+            for event, _ in chunk:
+                reached.add(event.digest)
+                indexed.add(event.digest)  # another tag of the same manifest needs no extraction
+            outcome.observed += len(chunk)
         with self.db.transaction() as cur:
             known_tags, known_manifests = store.catalog_state(cur, name)
-        for tag in sorted(set(known_tags) - set(tags)):
-            self._apply(Event("resync", listed_at, "delete", name, None, tag), Observation())
-            outcome.removed += 1
+        # What the crawl did not reach, in one transaction: tags the list no longer has, then each manifest no
+        # tag reaches, kept (as an untagged manifest) or removed by what a HEAD says.
+        later = [Event("resync", listed_at, "delete", name, None, tag) for tag in sorted(set(known_tags) - set(tags))]
         for digest in sorted(known_manifests - reached):
             checked_at = now()
-            if self.registry.has_manifest(name, digest):
-                self._apply(Event("resync", checked_at, "push", name, digest, None), Observation(reindex=self.reindex))
-                outcome.observed += 1
-            else:
-                self._apply(Event("resync", checked_at, "delete", name, digest, None), Observation())
-                outcome.removed += 1
+            there = self.registry.has_manifest(name, digest)
+            later.append(Event("resync", checked_at, "push" if there else "delete", name, digest, None))
+        if later:
+            self._locked(lambda cur: [self.indexer.apply(cur, event, Observation(reindex=self.reindex))
+                                      for event in later], name)
+            outcome.removed += sum(event.action == "delete" for event in later)
+            outcome.observed += sum(event.action == "push" for event in later)
         if outcome.observed or outcome.removed:
             self._locked(lambda cur: self.indexer.refresh(cur, name), name)
 
-    def _apply(self, event: Event, observation: Observation) -> None:
-        """One observation in its own transaction."""
-        self._locked(lambda cur: self.indexer.apply(cur, event, observation), event.repository)
+    def _observe(self, name: str, tag: str, indexed: set[str]) -> tuple[Event, Observation] | None:
+        """What the registry says ``tag`` points at, dated just before asking; None if the tag is gone by now."""
+        seen_at = now()
+        try:
+            digest, fetched = self.registry.get_tagged_manifest(name, tag)
+        except NotFound:  # deleted since the list: the removal, or its event, deals with it
+            return None
+        extracted = None if digest in indexed and not self.reindex else self.indexer.extract(name, tag, fetched)
+        return Event("resync", seen_at, "push", name, digest, tag), Observation(extracted, self.reindex)
 
     def _locked(self, work, repository: str) -> None:
         """``work(cur)`` in a transaction of its own, waiting while an event holds the repository."""

@@ -34,15 +34,25 @@ MAX_CHART_LAYER_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class Extracted:
+    """A manifest decoded, classified and with what it points at fetched and parsed: ready to store."""
+
+    size: int
+    doc: dict
+    classified: Classified
+    details: store.Details
+
+
+@dataclass(frozen=True)
 class Observation:
     """What marks an event as a resync crawl's observation rather than the registry's notification.
 
-    ``fetched``: the manifest as the crawl already got it (by tag), so it is
-    not fetched twice. ``reindex``: extract again even if indexed (newer
-    extraction code).
+    ``extracted``: the manifest as the crawl already fetched and extracted it
+    (outside any transaction), so it is not fetched twice. ``reindex``:
+    extract again even if indexed (newer extraction code).
     """
 
-    fetched: Fetched | None = None
+    extracted: Extracted | None = None
     reindex: bool = False
 
 
@@ -101,13 +111,16 @@ class Indexer:
         else:
             known = store.observe_manifest(cur, repository_id, event.digest, event.timestamp) and not observation.reindex
         if not known:
-            fetched = observation.fetched if observation else None
-            try:
-                fetched = fetched or self.registry.get_manifest(event.repository, event.digest)
-            except NotFound:
-                log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
-                return
-            self._save(cur, repository_id, event, fetched.media_type, fetched.body)
+            extracted = observation.extracted if observation else None
+            if extracted is None:
+                try:
+                    fetched = self.registry.get_manifest(event.repository, event.digest)
+                except NotFound:
+                    log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
+                    return
+                extracted = self.extract(event.repository, event.tag, fetched)
+            store.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, extracted.classified,
+                                event.timestamp, extracted.details)
         if event.tag:
             subject = attachment_subject(event.tag)
             if subject:  # a cosign or referrers-fallback tag on a manifest pushed untagged first
@@ -117,15 +130,15 @@ class Indexer:
             else:
                 store.observe_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
 
-    def _save(self, cur, repository_id: int, event: Event, content_type: str, body: bytes) -> None:
+    def extract(self, repository: str, tag: str | None, fetched: Fetched) -> Extracted:
+        """Decode and classify a fetched manifest, and fetch and parse what it points at (no database needed)."""
         # Everything decoded from the registry is untrusted: made storable right here.
         try:
-            doc = storable(json_object(body, "manifest"))
+            doc = storable(json_object(fetched.body, "manifest"))
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
-        classified = classify(content_type, doc, event.tag)
-        details = self._details(event.repository, classified)
-        store.save_manifest(cur, repository_id, event.digest, len(body), doc, classified, event.timestamp, details)
+        classified = classify(fetched.media_type, doc, tag)
+        return Extracted(len(fetched.body), doc, classified, self._details(repository, classified))
 
     def _details(self, repository: str, classified: Classified) -> store.Details:
         """Fetch and parse what the manifest points at.
@@ -196,7 +209,8 @@ def run(config: Config) -> None:
     threads = config.worker_concurrency * (2 if kafka else 1)
     crawlers = config.resync_concurrency if config.resync_interval else 0
     db = Database(database_url(config), maxconn=threads + crawlers + 2, synchronous_commit=not kafka)
-    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=threads)
+    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password,
+                              pool_size=threads + 2 * crawlers)  # a crawl's fetch threads too (indexer.resync)
     bus = open_bus(config, db)
     stop = threading.Event()
 

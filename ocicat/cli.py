@@ -165,7 +165,7 @@ def serve() -> None:
 @click.option("--restart", is_flag=True, help="Start from the first repository, not after the last checkpoint.")
 @click.option("--reindex", is_flag=True, help="Fetch and extract every manifest again (after an extraction upgrade).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
-              help="Repositories reconciled at once (default: OCICAT_RESYNC_CONCURRENCY).")
+              help="Repositories reconciled, and manifests fetched, at once (default: OCICAT_RESYNC_CONCURRENCY).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: on a terminal).")
 def resync(namespace: str, restart: bool, reindex: bool, concurrency: int | None, progress: bool | None) -> None:
     """Crawl the registry and bring the catalog to its state: index what is missing, remove what is gone.
@@ -180,7 +180,9 @@ def resync(namespace: str, restart: bool, reindex: bool, concurrency: int | None
     workers = concurrency or config.resync_concurrency
     # An observation lost to a crash before its WAL flush is simply observed again by the next crawl.
     db = Database(_ready_database(config), maxconn=workers + 2, synchronous_commit=False)
-    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=workers)
+    # Each repository thread lists tags while as many fetch threads get manifests (indexer.resync).
+    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password,
+                              pool_size=2 * workers)
     crawl = Resync(db, registry, workers, reindex=reindex)
     show = sys.stderr.isatty() if progress is None else progress
     bar = None

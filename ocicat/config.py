@@ -181,7 +181,7 @@ class Config:
     log_format: str = "text"  # or "json": one object per line
     worker_metrics_listen: str | None = None  # host:port of the worker's own /metrics; None: not served
     resync_interval: int = 0  # seconds between the worker's reconciling crawls; 0: never
-    resync_concurrency: int = 8  # repositories a crawl reconciles at once
+    resync_concurrency: int = 8  # repositories a crawl reconciles, and manifests it fetches, at once
     # Bearer JWTs of the registry's token service, accepted when an issuer is set (api.auth).
     registry_token_issuer: str | None = None
     registry_token_audience: str | None = None

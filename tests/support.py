@@ -65,7 +65,9 @@ class Registry:
         config = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
+            # The blob descriptor cache is on in the configuration Distribution (and Debian) ship.
+            "storage": {"cache": {"blobdescriptor": "inmemory"}, "filesystem": {"rootdirectory": str(self.dir / "data")},
+                        "delete": {"enabled": True}},
             "http": {"addr": self.host, "secret": "test-secret"},
         }
         if auth:
@@ -87,10 +89,12 @@ class Registry:
         self.config_path = self.dir / "config.yml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.process = None
+        self.env: dict[str, str] = {}  # extra environment for the registry process (bench/resync.py sets GOGC)
 
     def start(self) -> "Registry":
         self.log = open(self.dir / "registry.log", "ab")
-        self.process = subprocess.Popen(["docker-registry", "serve", str(self.config_path)], stdout=self.log, stderr=self.log)
+        self.process = subprocess.Popen(["docker-registry", "serve", str(self.config_path)], stdout=self.log, stderr=self.log,
+                                        env={**os.environ, **self.env})
         wait_http(f"{self.url}/v2/")
         return self
 

@@ -11,13 +11,14 @@ import requests
 
 from indexer.events import Event
 from indexer.registry import RegistryClient
+from indexer import resync
 from indexer.resync import Resync
 from indexer.worker import Indexer
 from ocicat.config import Config
 
 from .conftest import start_stack, stop_stack
 from .support import (OCICAT, REPO_ROOT, Ocicat, catalog_manifests, catalog_tags, fresh_push_event, push_image,
-                      registry_tags, tag_digest, wait_http, wait_until)
+                      push_manifest, registry_tags, tag_digest, wait_http, wait_until)
 
 
 def _below(state: dict, namespace: str) -> dict:
@@ -131,6 +132,44 @@ def test_a_stale_event_arriving_after_a_crawl_does_not_undo_what_the_crawl_saw(d
     _apply_event(db, registry, delayed_delete)  # older than what the crawl saw: the registry has it again
     assert tag_digest(db, repository, "v1") == digest
     assert (repository, digest) in catalog_manifests(db)
+
+
+def test_a_repository_of_several_chunks_is_fetched_in_parallel_and_converges(db, registry, monkeypatch):
+    """Tags are fetched on the shared pool and written a chunk per transaction; the seams lose nothing."""
+    monkeypatch.setattr(resync, "CHUNK", 3)
+    repository = f"chunks-{uuid.uuid4().hex[:8]}/app"
+    digests = [push_image(registry.url, repository, f"v{i}", seed=str(i)) for i in range(8)]
+    for i in (0, 7):  # known to the catalog before the crawl ...
+        _apply_event(db, registry, fresh_push_event(repository, digests[i], f"v{i}"))
+    gone = push_image(registry.url, repository, "gone", seed="gone")
+    _apply_event(db, registry, fresh_push_event(repository, gone, "gone"))
+    # ... then, with every event lost: a tag deleted, one moved, and an alias of v1 in a later chunk.
+    assert requests.delete(f"{registry.url}/v2/{repository}/manifests/{gone}", timeout=10).status_code == 202
+    moved = push_image(registry.url, repository, "v7", seed="moved")
+    manifest = requests.get(f"{registry.url}/v2/{repository}/manifests/v1", timeout=10,
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    push_manifest(registry.url, repository, "zz-alias", manifest.content, manifest.headers["Content-Type"])
+
+    class Counting(RegistryClient):
+        in_flight = peak = 0
+        lock = threading.Lock()
+
+        def get_tagged_manifest(self, repository, tag):
+            with self.lock:
+                Counting.in_flight += 1
+                Counting.peak = max(Counting.peak, Counting.in_flight)
+            try:
+                return super().get_tagged_manifest(repository, tag)
+            finally:
+                with self.lock:
+                    Counting.in_flight -= 1
+
+    summary = Resync(db, Counting(registry.url), concurrency=4).run(repository)
+    assert not summary.failed and summary.observed == 9 + 1 and summary.removed == 2  # `gone`: its tag and manifest
+    assert catalog_tags(db)[repository] == registry_tags(registry.url)[repository]
+    assert catalog_tags(db)[repository]["v7"] == moved and catalog_tags(db)[repository]["zz-alias"] == digests[1]
+    assert (repository, gone) not in catalog_manifests(db)
+    assert Counting.peak > 1  # one repository, several of its tags fetched at once
 
 
 def test_an_interrupted_crawl_resumes_after_its_checkpoint(db, registry):
