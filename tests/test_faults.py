@@ -5,9 +5,9 @@ that fails a fifth of the requests (503s, stalls, connections cut mid-body) and 
 couple of seconds; PostgreSQL (a server of the test's own) is restarted once in the middle. At the end the
 catalog must equal the registry's own state, as a crawl of the registry shows it.
 
-Scale: OPERATIONS (600 pushes and deletes over 8 repositories with 5 tags each, so tags keep moving) in about a
-minute of pushing on this 2-core machine, with about 15 worker kills. Thousands of operations would take
-several minutes more without exercising any other path, and the whole suite has to stay under 15 minutes.
+Scale: OPERATIONS (2,000 pushes and deletes by PUSHERS clients at once, over 8 repositories with 5 tags each,
+so tags keep moving): about a minute of pushing on this 2-core machine, with some 20 worker kills, and as long
+again for the last worker to drain what the killed ones left.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -28,7 +29,8 @@ from .support import (OCICAT, REPO_ROOT, FaultyProxy, Ocicat, PostgresServer, Re
                       catalog_tags, free_port, push_image, python_env, registry_manifests, registry_tags, wait_http,
                       wait_until)
 
-OPERATIONS = 600
+OPERATIONS = 2000
+PUSHERS = 4  # each owns REPOSITORIES / PUSHERS repositories, so it knows what it left there
 REPOSITORIES = 8
 TAGS = 5
 DELETE_SHARE = 0.2
@@ -77,7 +79,7 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
     proxy = FaultyProxy(registry.url)
     env = python_env(OCICAT_DATABASE_URL=url, OCICAT_LISTEN=f"127.0.0.1:{port}", OCICAT_REGISTRY_URL=proxy.url,
                      OCICAT_WEBHOOK_SECRETS=secret, OCICAT_API_WORKERS=1, OCICAT_MAX_ATTEMPTS=50,
-                     OCICAT_WORKER_CONCURRENCY=2)
+                     OCICAT_WORKER_CONCURRENCY=4)
     subprocess.run([*OCICAT, "migrate"], env=env, cwd=REPO_ROOT, check=True, capture_output=True, timeout=60)
     api = Ocicat("api", env, tmp_path / "api.log").start()
     killer = None
@@ -86,25 +88,36 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
         killer = Killer(env, tmp_path).start()
-        rng = random.Random(8)
-        pushed: set[tuple[str, str]] = set()
-        tagged: dict[tuple[str, str], str] = {}
-        http = requests.Session()
-        restarted_at = None
-        for n in range(OPERATIONS):
-            if n == OPERATIONS // 2:
-                restarted_at = time.monotonic()
-                postgres.restart()
-            repository = f"faults/app-{rng.randrange(REPOSITORIES)}"
-            if tagged and rng.random() < DELETE_SHARE:
-                (repository, tag), digest = rng.choice(sorted(tagged.items()))
-                assert http.delete(f"{registry.url}/v2/{repository}/manifests/{digest}", timeout=10).status_code == 202
-                tagged = {key: d for key, d in tagged.items() if d != digest}
-            else:
-                tag = f"t{rng.randrange(TAGS)}"
-                digest = push_image(registry.url, repository, tag, seed=f"{n}", session=http)
-                pushed.add((repository, digest))
-                tagged[(repository, tag)] = digest
+        done = [0]  # operations finished, by all pushers
+        lock = threading.Lock()
+
+        def push_and_delete(pusher: int) -> tuple[set, dict]:
+            rng, http = random.Random(pusher), requests.Session()
+            pushed: set[tuple[str, str]] = set()
+            tagged: dict[tuple[str, str], str] = {}
+            for n in range(OPERATIONS // PUSHERS):
+                repository = f"faults/app-{pusher + PUSHERS * rng.randrange(REPOSITORIES // PUSHERS)}"
+                if tagged and rng.random() < DELETE_SHARE:
+                    (repository, tag), digest = rng.choice(sorted(tagged.items()))
+                    assert http.delete(f"{registry.url}/v2/{repository}/manifests/{digest}", timeout=10).status_code == 202
+                    tagged = {key: d for key, d in tagged.items() if d != digest}
+                else:
+                    tag = f"t{rng.randrange(TAGS)}"
+                    digest = push_image(registry.url, repository, tag, seed=f"{pusher}-{n}", session=http)
+                    pushed.add((repository, digest))
+                    tagged[(repository, tag)] = digest
+                with lock:
+                    done[0] += 1
+            return pushed, tagged
+
+        with ThreadPoolExecutor(PUSHERS) as pool:
+            results = [pool.submit(push_and_delete, pusher) for pusher in range(PUSHERS)]
+            wait_until(lambda: done[0] >= OPERATIONS // 2 or all(r.done() for r in results), timeout=600,
+                       interval=0.1, what="half of the operations")
+            restarted_at = time.monotonic()
+            postgres.restart()
+            pushed = set().union(*(r.result()[0] for r in results))
+            tagged = {key: d for r in results for key, d in r.result()[1].items()}
         killer.stop()
         assert killer.kills >= 5 and restarted_at is not None
         assert proxy.counts["error"] and proxy.counts["stall"] and proxy.counts["cut"]
@@ -113,7 +126,7 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
         db = Database(url, maxconn=2)
         truth = registry_tags(registry.url)  # the registry itself, not through the proxy
         assert {(r, t): d for r, tags in truth.items() for t, d in tags.items()} == tagged  # the crawl sees it all
-        wait_until(lambda: catalog_tags(db) == truth, timeout=180, interval=0.5, what="the catalog to converge")
+        wait_until(lambda: catalog_tags(db) == truth, timeout=420, interval=0.5, what="the catalog to converge")
         wait_until(lambda: _queue_empty(db), timeout=60, interval=0.5, what="the queue to drain")
         assert catalog_tags(db) == truth
         assert catalog_manifests(db) == registry_manifests(registry.url, pushed)
