@@ -421,7 +421,7 @@ class ExplainCursor:
 
     def execute(self, sql, params=None):
         # Plans of queries only; every statement then runs for real, so later ones get its results.
-        if sql.lstrip().upper().startswith("SELECT"):
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")):
             self.cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
             self.plans.append("\n".join(row["QUERY PLAN"] for row in self.cur.fetchall()))
         self.cur.execute(sql, params)
