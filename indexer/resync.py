@@ -100,6 +100,7 @@ class Resync:
         self.indexer = Indexer(registry)
         self.concurrency = concurrency
         self.reindex = reindex
+        self._fetches: ThreadPoolExecutor | None = None  # the manifest fetch pool, for the length of a run()
 
     def run(self, prefix: str = "", restart: bool = False,
             on_repository: Callable[[Outcome], None] | None = None,
