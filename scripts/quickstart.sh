@@ -42,6 +42,7 @@ cat > "$registry_dir/config.yml" <<YAML
 version: 0.1
 log: {level: warn}
 storage:
+  cache: {blobdescriptor: inmemory}
   filesystem: {rootdirectory: $registry_dir/data}
   delete: {enabled: true}
 http: {addr: "127.0.0.1:$registry_port", secret: quickstart}
