@@ -150,6 +150,8 @@ def test_a_repository_of_several_chunks_is_fetched_in_parallel_and_converges(db,
                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
     push_manifest(registry.url, repository, "zz-alias", manifest.content, manifest.headers["Content-Type"])
 
+    overlapped = threading.Event()
+
     class Counting(RegistryClient):
         in_flight = peak = 0
         lock = threading.Lock()
@@ -158,6 +160,10 @@ def test_a_repository_of_several_chunks_is_fetched_in_parallel_and_converges(db,
             with self.lock:
                 Counting.in_flight += 1
                 Counting.peak = max(Counting.peak, Counting.in_flight)
+                if Counting.in_flight > 1:
+                    overlapped.set()
+            if not overlapped.wait(5):  # the first fetch holds on until a second one runs beside it (or gives up)
+                overlapped.set()
             try:
                 return super().get_tagged_manifest(repository, tag)
             finally:
