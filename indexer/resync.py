@@ -26,7 +26,7 @@ The crawl goes repository by repository in the registry's lexical order,
 of as many threads (so one big repository is not fetched a tag at a time) and
 written a chunk of tags per transaction; after each repository it records, in
 ``resync_checkpoints``, the last repository such that every one up to it is
-done, so an interrupted crawl resumes after it. One crawl per scope runs at a
+done (or failed, and reported), so an interrupted crawl resumes after it. One crawl per scope runs at a
 time (a session advisory lock); the worker's periodic reconcile
 (``OCICAT_RESYNC_INTERVAL``) takes the same lock.
 
@@ -59,13 +59,20 @@ from .worker import Indexer, Observation
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 6  # tries per repository before the crawl reports it failed (and stops its checkpoint before it)
+ATTEMPTS = 6  # tries per repository before the crawl reports it failed (the next crawl tries it again)
 BUSY_WAIT_SECONDS = 30.0  # how long a chunk of observations waits for a repository an event holds
 CHUNK = 100  # tags of one repository fetched, then written in one transaction
 
 
 class ResyncBusy(Exception):
     """Another crawl of the same scope is running."""
+
+
+class Interrupted(Exception):
+    """The crawl was asked to stop (``stop`` set) in the middle of a repository."""
+
+
+INTERRUPTED = "interrupted"  # the error of a repository the crawl left for the next one
 
 
 @dataclass
@@ -101,6 +108,7 @@ class Resync:
         self.concurrency = concurrency
         self.reindex = reindex
         self._fetches: ThreadPoolExecutor | None = None  # the manifest fetch pool, for the length of a run()
+        self._settling = threading.Lock()  # guards the ``settled`` sets of _reconcile
 
     def run(self, prefix: str = "", restart: bool = False,
             on_repository: Callable[[Outcome], None] | None = None,
@@ -136,22 +144,25 @@ class Resync:
         log.info("resync of %s: %d repositories, %d left to do", prefix or "the whole registry", len(ordered), len(todo))
         if on_plan:
             on_plan(len(todo))
-        failed_before = False
-        # map() hands results back in order: the checkpoint advances over a contiguous run of done repositories.
+        interrupted = False
+        # map() hands results back in order: the checkpoint advances over a contiguous run of repositories done or
+        # failed, and stops at the first one left undone by an interruption. A repository that failed is reported
+        # and tried again by the next crawl, which starts from the top: were it a checkpoint, a repository that
+        # fails every time would keep every crawl from reaching those before it.
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resync") as pool:
             for outcome in pool.map(self._repository, todo):
                 summary.observed += outcome.observed
                 summary.removed += outcome.removed
                 if outcome.error:
                     summary.failed.append(outcome)
-                    failed_before = True
-                elif not failed_before:
+                interrupted = interrupted or outcome.error == INTERRUPTED
+                if not interrupted:
                     with self.db.transaction() as cur:
                         store.save_resync_checkpoint(cur, prefix, outcome.repository)
                 metrics.RESYNC_REPOSITORIES.labels("failed" if outcome.error else "done").inc()
                 if on_repository:
                     on_repository(outcome)
-        if not summary.failed:
+        if not interrupted:
             with self.db.transaction() as cur:
                 store.save_resync_checkpoint(cur, prefix, ordered[-1] if ordered else None, finished=True)
         return summary
@@ -159,11 +170,12 @@ class Resync:
     def _repository(self, name: str) -> Outcome:
         with log_context(repository=name, resync=True):
             outcome = Outcome(name)
-            if self.stop.is_set():
-                outcome.error = "interrupted"
-                return outcome
             try:
+                if self.stop.is_set():
+                    raise Interrupted
                 self._retrying(lambda: self._reconcile(outcome))
+            except Interrupted:
+                outcome.error = INTERRUPTED
             except Exception as exc:  # noqa: BLE001 - one repository must not stop the crawl
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 log.warning("resync of %s failed: %s", name, outcome.error)
@@ -174,6 +186,9 @@ class Resync:
         outcome.observed = outcome.removed = 0
         with self.db.transaction() as cur:
             _, indexed = store.catalog_state(cur, name)
+        # Manifests whose tags need no extraction: those indexed already (unless re-indexing), then those this
+        # crawl extracts (the first fetch of a manifest claims it; its other tags need none).
+        settled = set() if self.reindex else indexed
         listed_at = now()
         try:
             tags = list(self.registry.list_tags(name))
@@ -184,23 +199,21 @@ class Resync:
         # transaction; each chunk is then written in one transaction. A big repository is fetched as fast as
         # many small ones, and memory holds at most a chunk per repository.
         for start in range(0, len(tags), CHUNK):
-            chunk = [seen for seen in self._fetches.map(lambda tag: self._observe(name, tag, indexed),
+            if self.stop.is_set():
+                raise Interrupted
+            chunk = [seen for seen in self._fetches.map(lambda tag: self._observe(name, tag, settled),
                                                          tags[start:start + CHUNK]) if seen]
+            chunk.sort(key=lambda seen: seen[1].extracted is None)  # a manifest is stored before its other tags
             self._locked(lambda cur: [self.indexer.apply(cur, event, observation) for event, observation in chunk],
                          name)
-            for event, _ in chunk:
-                reached.add(event.digest)
-                indexed.add(event.digest)  # another tag of the same manifest needs no extraction
+            reached.update(event.digest for event, _ in chunk)
             outcome.observed += len(chunk)
         with self.db.transaction() as cur:
             known_tags, known_manifests = store.catalog_state(cur, name)
         # What the crawl did not reach, in one transaction: tags the list no longer has, then each manifest no
-        # tag reaches, kept (as an untagged manifest) or removed by what a HEAD says.
+        # tag reaches, kept (as an untagged manifest) or removed by what a HEAD (on the fetch pool) says.
         later = [Event("resync", listed_at, "delete", name, None, tag) for tag in sorted(set(known_tags) - set(tags))]
-        for digest in sorted(known_manifests - reached):
-            checked_at = now()
-            there = self.registry.has_manifest(name, digest)
-            later.append(Event("resync", checked_at, "push" if there else "delete", name, digest, None))
+        later += self._fetches.map(lambda digest: self._check(name, digest), sorted(known_manifests - reached))
         if later:
             self._locked(lambda cur: [self.indexer.apply(cur, event, Observation(reindex=self.reindex))
                                       for event in later], name)
@@ -209,15 +222,27 @@ class Resync:
         if outcome.observed or outcome.removed:
             self._locked(lambda cur: self.indexer.refresh(cur, name), name)
 
-    def _observe(self, name: str, tag: str, indexed: set[str]) -> tuple[Event, Observation] | None:
-        """What the registry says ``tag`` points at, dated just before asking; None if the tag is gone by now."""
+    def _observe(self, name: str, tag: str, settled: set[str]) -> tuple[Event, Observation] | None:
+        """What the registry says ``tag`` points at, dated just before asking; None if the tag is gone by now.
+
+        The manifest is extracted unless it is ``settled`` (see _reconcile).
+        """
         seen_at = now()
         try:
             digest, fetched = self.registry.get_tagged_manifest(name, tag)
         except NotFound:  # deleted since the list: the removal, or its event, deals with it
             return None
-        extracted = None if digest in indexed and not self.reindex else self.indexer.extract(name, tag, fetched)
-        return Event("resync", seen_at, "push", name, digest, tag), Observation(extracted, self.reindex)
+        with self._settling:
+            fresh = digest not in settled
+            settled.add(digest)
+        extracted = self.indexer.extract(name, tag, fetched) if fresh else None
+        return Event("resync", seen_at, "push", name, digest, tag), Observation(extracted, self.reindex and fresh)
+
+    def _check(self, name: str, digest: str) -> Event:
+        """An untagged manifest, as a HEAD dated just before it finds it still there or gone."""
+        checked_at = now()
+        there = self.registry.has_manifest(name, digest)
+        return Event("resync", checked_at, "push" if there else "delete", name, digest, None)
 
     def _locked(self, work, repository: str) -> None:
         """``work(cur)`` in a transaction of its own, waiting while an event holds the repository."""

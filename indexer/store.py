@@ -298,10 +298,6 @@ def resync_lock(cur, scope: str) -> bool:
     return cur.fetchone()["locked"]
 
 
-def resync_unlock(cur, scope: str) -> None:
-    cur.execute("SELECT pg_advisory_unlock(hashtextextended('ocicat resync ' || %s, 0))", (scope,))
-
-
 def resync_checkpoint(cur, scope: str) -> str | None:
     """The last repository an unfinished crawl of ``scope`` did; None to start from the beginning."""
     cur.execute("SELECT last_repository FROM resync_checkpoints WHERE scope = %s AND finished_at IS NULL", (scope,))

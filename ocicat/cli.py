@@ -171,7 +171,7 @@ def resync(namespace: str, restart: bool, reindex: bool, concurrency: int | None
     """Crawl the registry and bring the catalog to its state: index what is missing, remove what is gone.
 
     Safe while events flow; resumes an interrupted crawl of the same namespace. Exits 1 if some
-    repository could not be reconciled (run it again: it resumes from the first of those).
+    repository could not be reconciled (run it again; an interrupted crawl resumes where it stopped).
     """
     from indexer.registry import RegistryClient
     from indexer.resync import Resync, ResyncBusy

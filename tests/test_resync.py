@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import requests
 
+from indexer.errors import PermanentError
 from indexer.events import Event
 from indexer.registry import RegistryClient
 from indexer import resync
@@ -199,6 +200,47 @@ def test_an_interrupted_crawl_resumes_after_its_checkpoint(db, registry):
     assert set(catalog_tags(db)) == {f"{ns}/r{i}" for i in range(4)}
     third = Resync(db, RegistryClient(registry.url), concurrency=2).run(ns)  # a finished crawl starts over
     assert third.skipped == 0 and third.repositories == 4
+
+
+def test_a_repository_that_fails_every_time_does_not_hold_back_the_next_crawl(db, registry):
+    ns = f"failing-{uuid.uuid4().hex[:8]}"
+    for i in range(3):
+        push_image(registry.url, f"{ns}/r{i}", "v1", seed=str(i))
+
+    class Refusing(RegistryClient):  # the real registry, but r1's manifest is refused as a bad one would be
+        def get_tagged_manifest(self, repository, tag):
+            if repository == f"{ns}/r1":
+                raise PermanentError("refused by the test")
+            return super().get_tagged_manifest(repository, tag)
+
+    first = Resync(db, Refusing(registry.url), concurrency=2).run(ns)
+    assert [o.repository for o in first.failed] == [f"{ns}/r1"]
+    assert set(_below(catalog_tags(db), ns)) == {f"{ns}/r0", f"{ns}/r2"}
+    second = Resync(db, RegistryClient(registry.url), concurrency=2).run(ns)
+    assert second.skipped == 0 and not second.failed  # the next crawl starts from the top, r0 included
+    assert set(_below(catalog_tags(db), ns)) == {f"{ns}/r{i}" for i in range(3)}
+
+
+def test_a_reindex_extracts_a_manifest_once_however_many_tags_it_has(db, registry):
+    repository = f"reindex-{uuid.uuid4().hex[:8]}/app"
+    digest = push_image(registry.url, repository, "v1", seed="1")
+    manifest = requests.get(f"{registry.url}/v2/{repository}/manifests/v1", timeout=10,
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    for tag in ("v1.0", "latest"):
+        push_manifest(registry.url, repository, tag, manifest.content, manifest.headers["Content-Type"])
+    assert not Resync(db, RegistryClient(registry.url), concurrency=2).run(repository).failed
+
+    class Counting(RegistryClient):
+        blobs: list[str] = []
+
+        def get_blob(self, repository, digest, *args, **kwargs):
+            Counting.blobs.append(digest)
+            return super().get_blob(repository, digest, *args, **kwargs)
+
+    summary = Resync(db, Counting(registry.url), concurrency=2, reindex=True).run(repository)
+    assert not summary.failed and summary.observed == 3
+    assert len(Counting.blobs) == 1  # its config, once for the three tags
+    assert set(catalog_tags(db)[repository].values()) == {digest}
 
 
 def test_catalog_listing_follows_pagination(registry):
