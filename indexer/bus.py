@@ -194,7 +194,9 @@ class PostgresQueue:
         return inserted
 
     def ready(self) -> None:
-        self.db.ping()
+        # /readyz has pinged the database already: what is left to know is that the queue table is there.
+        with self.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM event_queue LIMIT 0")
 
     # -- consumer side --------------------------------------------------------
 
