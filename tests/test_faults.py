@@ -16,7 +16,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,8 +25,8 @@ import requests
 from ocicat.db import Database
 
 from .support import (OCICAT, REPO_ROOT, FaultyProxy, Ocicat, PostgresServer, Registry, catalog_manifests,
-                      catalog_tags, free_port, push_image, python_env, registry_manifests, registry_tags, wait_http,
-                      wait_until)
+                      catalog_tags, dead_letters, free_port, push_image, python_env, queue_rows, registry_manifests,
+                      registry_tags, wait_http, wait_until)
 
 OPERATIONS = 2000
 PUSHERS = 4  # each owns REPOSITORIES / PUSHERS repositories, so it knows what it left there
@@ -114,12 +113,12 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
             results = [pool.submit(push_and_delete, pusher) for pusher in range(PUSHERS)]
             wait_until(lambda: done[0] >= OPERATIONS // 2 or all(r.done() for r in results), timeout=600,
                        interval=0.1, what="half of the operations")
-            restarted_at = time.monotonic()
+            assert done[0] < OPERATIONS  # the restart falls in the middle of the stream
             postgres.restart()
             pushed = set().union(*(r.result()[0] for r in results))
             tagged = {key: d for r in results for key, d in r.result()[1].items()}
         killer.stop()
-        assert killer.kills >= 5 and restarted_at is not None
+        assert killer.kills >= 5
         assert proxy.counts["error"] and proxy.counts["stall"] and proxy.counts["cut"]
 
         final = Ocicat("worker", env, tmp_path / "worker-final.log").start()
@@ -127,12 +126,11 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
         truth = registry_tags(registry.url)  # the registry itself, not through the proxy
         assert {(r, t): d for r, tags in truth.items() for t, d in tags.items()} == tagged  # the crawl sees it all
         wait_until(lambda: catalog_tags(db) == truth, timeout=420, interval=0.5, what="the catalog to converge")
-        wait_until(lambda: _queue_empty(db), timeout=60, interval=0.5, what="the queue to drain")
+        wait_until(lambda: not queue_rows(db), timeout=60, interval=0.5, what="the queue to drain")
         assert catalog_tags(db) == truth
         assert catalog_manifests(db) == registry_manifests(registry.url, pushed)
+        assert dead_letters(db) == []
         with db.transaction() as cur:
-            cur.execute("SELECT count(*) AS n FROM dead_letters")
-            assert cur.fetchone()["n"] == 0
             cur.execute("SELECT count(*) AS n, count(DISTINCT (repository_id, digest)) AS distinct_n FROM manifests")
             row = cur.fetchone()
             assert row["n"] == row["distinct_n"]
@@ -148,12 +146,6 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
                 process.stop()
         proxy.close()
         registry.close()
-
-
-def _queue_empty(db) -> bool:
-    with db.transaction() as cur:
-        cur.execute("SELECT count(*) AS n FROM event_queue")
-        return cur.fetchone()["n"] == 0
 
 
 def test_sigterm_lets_the_worker_finish_the_event_in_hand_on_the_postgresql_queue(make_database, tmp_path):
@@ -177,7 +169,7 @@ def test_sigterm_lets_the_worker_finish_the_event_in_hand_on_the_postgresql_queu
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(20) == 0, worker.output()
         assert tag_digest(db, "drain/app", "v1") == digest, worker.output()
-        assert _queue_empty(db)
+        assert not queue_rows(db)
     finally:
         if worker is not None:
             worker.stop()
