@@ -23,7 +23,7 @@ bp = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", templat
 # the imports one level at a time: every shared module, and the page's own (pages/<page>.js); the
 # other pages load when the reader first goes there.
 _STATIC = Path(bp.static_folder)
-_SHARED = sorted(str(p.relative_to(_STATIC)) for p in _STATIC.rglob("*.js") if p.parent == _STATIC and p.name != "app.js")
+_SHARED = sorted(str(p.relative_to(_STATIC)) for p in _STATIC.glob("*.js") if p.name != "app.js")
 _SHARED.append("pages/common.js")
 
 

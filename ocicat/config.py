@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import logs
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed."""
@@ -204,7 +206,7 @@ class Config:
             raise ConfigError("OCICAT_REGISTRY_TOKEN_ISSUER needs OCICAT_REGISTRY_TOKEN_AUDIENCE (the registry's "
                               "service name) and OCICAT_REGISTRY_TOKEN_KEYS (a PEM bundle or JWKS file)")
         log_format = (env.get("OCICAT_LOG_FORMAT") or cls.log_format).lower()
-        if log_format not in ("text", "json"):
+        if log_format not in logs.FORMATS:
             raise ConfigError(f"OCICAT_LOG_FORMAT must be text or json, got {log_format!r}")
         metrics_listen = env.get("OCICAT_WORKER_METRICS_LISTEN") or None
         if metrics_listen:

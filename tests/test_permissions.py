@@ -330,7 +330,7 @@ def test_expired_revoked_malformed_and_forged_tokens_get_401_and_learn_nothing(p
                             timeout=10).status_code == 401
 
 
-def test_es256_registry_tokens_from_a_jwks_file(make_database, tmp_path, private):
+def test_es256_registry_tokens_from_a_jwks_file(tmp_path, private):
     """A JWKS file (the key chosen by kid) and an ES256 signature, in-process against the same catalog."""
     from api.app import create_app
     from ocicat.config import Config

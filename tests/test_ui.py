@@ -19,7 +19,7 @@ from ocicat import accounts
 
 from .browser import ARTIFACTS, launch, offline
 from .conftest import start_stack, stop_stack
-from .support import helm_push, make_chart, push_artifact, push_image, push_index, wait_until
+from .support import OCI_MANIFEST, helm_push, make_chart, push_artifact, push_image, push_index, wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -28,7 +28,6 @@ WAIT_MS = 10_000  # the longest any page may take to show what is expected
 ICON_URL = "https://icons.example/webapp.png"
 expect.set_options(timeout=WAIT_MS)
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 README = """# Web application
