@@ -71,8 +71,11 @@ class Principal:
 
     @cached_property
     def _view_literals(self) -> dict:
-        # built once per principal: the cached principal of a user with 1,000 grants serves many requests
-        return {"view_names": _array_literal(self.view_names), "view_prefixes": _array_literal(self.view_prefixes)}
+        # built once per principal: the cached principal of a user with 1,000 grants serves many requests;
+        # names that are also the prefixes (a role's paths) are sent once, as NULL names (path_covered)
+        names = None if self.view_names == self.view_prefixes else _array_literal(self.view_names)
+        return {"has_roles": bool(self.view_names or self.view_prefixes), "view_names": names,
+                "view_prefixes": _array_literal(self.view_prefixes)}
 
 
 ANONYMOUS = Principal()

@@ -10,10 +10,12 @@ _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_co
 
 # What the caller may see (api.auth.Principal.sql): admins everything; anyone what is public
 # (by its rules, or by OCICAT_DEFAULT_VISIBILITY without one); users what their roles cover,
-# the path itself or anything below (path_covered, migration 0005). Every read goes through it.
+# the path itself or anything below (path_covered, migrations 0005 and 0009). Every read goes through it.
+# The parameters are constants the planner folds: for an administrator the filter is gone, for a caller
+# without roles it is coalesce(r.public, ...) alone, which the partial indexes of migration 0009 match.
 VISIBLE = """
 (%(admin)s OR coalesce(r.public, %(default_public)s)
- OR path_covered(r.name, r.ancestors, %(view_names)s::text[], %(view_prefixes)s::text[]))
+ OR (%(has_roles)s AND path_covered(r.name, r.ancestors, %(view_names)s::text[], %(view_prefixes)s::text[])))
 """
 
 _REPOSITORY_FILTERS = f"""
