@@ -1,4 +1,9 @@
-"""The Flask application factory: catalog API, web UI, registry webhook receiver, health checks."""
+"""The Flask application factory: catalog API, web UI, registry webhook receiver, health checks.
+
+The app is given what it cannot build itself without depending on the
+indexer: the bus the receiver publishes to, and the registry client deletes
+go through. The command line (ocicat.cli.build_app) wires both in.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-
 from importlib.metadata import PackageNotFoundError, version
 
 from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
@@ -14,17 +18,16 @@ from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from indexer import metrics
-from indexer.bus import Bus, open_bus
-from indexer.receiver import MAX_BODY_BYTES
-from indexer.receiver import bp as receiver_bp
-from indexer.registry import RegistryClient
+from ocicat import metrics
 from ocicat.config import Config
-from ocicat.db import Database, database_url
-from ocicat.openapi import build_spec, documented
-from ocicat.problems import problem
+from ocicat.db import Database
+from ocicat.events import Publisher
 
-from .auth import RegistryTokens
+from . import receiver
+from .auth import Principal, RegistryTokens, anonymous
+from .deletes import Registry
+from .openapi import build_spec, documented
+from .problems import problem
 from .routes import bp as catalog_bp
 from .security import DOCS_POLICY, secure
 from .ui import bp as ui_bp
@@ -34,13 +37,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
-    """What views need, built once per process and kept in ``app.extensions['ocicat']``."""
+    """What the catalog views need, built once per process and kept in ``app.extensions['ocicat']``."""
 
     config: Config
     db: Database
-    bus: Bus
-    registry: RegistryClient  # deletes through the API, with ocicat's own credentials
+    registry: Registry  # deletes through the API, with ocicat's own credentials
     registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
+    anonymous: Principal  # callers without a token
 
 
 def _version() -> str:
@@ -66,21 +69,17 @@ class _Scraped:
         yield from self.database.collect()
 
 
-def create_app(config: Config | None = None) -> Flask:
-    config = config or Config.from_env()
+def create_app(config: Config, *, db: Database, bus: Publisher, registry: Registry) -> Flask:
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see receiver.receive_events
+    app.config["MAX_CONTENT_LENGTH"] = receiver.MAX_BODY_BYTES + 1  # see receiver._receive
     app.json.sort_keys = False
-    db = Database(database_url(config), maxconn=config.api_threads + 2)
-    app.extensions["ocicat"] = Services(
-        config=config, db=db, bus=open_bus(config, db),
-        registry=RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=2),
-        registry_tokens=RegistryTokens.from_config(config),
-    )
+    app.extensions["ocicat"] = Services(config=config, db=db, registry=registry,
+                                        registry_tokens=RegistryTokens.from_config(config),
+                                        anonymous=anonymous(config.default_public))
 
     if not config.webhook_secrets:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
-    app.register_blueprint(receiver_bp)
+    app.register_blueprint(receiver.blueprint(bus, config.webhook_secrets))
     app.register_blueprint(catalog_bp)
     app.register_blueprint(ui_bp)
     app.after_request(secure)
@@ -157,8 +156,7 @@ def create_app(config: Config | None = None) -> Flask:
     @documented("Readiness: the database and the bus answer", errors=(503,))
     def readyz():
         """Readiness: the database answers, and the bus (the queue table, or a Kafka broker) can take events."""
-        services = app.extensions["ocicat"]
-        for what, check in (("database", db.ping), ("bus", services.bus.ready)):
+        for what, check in (("database", db.ping), ("bus", bus.ready)):
             try:
                 check()
             except Exception as exc:  # noqa: BLE001 - any failure means not ready

@@ -1,8 +1,8 @@
 """Who is asking: the caller's rights, from an ocicat API token or the registry's own bearer token.
 
-Every read filters in SQL by a :class:`Principal` (api.queries.VISIBLE), so a
-repository the caller may not see is absent from lists, details, search hits,
-facets and counts alike, and answers 404 like one that does not exist.
+Every read filters in SQL by the caller's ``Visibility`` (ocicat.catalog.visibility),
+so a repository the caller may not see is absent from lists, details, search
+hits, facets and counts alike, and answers 404 like one that does not exist.
 
 Two kinds of bearer token are accepted:
 - ocicat API tokens (``ocicat_<id>_<secret>``, ocicat.accounts): a user's
@@ -21,16 +21,16 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from indexer.events import REPOSITORY_RE
 from ocicat import accounts
+from ocicat.catalog.visibility import Visibility
 from ocicat.config import Config, ConfigError
+from ocicat.oci.names import REPOSITORY_RE
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,11 @@ class Unauthorized(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """What one caller may do. Rights on a path cover the path itself (``*_names``)
-    and, for prefixes, everything strictly below it (``*_prefixes``)."""
+    """What one caller may do: see what ``view`` covers, and delete in ``delete_names`` (those paths
+    themselves) and below ``delete_prefixes`` (everything strictly below them)."""
 
+    view: Visibility
     user: str | None = None
-    admin: bool = False
-    view_names: frozenset[str] = field(default_factory=frozenset)
-    view_prefixes: frozenset[str] = field(default_factory=frozenset)
     delete_names: frozenset[str] = field(default_factory=frozenset)
     delete_prefixes: frozenset[str] = field(default_factory=frozenset)
     # The caller's own registry token, if that is how they signed in: deletes go to the registry with it,
@@ -62,37 +60,20 @@ class Principal:
     def authenticated(self) -> bool:
         return self.user is not None
 
+    @property
+    def admin(self) -> bool:
+        return self.view.admin
+
     def may_delete(self, repository: str) -> bool:
         return self.admin or repository in self.delete_names or bool(_ancestors(repository) & self.delete_prefixes)
 
-    def sql(self, default_public: bool) -> dict:
-        """Parameters of api.queries.VISIBLE."""
-        return {"admin": self.admin, "default_public": default_public, **self._view_literals}
 
-    @cached_property
-    def _view_literals(self) -> dict:
-        # built once per principal: the cached principal of a user with 1,000 grants serves many requests;
-        # names that are also the prefixes (a role's paths) are sent once, as NULL names (path_covered)
-        names = None if self.view_names == self.view_prefixes else _array_literal(self.view_names)
-        return {"has_roles": bool(self.view_names or self.view_prefixes), "view_names": names,
-                "view_prefixes": _array_literal(self.view_prefixes)}
-
-
-ANONYMOUS = Principal()
-
-
-def _array_literal(values) -> str:
-    """A PostgreSQL array literal ('{"a","b"}'), sent as one string.
-
-    psycopg2 sends a list as ARRAY['a', 'b', ...]: for a user with 1,000 grants
-    that is 1,000 constants to parse and plan; one literal cast to text[] is
-    one constant.
-    """
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in sorted(values)) + "}"
+def anonymous(default_public: bool) -> Principal:
+    return Principal(view=Visibility(default_public))
 
 
 def _ancestors(repository: str) -> set[str]:
-    """As path_ancestors() in SQL (migration 0005): 'a/b/c' -> {'', 'a', 'a/b'}."""
+    """As path_ancestors() in SQL (migrations/functions): 'a/b/c' -> {'', 'a', 'a/b'}."""
     parts = repository.split("/")
     return {"/".join(parts[:n]) for n in range(len(parts))}
 
@@ -104,7 +85,7 @@ _principals_lock = threading.Lock()
 MAX_CACHED_PRINCIPALS = 10_000
 
 
-def from_account(cur, account: accounts.Account) -> Principal:
+def from_account(cur, account: accounts.Account, default_public: bool) -> Principal:
     with _principals_lock:
         version, principal = _principals.get(account.user_id, (None, None))
     if version == account.grants_version and principal.admin == account.admin and principal.user == account.name:
@@ -112,7 +93,7 @@ def from_account(cur, account: accounts.Account) -> Principal:
     roles = accounts.grants(cur, account.user_id)
     view = frozenset(p for p, level in roles.items() if level >= accounts.VIEW_LEVEL)
     delete = frozenset(p for p, level in roles.items() if level >= accounts.DELETE_LEVEL)
-    principal = Principal(user=account.name, admin=account.admin, view_names=view, view_prefixes=view,
+    principal = Principal(view=Visibility(default_public, account.admin, names=view, prefixes=view), user=account.name,
                           delete_names=delete, delete_prefixes=delete)
     with _principals_lock:
         if len(_principals) >= MAX_CACHED_PRINCIPALS:
@@ -124,10 +105,11 @@ def from_account(cur, account: accounts.Account) -> Principal:
 class RegistryTokens:
     """Verifies the registry token service's JWTs: signature (RS256/ES256), issuer, audience, lifetime."""
 
-    def __init__(self, issuer: str, audience: str, keys_file: str, nested: bool = False):
+    def __init__(self, issuer: str, audience: str, keys_file: str, nested: bool = False, default_public: bool = False):
         self.issuer = issuer
         self.audience = audience
         self.nested = nested  # "group/*" access entries cover what is below group (GitLab)
+        self.default_public = default_public
         self._keys, self._jwks = _load_keys(keys_file)
 
     @classmethod
@@ -135,7 +117,7 @@ class RegistryTokens:
         if not config.registry_token_issuer:
             return None
         return cls(config.registry_token_issuer, config.registry_token_audience, config.registry_token_keys,
-                   config.registry_token_nested)
+                   config.registry_token_nested, config.default_public)
 
     def principal(self, token: str) -> Principal:
         claims = self._verify(token)
@@ -163,9 +145,9 @@ class RegistryTokens:
                 delete |= names
                 delete_prefixes |= prefixes
         subject = claims.get("sub") if isinstance(claims.get("sub"), str) else ""
-        return Principal(user=f"registry:{subject}", view_names=frozenset(view), view_prefixes=frozenset(view_prefixes),
-                         delete_names=frozenset(delete), delete_prefixes=frozenset(delete_prefixes),
-                         registry_token=token)
+        return Principal(view=Visibility(self.default_public, names=frozenset(view), prefixes=frozenset(view_prefixes)),
+                         user=f"registry:{subject}", delete_names=frozenset(delete),
+                         delete_prefixes=frozenset(delete_prefixes), registry_token=token)
 
     def _verify(self, token: str) -> dict:
         options = {"require": ["exp", "iss", "aud"]}
@@ -214,10 +196,8 @@ def _load_keys(path: str) -> tuple[list, jwt.PyJWKSet | None]:
     return keys, None
 
 
-def authenticate(cur, header: str | None, registry_tokens: RegistryTokens | None) -> Principal:
+def authenticate(cur, header: str, registry_tokens: RegistryTokens | None, default_public: bool) -> Principal:
     """The principal for an ``Authorization`` header; raises Unauthorized for any credential that is not valid."""
-    if not header:
-        return ANONYMOUS
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
@@ -226,7 +206,7 @@ def authenticate(cur, header: str | None, registry_tokens: RegistryTokens | None
         account = accounts.authenticate(cur, token)
         if account is None:
             raise Unauthorized("invalid or expired token")
-        return from_account(cur, account)
+        return from_account(cur, account, default_public)
     if registry_tokens is not None and token.count(".") == 2:
         return registry_tokens.principal(token)
     raise Unauthorized("invalid or expired token")

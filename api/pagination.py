@@ -10,13 +10,12 @@ import base64
 import json
 import math
 from datetime import datetime
-
 from urllib.parse import quote, urlencode
 
 from flask import request
 from marshmallow import ValidationError
 
-from ocicat.db import storable
+from ocicat.untrusted import storable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500  # one page can hold a typical registry's whole chart list

@@ -1,26 +1,39 @@
-"""Catalog endpoints: thin views over queries.py, shaped by schemas.py."""
+"""Catalog endpoints: thin views over ocicat.catalog.reads, shaped by schemas.py."""
 
 from __future__ import annotations
 
-import logging
 import re
 
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema
 
-from indexer.errors import PermanentError, TransientError
-from indexer.events import DIGEST_RE, REPOSITORY_RE, TAG_RE
-from indexer.registry import NotFound, Refused
-from ocicat.openapi import documented
-from ocicat.problems import problem
+from ocicat.catalog import reads
+from ocicat.catalog.visibility import Visibility
+from ocicat.oci.names import DIGEST_RE, REPOSITORY_RE
 
-from . import auth, queries
+from . import auth, deletes
+from .openapi import documented
 from .pagination import decode_cursor, link_header, page
+from .problems import problem
 from .rendering import readme_html
-from .schemas import (ChartListArgs, ChartListItem, ChartVersion, Deletion, FacetCount, ListArgs, Manifest, Me, Namespace,
-                      NamespaceListArgs, Repository, RepositoryListArgs, SearchArgs, SearchHit, Tag, TagListArgs)
-
-log = logging.getLogger(__name__)
+from .schemas import (
+    ChartListArgs,
+    ChartListItem,
+    ChartVersion,
+    Deletion,
+    FacetCount,
+    ListArgs,
+    Manifest,
+    Me,
+    Namespace,
+    NamespaceListArgs,
+    Repository,
+    RepositoryListArgs,
+    SearchArgs,
+    SearchHit,
+    Tag,
+    TagListArgs,
+)
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -34,19 +47,19 @@ def _authenticate():
     services = current_app.extensions["ocicat"]
     header = request.headers.get("Authorization")
     if not header:
-        g.principal = auth.ANONYMOUS
+        g.principal = services.anonymous
         return None
     try:
         with services.db.transaction() as cur:
-            g.principal = auth.authenticate(cur, header, services.registry_tokens)
+            g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public)
     except auth.Unauthorized as exc:
         return problem(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
     return None
 
 
-def _access() -> dict:
-    """The caller's visibility filter, for api.queries."""
-    return g.principal.sql(current_app.extensions["ocicat"].config.default_public)
+def _access() -> Visibility:
+    """What the caller may see, for every catalog read."""
+    return g.principal.view
 
 
 def _not_found(name: str, reference: str | None = None, what: str = "version"):
@@ -74,7 +87,7 @@ def list_namespaces():
     args = NamespaceListArgs().load(request.args)
     after = decode_cursor(args["cursor"], (str,))
     with _db().transaction() as cur:
-        rows = queries.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
+        rows = reads.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
                                        limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Namespace())
 
@@ -83,10 +96,10 @@ def list_namespaces():
 @documented("List repositories", args=RepositoryListArgs, response=Repository, listing=True, errors=(400, 401))
 def list_repositories():
     args = RepositoryListArgs().load(request.args)
-    _, _, key, types = queries.REPOSITORY_SORTS[args["sort"]]
+    _, _, key, types = reads.REPOSITORY_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        rows = queries.list_repositories(cur, _access(), namespace=args["namespace"], kind=args["kind"], q=args["q"],
+        rows = reads.list_repositories(cur, _access(), namespace=args["namespace"], kind=args["kind"], q=args["q"],
                                          sort=args["sort"], after=after, limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], key), Repository())
 
@@ -95,7 +108,7 @@ def list_repositories():
 @documented("One repository: tag count, size, kinds, last push", response=Repository, errors=(401, 404))
 def repository(name: str):
     with _db().transaction() as cur:
-        row = queries.repository(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        row = reads.repository(cur, _access(), name) if REPOSITORY_RE.match(name) else None
     return jsonify(Repository().dump(row)) if row else _not_found(name)
 
 
@@ -103,13 +116,13 @@ def repository(name: str):
 @documented("List a repository's version tags", args=TagListArgs, response=Tag, listing=True, errors=(400, 401, 404))
 def list_tags(name: str):
     args = TagListArgs().load(request.args)
-    _, _, key, types = queries.TAG_SORTS[args["sort"]]
+    _, _, key, types = reads.TAG_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        repository_id = reads.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         if repository_id is None:
             return _not_found(name)
-        rows = queries.list_tags(cur, repository_id, name=args["name"], kind=args["kind"], sort=args["sort"],
+        rows = reads.list_tags(cur, repository_id, name=args["name"], kind=args["kind"], sort=args["sort"],
                                  after=after, limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], key), Tag())
 
@@ -121,7 +134,7 @@ def list_charts():
     args = ChartListArgs().load(request.args)
     after = decode_cursor(args["cursor"], (str,))
     with _db().transaction() as cur:
-        rows = queries.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
+        rows = reads.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
                                    limit=args["limit"] + 1)
     return _list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
 
@@ -131,11 +144,11 @@ def list_charts():
             listing=True, errors=(400, 401, 404))
 def list_chart_versions(name: str):
     args = ListArgs().load(request.args)
-    key, types = queries.CHART_VERSION_KEY
+    key, types = reads.CHART_VERSION_KEY
     after = decode_cursor(args["cursor"], types)
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
-        rows = queries.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
+        repository_id = reads.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        rows = reads.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
     if not rows and after is None:
         return problem(404, f"chart {name!r} not found")
     return _list_response(page(rows, args["limit"], key), ChartListItem())
@@ -146,11 +159,11 @@ def list_chart_versions(name: str):
             facets=FacetCount, errors=(400, 401))
 def search():
     args = SearchArgs().load(request.args)
-    key, types = queries.SEARCH_KEY
+    key, types = reads.SEARCH_KEY
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
     with _db().transaction() as cur:
-        rows, facets, similar = queries.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
+        rows, facets, similar = reads.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
                         "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()},
@@ -163,8 +176,8 @@ def search():
 @documented("One manifest: layers, children, config, tags, attachments", response=Manifest, errors=(401, 404))
 def manifest(name: str, digest: str):
     with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
-        row = queries.manifest(cur, repository_id, digest) if repository_id and DIGEST_RE.match(digest) else None
+        repository_id = reads.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
+        row = reads.manifest(cur, repository_id, digest) if repository_id and DIGEST_RE.match(digest) else None
     if row is None:
         return problem(404, f"repository {name!r} has no manifest {digest!r}")
     row["repository"] = name
@@ -178,7 +191,7 @@ def chart_version(name: str, version: str):
     if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
         return _not_found(name, version)
     with _db().transaction() as cur:
-        row = queries.chart_version(cur, _access(), name, version=version)
+        row = reads.chart_version(cur, _access(), name, version=version)
     return _chart_version_response(row, name, version)
 
 
@@ -194,7 +207,7 @@ def chart_at_digest(name: str, digest: str):
     if not (REPOSITORY_RE.match(name) and DIGEST_RE.match(digest)):
         return _not_found(name, digest, "digest")
     with _db().transaction() as cur:
-        row = queries.chart_version(cur, _access(), name, digest=digest)
+        row = reads.chart_version(cur, _access(), name, digest=digest)
     response = _chart_version_response(row, name, digest, "digest")
     if row is not None:
         response.headers["Cache-Control"] = DIGEST_CACHE_CONTROL
@@ -217,36 +230,13 @@ def me():
     return jsonify(Me().dump({"authenticated": principal.authenticated, "user": principal.user, "admin": principal.admin}))
 
 
-def _delete_in_registry(name: str, reference: str, pattern: re.Pattern, exists, what: str):
-    """Ask the registry to delete once the caller's role allows it: with the caller's own registry token
-    if they signed in with one (the registry then checks too), else with ocicat's credentials.
-
-    What the caller may not see, or the catalog does not know, is a 404 first.
-    The catalog itself is not touched: it changes when the registry's delete
-    event arrives, like for a delete made any other way.
-    """
-    with _db().transaction() as cur:
-        repository_id = queries.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
-        known = repository_id is not None and pattern.match(reference) and exists(cur, repository_id, reference)
-    if not known:
-        return problem(404, f"repository {name!r} has no {what} {reference!r}")
-    principal = g.principal
-    if not principal.may_delete(name):
-        if not principal.authenticated:
-            return problem(401, "sign in to delete", headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
-        return problem(403, f"deleting in {name!r} needs the developer role or above")
+def _delete(name: str, reference: str, what: str):
+    services = current_app.extensions["ocicat"]
     try:
-        current_app.extensions["ocicat"].registry.delete_manifest(name, reference, bearer=principal.registry_token)
-    except NotFound:
-        return problem(404, f"the registry has no {name}:{reference} (deleted already?)")
-    except Refused as exc:
-        return problem(403, str(exc))
-    except PermanentError as exc:
-        return problem(409, f"the registry refused to delete {name}:{reference}: {exc}")
-    except TransientError as exc:
-        log.warning("delete of %s:%s failed: %s", name, reference, exc)
-        return problem(502, "the registry could not be reached, or refused ocicat's credentials; retry later")
-    log.info("%s deleted %s:%s in the registry", principal.user, name, reference)
+        deletes.request_delete(services.db, services.registry, g.principal, name, reference, what)
+    except deletes.DeleteRefused as exc:
+        challenge = {"WWW-Authenticate": 'Bearer realm="ocicat"'} if exc.status == 401 else None
+        return problem(exc.status, exc.detail, headers=challenge)
     return jsonify(Deletion().dump({"repository": name, "reference": reference, "status": "accepted"})), 202
 
 
@@ -254,11 +244,11 @@ def _delete_in_registry(name: str, reference: str, pattern: re.Pattern, exists, 
 @documented("Delete a manifest in the registry (developer role or above); the catalog follows the registry's event",
             response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
 def delete_manifest(name: str, digest: str):
-    return _delete_in_registry(name, digest, DIGEST_RE, queries.has_manifest, "manifest")
+    return _delete(name, digest, "manifest")
 
 
 @bp.delete("/repositories/<path:name>/-/tags/<tag>")
 @documented("Delete a tag in the registry (developer role or above); the catalog follows the registry's event",
             response=Deletion, status=202, errors=(401, 403, 404, 409, 502))
 def delete_tag(name: str, tag: str):
-    return _delete_in_registry(name, tag, TAG_RE, queries.has_tag, "tag")
+    return _delete(name, tag, "tag")

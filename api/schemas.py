@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from indexer.classify import ALL_KINDS
-from indexer.events import REPOSITORY_RE
+from ocicat.oci.classify import ALL_KINDS
+from ocicat.oci.names import NAMESPACE_RE
 
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
-
-# A namespace is a repository path prefix; "" or "/" would mean every repository.
-NAMESPACE_RE = re.compile(REPOSITORY_RE.pattern.replace(r"\Z", r"/?\Z"))
 
 
 class ListArgs(Schema):
@@ -32,6 +27,7 @@ def _text(max_length: int, **kwargs):
     )
 
 
+# A namespace is a repository path prefix; "" or "/" would mean every repository.
 _NAMESPACE = fields.Str(
     load_default=None,
     validate=[validate.Length(max=255), validate.Regexp(NAMESPACE_RE, error="not a repository path")],

@@ -13,7 +13,7 @@ answer is MIME-sniffed into something executable.
 
 from __future__ import annotations
 
-# The name of the UI's only Trusted Types policy (api/static/html.js).
+# The name of the UI's only Trusted Types policy (api/ui/static/html.js).
 HTML_POLICY = "ocicat-sanitized-html"
 
 # img-src allows https: images from anywhere: chart icons and README images

@@ -10,12 +10,12 @@
    are small; one has 10,000 tags and signatures on every tenth manifest. Chart rows
    carry Chart.yaml fields, a README, values, and the SemVer sort key from
    indexer.helm.version_order. The search document and updated_at of every repository
-   are then written by the worker's own statement (indexer.store._REFRESH_REPOSITORY),
-   and checked against indexer.store.refresh_repository on a sample.
+   are then written by the worker's own statement (ocicat.catalog.writes._REFRESH_REPOSITORY),
+   and checked against ocicat.catalog.writes.refresh_repository on a sample.
 2. Latency: a real `ocicat api` (gunicorn, OCICAT_API_WORKERS=2) answers sequential
    requests from one requests.Session; after a warm-up, --requests timed requests per
    endpoint give p50/p95/p99. A query over its target is shown with
-   EXPLAIN (ANALYZE, BUFFERS), run on the same SQL (api.queries) with the same parameters.
+   EXPLAIN (ANALYZE, BUFFERS), run on the same SQL (ocicat.catalog.reads) with the same parameters.
 3. Registry comparison: 500 charts (500 repositories of one version each) are pushed
    to a real CNCF registry that notifies ocicat, and a real `ocicat worker` indexes
    them into the same big catalog. Listing them with their metadata the way a UI must
@@ -37,9 +37,7 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urljoin
@@ -51,21 +49,26 @@ import psycopg2  # noqa: E402
 import psycopg2.extras  # noqa: E402
 import requests  # noqa: E402
 
-from api import auth, queries  # noqa: E402
+from api import auth  # noqa: E402
 from api.pagination import MAX_LIMIT, decode_cursor  # noqa: E402
-from bench.ingest import BenchResources, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
-from indexer import store  # noqa: E402
+from bench.common import Run, machine_and_versions, percentile, run_bounded  # noqa: E402
+from harness.oci import push_chart  # noqa: E402
+from harness.postgres import admin  # noqa: E402
+from harness.processes import wait_http, wait_until  # noqa: E402
+from harness.registry import Registry  # noqa: E402
 from indexer.helm import version_order  # noqa: E402
 from ocicat import accounts  # noqa: E402
+from ocicat.catalog import reads, writes  # noqa: E402
+from ocicat.catalog.visibility import Visibility  # noqa: E402
 from ocicat.migrate import migrate  # noqa: E402
-from tests.support import Ocicat, Registry, free_port, push_chart, python_env, wait_http, wait_until  # noqa: E402
+from ocicat.oci.media_types import OCI_INDEX, OCI_MANIFEST  # noqa: E402
 
 LIST_TARGET_MS = 20.0
 SEARCH_TARGET_MS = 50.0
 DEEP_RATIO_TARGET = 1.5
 GRANTED_PREFIXES = 1_000  # namespaces the reporter of the permission measurements holds a role on
 PERMISSION_COST_TARGET = 1.2  # their p95 against the administrator's
-ADMIN = auth.Principal(user="bench-admin", admin=True).sql(False)  # the API's filter for an administrator
+ADMIN = Visibility(default_public=False, admin=True)  # the API's filter for an administrator
 REGISTRY_RATIO_TARGET = 100.0
 REPOS_PER_NAMESPACE = 6  # one chart repository and five image repositories
 BIG_REPOSITORY_TAGS = 10_000
@@ -73,8 +76,7 @@ BIG_SIGNED_EVERY = 10  # a cosign signature (tag sha256-<hex>.sig) on every tent
 SIGN_LATEST_EVERY = 20  # and on the newest manifest of every twentieth other image repository
 RARE_WORD = "quokka"
 RARE_REPOSITORIES = 5
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MANIFEST_ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+MANIFEST_ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
 REGISTRY_NAMESPACE = "regbench"
 
 # -- vocabulary -------------------------------------------------------------------
@@ -413,7 +415,7 @@ def copy_rows(cur, table: str, columns: list[str], rows) -> None:
 
 
 class ExplainCursor:
-    """Runs each statement of an api.queries function as EXPLAIN (ANALYZE, BUFFERS) and keeps the plans."""
+    """Runs each statement of an ocicat.catalog.reads function as EXPLAIN (ANALYZE, BUFFERS) and keeps the plans."""
 
     def __init__(self, cur):
         self.cur = cur
@@ -433,51 +435,14 @@ class ExplainCursor:
         return self.cur.fetchone()
 
 
-class Bench(BenchResources):
+class Bench(Run):
+    name = "api"
+    settings = {"OCICAT_DEFAULT_VISIBILITY": "private", "OCICAT_API_WORKERS": 2}
+
     def __init__(self, args):
-        self.args = args
-        self.run_id = uuid.uuid4().hex[:8]
+        super().__init__(args)
         self.rng = random.Random(args.seed)
-        self.workdir = Path(tempfile.mkdtemp(prefix="ocicat-bench-api-"))
-        self.db_name = f"ocicat_bench_api_{self.run_id}"
-        self.db_url = database_url_on(args.database_server, self.db_name)
-        self.db_created = False
-        self.port = free_port()
-        self.api = f"http://127.0.0.1:{self.port}"
-        self.secret = "bench-" + uuid.uuid4().hex
-        self.registry: Registry | None = None
-        self.processes: list[Ocicat] = []
-        self.conn = None
-        self.http = requests.Session()
-        self.http.trust_env = False
-        self.failed = False
         self.results: list[tuple[bool, str]] = []
-
-    # -- lifecycle ------------------------------------------------------------
-
-    def env(self, **overrides) -> dict:
-        settings = dict(
-            OCICAT_DATABASE_URL=self.db_url,
-            OCICAT_DATA_DIR=self.workdir / "data",
-            OCICAT_LISTEN=f"127.0.0.1:{self.port}",
-            OCICAT_REGISTRY_URL=self.registry.url,
-            OCICAT_WEBHOOK_SECRETS=self.secret,
-            OCICAT_DEFAULT_VISIBILITY="private",
-            OCICAT_API_WORKERS=2,
-        )
-        settings.update(overrides)
-        return python_env(**settings)
-
-    def start(self, command: str, **env) -> Ocicat:
-        process = Ocicat(command, self.env(**env), self.workdir / f"ocicat-{command}-{len(self.processes)}.log").start()
-        self.processes.append(process)
-        return process
-
-    def db(self):
-        if self.conn is None or self.conn.closed:
-            self.conn = psycopg2.connect(self.db_url, connect_timeout=5)
-            self.conn.autocommit = True
-        return self.conn
 
     def server_settings(self) -> str:
         names = ["shared_buffers", "effective_cache_size", "work_mem", "random_page_cost", "max_parallel_workers_per_gather", "jit"]
@@ -568,20 +533,20 @@ class Bench(BenchResources):
             token = accounts.create_token(cur, "bench-reporter")[1]
             self.reporter = {"Authorization": f"Bearer {token}"}
             # the reporter's filter as the API builds it, for the query plans
-            self.reporter_access = auth.from_account(cur, accounts.authenticate(cur, token)).sql(False)
+            self.reporter_access = auth.from_account(cur, accounts.authenticate(cur, token), False).view
         prefixes = GRANTED_PREFIXES
         print(f"      principals: an administrator, and a reporter on {prefixes:,} namespaces")
 
     def refresh_all(self, cur) -> None:
         """Every repository's search document and updated_at, by the worker's own statement.
 
-        The statement text is indexer.store._REFRESH_REPOSITORY with its two parameters
+        The statement text is ocicat.catalog.writes._REFRESH_REPOSITORY with its two parameters
         renamed for PL/pgSQL, run once per repository inside the server (plan cached), with
         the time of the repository's newest push as the event time.
         """
-        sql = store._REFRESH_REPOSITORY.replace("%(id)s", "$1").replace("%(event_at)s", "$2")
+        sql = writes._REFRESH_REPOSITORY.replace("%(id)s", "$1").replace("%(event_at)s", "$2")
         if "%(" in sql:
-            raise RuntimeError("indexer.store._REFRESH_REPOSITORY has parameters this benchmark does not know")
+            raise RuntimeError("ocicat.catalog.writes._REFRESH_REPOSITORY has parameters this benchmark does not know")
         cur.execute(
             "CREATE FUNCTION pg_temp.bench_refresh(bigint, timestamptz) RETURNS void LANGUAGE plpgsql AS $body$"
             f" BEGIN {sql}; END $body$"
@@ -598,7 +563,7 @@ class Bench(BenchResources):
         """)
 
     def check_search_documents(self, conn, sample: int = 200) -> None:
-        """The bulk-built documents equal what store.refresh_repository writes (checked, then rolled back)."""
+        """The bulk-built documents equal what writes.refresh_repository writes (checked, then rolled back)."""
         check = psycopg2.connect(self.db_url, connect_timeout=5)
         try:
             with check.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
@@ -607,7 +572,7 @@ class Bench(BenchResources):
                 cur.execute("SELECT id, search::text AS search, updated_at FROM repositories WHERE id = ANY(%s)", (ids,))
                 before = {r["id"]: r for r in cur.fetchall()}
                 for repository_id, row in before.items():
-                    store.refresh_repository(cur, repository_id, row["updated_at"])
+                    writes.refresh_repository(cur, repository_id, row["updated_at"])
                 cur.execute("SELECT id, search::text AS search, updated_at FROM repositories WHERE id = ANY(%s)", (ids,))
                 after = {r["id"]: r for r in cur.fetchall()}
             check.rollback()
@@ -615,8 +580,8 @@ class Bench(BenchResources):
             check.close()
         differ = [i for i in before if before[i] != after[i]]
         if differ:
-            raise RuntimeError(f"bulk search documents differ from store.refresh_repository for ids {differ[:10]}")
-        print(f"      search documents checked against indexer.store.refresh_repository on {len(before)} "
+            raise RuntimeError(f"bulk search documents differ from writes.refresh_repository for ids {differ[:10]}")
+        print(f"      search documents checked against ocicat.catalog.writes.refresh_repository on {len(before)} "
               "repositories: identical")
 
     def print_sizes(self, conn) -> None:
@@ -708,7 +673,7 @@ class Bench(BenchResources):
         print(f"      GET {api}/repositories?limit=50")
         first = self.measure(
             "repositories, first page (sort=name)", [(f"{api}/repositories", {"limit": 50})], LIST_TARGET_MS,
-            lambda cur: queries.list_repositories(cur, ADMIN, **list_args, sort="name", after=None, limit=51))
+            lambda cur: reads.list_repositories(cur, ADMIN, **list_args, sort="name", after=None, limit=51))
 
         pages = self.args.deep_pages
         cursor, walked = None, time.monotonic()
@@ -718,13 +683,13 @@ class Bench(BenchResources):
             if not cursor:
                 raise RuntimeError(f"the repository list ended before {pages} pages of 50")
         walked = time.monotonic() - walked
-        after = decode_cursor(cursor, queries.REPOSITORY_SORTS["name"][3])
+        after = decode_cursor(cursor, reads.REPOSITORY_SORTS["name"][3])
         print(f"      followed next_cursor {pages} times (limit 50) in {walked:.1f} s "
               f"({walked / pages * 1000:.1f} ms a page); cursor now after {after[0]!r}")
         deep = self.measure(
             f"repositories, page {pages + 1} (cursor)", [(f"{api}/repositories", {"limit": 50, "cursor": cursor})],
             LIST_TARGET_MS,
-            lambda cur: queries.list_repositories(cur, ADMIN, **list_args, sort="name", after=after, limit=51))
+            lambda cur: reads.list_repositories(cur, ADMIN, **list_args, sort="name", after=after, limit=51))
         ratio = deep["p95"] / first["p95"]
         ok = ratio <= DEEP_RATIO_TARGET
         print(f"      deep vs first page: p95 {deep['p95']:.1f} ms vs {first['p95']:.1f} ms = {ratio:.2f}x "
@@ -733,34 +698,34 @@ class Bench(BenchResources):
 
         self.measure("repositories, first page (sort=-updated)",
                      [(f"{api}/repositories", {"limit": 50, "sort": "-updated"})], LIST_TARGET_MS,
-                     lambda cur: queries.list_repositories(cur, ADMIN, **list_args, sort="-updated", after=None, limit=51))
+                     lambda cur: reads.list_repositories(cur, ADMIN, **list_args, sort="-updated", after=None, limit=51))
         self.measure(f"repository detail ({BIG_REPOSITORY_TAGS:,}-tag repository)",
                      [(f"{api}/repositories/{big}", None)], LIST_TARGET_MS,
-                     lambda cur: queries.repository(cur, ADMIN, big))
+                     lambda cur: reads.repository(cur, ADMIN, big))
 
         print(f"      GET {api}/repositories/{big}/-/tags?limit=50[&sort=-pushed]")
         tag_args = dict(name=None, kind=None, after=None, limit=51)
         self.measure("tags of the big repository, first page (name)",
                      [(f"{api}/repositories/{big}/-/tags", {"limit": 50})], LIST_TARGET_MS,
-                     lambda cur: queries.list_tags(cur, big_id, **tag_args, sort="name"))
+                     lambda cur: reads.list_tags(cur, big_id, **tag_args, sort="name"))
         self.measure("tags of the big repository, sort=-pushed",
                      [(f"{api}/repositories/{big}/-/tags", {"limit": 50, "sort": "-pushed"})], LIST_TARGET_MS,
-                     lambda cur: queries.list_tags(cur, big_id, **tag_args, sort="-pushed"))
+                     lambda cur: reads.list_tags(cur, big_id, **tag_args, sort="-pushed"))
 
         picks = self.catalog.sample_chart_versions(random.Random(self.args.seed + 1), 200)
         print(f"      GET {api}/charts/<name>/-/versions/<version>  ({len(picks)} different chart versions in turn)")
         self.measure("chart version detail", [(f"{api}/charts/{name}/-/versions/{version}", None)
                                               for name, version in picks], LIST_TARGET_MS,
-                     lambda cur: queries.chart_version(cur, ADMIN, *picks[0]))
+                     lambda cur: reads.chart_version(cur, ADMIN, *picks[0]))
         print(f"      GET {api}/charts?limit=50")
         self.measure("chart list, first page", [(f"{api}/charts", {"limit": 50})], LIST_TARGET_MS,
-                     lambda cur: queries.list_charts(cur, ADMIN, namespace=None, q=None, after=None, limit=51))
+                     lambda cur: reads.list_charts(cur, ADMIN, namespace=None, q=None, after=None, limit=51))
 
         print(f"      GET {api}/search?q=...  (first page of 50 hits, with facets)")
         searches = {}
         for label, q in (("common word", "server"), ("rare word", RARE_WORD), ("prefix", "serv")):
             def run(cur, q=q):
-                queries.search(cur, ADMIN, q=q, namespace=None, kind=None, after=None, limit=51)
+                reads.search(cur, ADMIN, q=q, namespace=None, kind=None, after=None, limit=51)
             searches[q] = self.measure(f"search, {label} (q={q})", [(f"{api}/search", {"q": q})], SEARCH_TARGET_MS, run)
         self.permission_cost(first, searches)
 
@@ -770,10 +735,10 @@ class Bench(BenchResources):
         access = self.reporter_access
         print(f"      the same requests by a reporter on {GRANTED_PREFIXES:,} namespaces, against the administrator's")
         cases = [("repositories, first page", f"{api}/repositories", {"limit": 50}, first_page, LIST_TARGET_MS,
-                  lambda cur: queries.list_repositories(cur, access, namespace=None, kind=None, q=None, sort="name",
+                  lambda cur: reads.list_repositories(cur, access, namespace=None, kind=None, q=None, sort="name",
                                                         after=None, limit=51))]
         cases += [(f"search (q={q})", f"{api}/search", {"q": q}, searches[q], SEARCH_TARGET_MS,
-                   lambda cur, q=q: queries.search(cur, access, q=q, namespace=None, kind=None, after=None, limit=51))
+                   lambda cur, q=q: reads.search(cur, access, q=q, namespace=None, kind=None, after=None, limit=51))
                   for q in ("server", "serv")]
         for label, url, params, baseline, target, run in cases:
             result = self.measure(f"{label}, reporter", [(url, params)], target, run, headers=self.reporter)

@@ -37,9 +37,11 @@ sys.path.insert(0, str(REPO_ROOT))
 import requests  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
-from bench.ingest import Bench, add_run_arguments, percentile, print_header, run_bounded, scalar  # noqa: E402
+from bench.common import Run, add_run_arguments, percentile, print_header, run_bounded, scalar  # noqa: E402
 from ocicat.config import Config, KafkaConfig  # noqa: E402
-from tests.support import KafkaBroker, envelope, fresh_push_event, tansu_binary, wait_until  # noqa: E402
+from harness.events import envelope, fresh_push_event  # noqa: E402
+from harness.kafka import KafkaBroker, tansu_binary  # noqa: E402
+from harness.processes import wait_until  # noqa: E402
 
 CONFIGURATIONS = (("postgres", 1), ("kafka", 1), ("kafka", 2))
 
@@ -51,8 +53,10 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-class KafkaBench(Bench):
-    """bench/ingest.py's run resources, plus a broker and the per-bus settings."""
+class KafkaBench(Run):
+    """A run with a broker beside it, and the settings of each bus."""
+
+    name = "kafka"
 
     def __init__(self, args):
         super().__init__(args)

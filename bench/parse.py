@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import yaml  # noqa: E402
 
 from indexer.chart_archive import ChartArchiveError, read_chart_archive  # noqa: E402
-from tests.chart_archives import (  # noqa: E402
+from harness.chart_archives import (  # noqa: E402
     MiB,
     chart_tgz,
     many_files_bomb,
@@ -314,7 +314,10 @@ def worker_peak(cases: dict[str, bytes]) -> list[str]:
     import psycopg2
     import requests
 
-    from tests.support import Ocicat, Registry, free_port, push_artifact, python_env, wait_http, wait_until
+    from harness.oci import push_artifact
+    from harness.processes import Ocicat, free_port, python_env, wait_http, wait_until
+    from harness.registry import Registry
+    from ocicat.oci.media_types import HELM_CHART_LAYER, HELM_CONFIG
 
     print(f"\n== peak RSS of a real `ocicat worker` indexing all of the above (target < {RSS_TARGET_MIB} MiB) ==")
     server = os.environ.get("OCICAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -334,8 +337,7 @@ def worker_peak(cases: dict[str, bytes]) -> list[str]:
         config = b'{"apiVersion": "v2", "name": "bench", "version": "1.0.0"}'
         for i, archive in enumerate(cases.values()):
             push_artifact(registry.url, f"bench/chart-{i}", "1.0.0", media_type=None,
-                          config=("application/vnd.cncf.helm.config.v1+json", config),
-                          layers=[("application/vnd.cncf.helm.chart.content.v1.tar+gzip", archive)])
+                          config=(HELM_CONFIG, config), layers=[(HELM_CHART_LAYER, archive)])
 
         def indexed(i):
             response = requests.get(f"http://127.0.0.1:{port}/api/v1/repositories/bench/chart-{i}/-/tags", timeout=5)

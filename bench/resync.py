@@ -42,16 +42,22 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
 
-from bench.ingest import Bench, add_run_arguments, admin, print_header, run_bounded, scalar  # noqa: E402
-from tests.support import OCICAT, OCI_MANIFEST, Registry, push_blob, push_manifest  # noqa: E402
+from bench.common import Run, add_run_arguments, print_header, run_bounded, scalar  # noqa: E402
+from harness.oci import push_blob, push_manifest  # noqa: E402
+from harness.postgres import admin  # noqa: E402
+from harness.processes import OCICAT  # noqa: E402
+from harness.registry import Registry  # noqa: E402
+from ocicat.oci.media_types import IMAGE_CONFIG_TYPES, OCI_MANIFEST  # noqa: E402
 
 TARGET_SECONDS = 60.0
 PUSH_THREADS = 8
 TUNED_GOGC = 400
 
 
-class ResyncBench(Bench):
-    """Reuses the ingest benchmark's lifecycle (database, registry, cleanup)."""
+class ResyncBench(Run):
+    """A registry nobody is notified of, filled outside ocicat, then crawled by ``ocicat resync``."""
+
+    name = "resync"
 
     def setup(self) -> None:
         admin(self.args.database_server, f"CREATE DATABASE {self.db_name}")
@@ -67,7 +73,7 @@ class ResyncBench(Bench):
                              "rootfs": {"type": "layers", "diff_ids": []}}).encode()
         layer = f"layer of {repository}".encode()
         descriptors = {
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+            "config": {"mediaType": IMAGE_CONFIG_TYPES[0],
                        "digest": push_blob(self.registry.url, repository, config, session), "size": len(config)},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                         "digest": push_blob(self.registry.url, repository, layer, session), "size": len(layer)}],

@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
-from bench.ingest import Bench, add_run_arguments, print_header, run_bounded, scalar  # noqa: E402
-from tests.support import push_image  # noqa: E402
+from bench.common import Run, add_run_arguments, print_header, run_bounded, scalar  # noqa: E402
+from harness.oci import push_image  # noqa: E402
 
 REPOSITORIES = 20
 TAGS = 50
@@ -48,12 +48,14 @@ def rss_mib(pid: int) -> float:
     return total / 1024 / 1024
 
 
-class Soak(Bench):
-    """Reuses the ingest benchmark's lifecycle (database, registry, ocicat processes, cleanup)."""
+class Soak(Run):
+    """A run of ``ocicat api`` and ``ocicat worker`` under a steady load of pushes and deletes."""
+
+    name = "soak"
 
     def __init__(self, args):
-        args.count, args.repositories = 1, REPOSITORIES
         super().__init__(args)
+        self.repositories = [f"bench/app-{k}" for k in range(REPOSITORIES)]
         self.pushed = 0
         self.deleted = 0
         self.push_errors = 0

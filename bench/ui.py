@@ -37,9 +37,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
 
-from bench.ingest import BenchResources, add_run_arguments, admin, database_url_on, machine_and_versions, percentile, run_bounded  # noqa: E402
-from tests.browser import launch  # noqa: E402
-from tests.support import Ocicat, Registry, free_port, helm_push, make_chart, python_env, wait_http, wait_until  # noqa: E402
+from bench.common import BenchResources, add_run_arguments, machine_and_versions, percentile, run_bounded  # noqa: E402
+from harness.browser import launch  # noqa: E402
+from harness.helm import helm_push, make_chart  # noqa: E402
+from harness.postgres import admin, database_url_on  # noqa: E402
+from harness.processes import Ocicat, free_port, python_env, wait_http, wait_until  # noqa: E402
+from harness.registry import Registry  # noqa: E402
 
 BYTES_TARGET = 200 * 1000
 RENDER_TARGET_MS = 300.0

@@ -1,6 +1,6 @@
 """Helm chart layers (the chart ``.tgz``): read once, streaming, into what the catalog stores.
 
-The chart layer is untrusted input (DESIGN.md "Helm charts"): anyone who can push
+The chart layer is untrusted input: anyone who can push
 can hand us a hostile archive. It is never extracted and nothing is written to
 disk: tarfile reads it in stream mode and only the few files the catalog keeps
 are held in memory, each at most ``max_file`` bytes. A refused archive raises
@@ -13,7 +13,7 @@ Where each hazard is stopped:
   so nothing tarfile does (reading headers, skipping data) can inflate more
   than that. A file whose header declares too much is refused before any of its
   data is inflated.
-- Helm's loader rules (specs.md section 4, ``pkg/chart/loader/archive``): one
+- Helm's loader rules (helm/helm ``pkg/chart/loader/archive``): one
   top-level directory, stripped; no ``Chart.yaml`` at the archive root; no
   absolute paths, ``..``, drive letters or backslashes; 100 MiB in total and
   5 MiB per file; PAX headers are applied by tarfile, never seen as files;
@@ -37,10 +37,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-
-from ocicat.db import storable
-
-from .untrusted import YAMLError, json_object, yaml_document
+from ocicat.untrusted import YAMLError, json_object, storable, yaml_document
 
 MiB = 1024 * 1024
 MAX_TOTAL = 100 * MiB  # Helm's MaxDecompressedChartSize: all files together, decompressed

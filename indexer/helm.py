@@ -1,4 +1,4 @@
-"""Helm chart metadata from the config blob Helm pushes (Chart.yaml as JSON, specs.md section 4).
+"""Helm chart metadata from the config blob Helm pushes (Chart.yaml as JSON; helm/helm ``pkg/registry``).
 
 The config blob is untrusted input: every field is type-checked, and a blob
 that is not a chart becomes a recorded error on the manifest, not a crash.
@@ -10,7 +10,7 @@ import json
 
 import semver
 
-from .untrusted import json_object, yaml_document
+from ocicat.untrusted import json_object, yaml_document
 
 MAX_TEXT = 64 * 1024  # no Chart.yaml string field is anywhere near this in practice
 

@@ -1,13 +1,13 @@
 """Container image metadata: the config blob's summary, and the annotations users look for.
 
 OCI annotations live on the manifest; many images carry the same facts only as
-config labels, and older ones as label-schema labels (specs.md section 5). One
+config labels, and older ones as label-schema labels (OCI image-spec ``annotations.md``, label-schema.org). One
 merged view, in that order of precedence, is stored as the manifest's metadata.
 """
 
 from __future__ import annotations
 
-from .untrusted import json_object
+from ocicat.untrusted import json_object
 
 # metadata key -> (OCI annotation/label, label-schema fallback)
 METADATA_KEYS = {

@@ -26,20 +26,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 import requests
 import urllib3
 
-from ocicat.db import storable
+from ocicat import metrics
+from ocicat.errors import NotFound, PermanentError, Refused, TransientError
+from ocicat.oci.media_types import MANIFEST_TYPES
+from ocicat.oci.names import DIGEST_RE
+from ocicat.untrusted import storable
 
-from . import metrics
-from .errors import PermanentError, TransientError
-from .events import DIGEST_RE
-
-MANIFEST_ACCEPT = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
+MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # the spec asks clients to handle at least 4 MB
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 TIMEOUT = (3.05, 30)  # (connect, read) seconds
@@ -53,14 +46,6 @@ MAX_LIST_BYTES = 4 * 1024 * 1024  # one page of _catalog or a tags list
 LIST_PAGE_SIZE = 1000
 MAX_LIST_PAGES = 100_000  # a registry whose Link never ends must not keep a crawl going forever
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-
-
-class NotFound(Exception):
-    """The registry no longer has it (deleted since the event was sent)."""
-
-
-class Refused(PermanentError):
-    """The registry refused credentials a caller brought (their own registry token)."""
 
 
 @dataclass(frozen=True)

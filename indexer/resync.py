@@ -4,14 +4,14 @@ Registries lose notifications (in-memory queues, restarts, GitLab's give-up
 after N retries) and garbage collection deletes without any. A crawl indexes
 what is missing, removes what the registry no longer has and fixes moved
 tags, and it is safe while events keep flowing, because each observation is
-applied as an event through the worker's own code (``Indexer.apply``) and
-the store's order-independent rules, under the same repository lock:
+applied as an event through the worker's own core (indexing.apply_observation)
+and the catalog's order-independent writes, under the same repository lock:
 
 - An observation is dated by ocicat's clock just *before* the request that
   made it. Whatever the registry did after that instant carries a later
   event timestamp, so it wins over the observation whichever is applied
   first; whatever it did before is reflected in what the crawl saw.
-- A tag seen pointing somewhere is written with ``store.observe_tag``: it
+- A tag seen pointing somewhere is written with ``writes.observe_tag``: it
   moves (or comes back) only if no event or crawl newer than the observation
   set it, and it records ``seen_at``, so a stale event older than the
   observation cannot undo it. A manifest seen records ``seen_at`` too.
@@ -48,14 +48,16 @@ from typing import Callable
 import psycopg2
 import psycopg2.extras
 
+from ocicat import metrics
+from ocicat.catalog import crawl_state
 from ocicat.db import Database, connect
+from ocicat.errors import Busy, NotFound, TransientError, backoff_seconds
+from ocicat.events import Event
 from ocicat.logs import log_context
 
-from . import metrics, store
-from .errors import Busy, TransientError, backoff_seconds
-from .events import Event
-from .registry import NotFound, RegistryClient
-from .worker import Indexer, Observation
+from .extract import Extracted, Extractor
+from .indexing import apply_observation, refresh_after_crawl
+from .registry import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,16 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One observation: what the crawl saw, as an event dated just before the request that saw it, and the
+    manifest it extracted (when new to the catalog, or re-indexing)."""
+
+    event: Event
+    extracted: Extracted | None = None
+    reindex: bool = False
+
+
 @dataclass
 class Summary:
     repositories: int = 0
@@ -104,7 +116,7 @@ class Resync:
         self.db = db
         self.stop = stop or threading.Event()  # set: the repositories not begun yet are left for the next crawl
         self.registry = registry
-        self.indexer = Indexer(registry)
+        self.extractor = Extractor(registry)
         self.concurrency = concurrency
         self.reindex = reindex
         self._fetches: ThreadPoolExecutor | None = None  # the manifest fetch pool, for the length of a run()
@@ -123,7 +135,7 @@ class Resync:
         conn.autocommit = True
         try:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                if not store.resync_lock(cur, prefix):
+                if not crawl_state.resync_lock(cur, prefix):
                     raise ResyncBusy(f"another resync of {prefix or 'the whole registry'!r} is running")
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resync-fetch") as self._fetches:
                 return self._crawl(prefix, restart, on_repository, on_plan)
@@ -134,10 +146,10 @@ class Resync:
         names = {n for n in self._retrying(lambda: list(self.registry.list_repositories()))
                  if not prefix or n == prefix or n.startswith(prefix + "/")}
         with self.db.transaction() as cur:
-            names.update(store.catalog_repositories(cur, prefix))
-            after = None if restart else store.resync_checkpoint(cur, prefix)
+            names.update(crawl_state.catalog_repositories(cur, prefix))
+            after = None if restart else crawl_state.resync_checkpoint(cur, prefix)
             if after is None:
-                store.save_resync_checkpoint(cur, prefix, None)
+                crawl_state.save_resync_checkpoint(cur, prefix, None)
         ordered = sorted(names)
         todo = [n for n in ordered if after is None or n > after]
         summary = Summary(repositories=len(ordered), skipped=len(ordered) - len(todo))
@@ -158,13 +170,13 @@ class Resync:
                 interrupted = interrupted or outcome.error == INTERRUPTED
                 if not interrupted:
                     with self.db.transaction() as cur:
-                        store.save_resync_checkpoint(cur, prefix, outcome.repository)
+                        crawl_state.save_resync_checkpoint(cur, prefix, outcome.repository)
                 metrics.RESYNC_REPOSITORIES.labels("failed" if outcome.error else "done").inc()
                 if on_repository:
                     on_repository(outcome)
         if not interrupted:
             with self.db.transaction() as cur:
-                store.save_resync_checkpoint(cur, prefix, ordered[-1] if ordered else None, finished=True)
+                crawl_state.save_resync_checkpoint(cur, prefix, ordered[-1] if ordered else None, finished=True)
         return summary
 
     def _repository(self, name: str) -> Outcome:
@@ -185,7 +197,7 @@ class Resync:
         name = outcome.repository
         outcome.observed = outcome.removed = 0
         with self.db.transaction() as cur:
-            _, indexed = store.catalog_state(cur, name)
+            _, indexed = crawl_state.catalog_state(cur, name)
         # Manifests whose tags need no extraction: those indexed already (unless re-indexing), then those this
         # crawl extracts (the first fetch of a manifest claims it; its other tags need none).
         settled = set() if self.reindex else indexed
@@ -203,26 +215,27 @@ class Resync:
                 raise Interrupted
             chunk = [seen for seen in self._fetches.map(lambda tag: self._observe(name, tag, settled),
                                                          tags[start:start + CHUNK]) if seen]
-            chunk.sort(key=lambda seen: seen[1].extracted is None)  # a manifest is stored before its other tags
-            self._locked(lambda cur: [self.indexer.apply(cur, event, observation) for event, observation in chunk],
-                         name)
-            reached.update(event.digest for event, _ in chunk)
+            chunk.sort(key=lambda seen: seen.extracted is None)  # a manifest is stored before its other tags
+            self._locked(lambda cur: [apply_observation(cur, seen.event, seen.extracted, seen.reindex)
+                                      for seen in chunk], name)
+            reached.update(seen.event.digest for seen in chunk)
             outcome.observed += len(chunk)
         with self.db.transaction() as cur:
-            known_tags, known_manifests = store.catalog_state(cur, name)
+            known_tags, known_manifests = crawl_state.catalog_state(cur, name)
         # What the crawl did not reach, in one transaction: tags the list no longer has, then each manifest no
         # tag reaches, kept (as an untagged manifest) or removed by what a HEAD (on the fetch pool) says.
-        later = [Event("resync", listed_at, "delete", name, None, tag) for tag in sorted(set(known_tags) - set(tags))]
+        later = [Seen(Event("resync", listed_at, "delete", name, None, tag))
+                 for tag in sorted(set(known_tags) - set(tags))]
         later += self._fetches.map(lambda digest: self._check(name, digest), sorted(known_manifests - reached))
         if later:
-            self._locked(lambda cur: [self.indexer.apply(cur, event, Observation(reindex=self.reindex))
-                                      for event in later], name)
-            outcome.removed += sum(event.action == "delete" for event in later)
-            outcome.observed += sum(event.action == "push" for event in later)
+            self._locked(lambda cur: [apply_observation(cur, seen.event, seen.extracted, seen.reindex)
+                                      for seen in later], name)
+            outcome.removed += sum(seen.event.action == "delete" for seen in later)
+            outcome.observed += sum(seen.event.action == "push" for seen in later)
         if outcome.observed or outcome.removed:
-            self._locked(lambda cur: self.indexer.refresh(cur, name), name)
+            self._locked(lambda cur: refresh_after_crawl(cur, name), name)
 
-    def _observe(self, name: str, tag: str, settled: set[str]) -> tuple[Event, Observation] | None:
+    def _observe(self, name: str, tag: str, settled: set[str]) -> Seen | None:
         """What the registry says ``tag`` points at, dated just before asking; None if the tag is gone by now.
 
         The manifest is extracted unless it is ``settled`` (see _reconcile).
@@ -235,14 +248,21 @@ class Resync:
         with self._settling:
             fresh = digest not in settled
             settled.add(digest)
-        extracted = self.indexer.extract(name, tag, fetched) if fresh else None
-        return Event("resync", seen_at, "push", name, digest, tag), Observation(extracted, self.reindex and fresh)
+        extracted = self.extractor.extract(name, tag, fetched) if fresh else None
+        return Seen(Event("resync", seen_at, "push", name, digest, tag), extracted, self.reindex and fresh)
 
-    def _check(self, name: str, digest: str) -> Event:
-        """An untagged manifest, as a HEAD dated just before it finds it still there or gone."""
+    def _check(self, name: str, digest: str) -> Seen:
+        """An untagged manifest, found still there or gone by a request dated just before it: a HEAD, or a GET
+        and an extraction when re-indexing."""
         checked_at = now()
-        there = self.registry.has_manifest(name, digest)
-        return Event("resync", checked_at, "push" if there else "delete", name, digest, None)
+        if not self.reindex:
+            there = self.registry.has_manifest(name, digest)
+            return Seen(Event("resync", checked_at, "push" if there else "delete", name, digest, None))
+        try:
+            extracted = self.extractor.extract(name, None, self.registry.get_manifest(name, digest))
+        except NotFound:
+            return Seen(Event("resync", checked_at, "delete", name, digest, None))
+        return Seen(Event("resync", checked_at, "push", name, digest, None), extracted, reindex=True)
 
     def _locked(self, work, repository: str) -> None:
         """``work(cur)`` in a transaction of its own, waiting while an event holds the repository."""

@@ -11,7 +11,7 @@ CREATE INDEX repositories_name_pattern_idx ON repositories (name text_pattern_op
 -- namespace LIKE 'a/b/%' under a non-C collation needs its own pattern index.
 CREATE INDEX repositories_namespace_pattern_idx ON repositories (namespace text_pattern_ops);
 
--- Per-repository figures every list shows, kept by the worker (store.refresh_repository) after each
+-- Per-repository figures every list shows, kept by the worker (ocicat.catalog.writes.refresh_repository) after each
 -- event, so a page of repositories or search hits never aggregates over a repository's manifests.
 ALTER TABLE repositories
     ADD COLUMN manifest_count int NOT NULL DEFAULT 0,
@@ -20,7 +20,7 @@ ALTER TABLE repositories
     ADD COLUMN size_bytes bigint NOT NULL DEFAULT 0,
     ADD COLUMN last_pushed_at timestamptz;
 
--- Weighted search document (see store.refresh_search): A name, B title and description,
+-- Weighted search document (see ocicat.catalog.writes.refresh_repository): A name, B title and description,
 -- C keywords and maintainers, D annotations and namespace.
 ALTER TABLE repositories ADD COLUMN search tsvector NOT NULL DEFAULT ''::tsvector;
 CREATE INDEX repositories_search_idx ON repositories USING gin (search);
@@ -36,6 +36,7 @@ CREATE INDEX manifests_latest_idx ON manifests (repository_id, pushed_at DESC, i
 -- (byte order, see indexer.helm.version_order); versions that are not SemVer sort last.
 ALTER TABLE helm_charts ADD COLUMN prerelease boolean, ADD COLUMN version_key text COLLATE "C";
 -- 0 release, 1 prerelease, 2 not SemVer: the first key of chart version order.
+-- (Its current body is in migrations/functions/, replaced on every migrate; this is the first version.)
 CREATE FUNCTION chart_version_rank(prerelease boolean) RETURNS int LANGUAGE sql IMMUTABLE
     AS $$ SELECT CASE WHEN prerelease IS NULL THEN 2 WHEN prerelease THEN 1 ELSE 0 END $$;
 

@@ -4,6 +4,7 @@
 -- '' is the root and covers the whole registry.
 
 -- The strict ancestors of a repository path, root first: 'a/b/c' -> {'', 'a', 'a/b'}.
+-- (Its current body is in migrations/functions/, replaced on every migrate; this is the first version.)
 CREATE FUNCTION path_ancestors(name text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT array_agg(array_to_string(parts[1:n], '/') ORDER BY n)
       FROM (SELECT string_to_array(name, '/') AS parts) p, generate_series(0, cardinality(parts) - 1) n
@@ -33,6 +34,7 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_user_idx ON api_tokens (user_id);
 
 -- GitLab's access levels: guest 10 < reporter 20 < developer 30 < maintainer 40 < owner 50.
+-- (Its current body is in migrations/functions/, replaced on every migrate; this is the first version.)
 CREATE FUNCTION role_level(role text) RETURNS int LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT CASE role WHEN 'guest' THEN 10 WHEN 'reporter' THEN 20 WHEN 'developer' THEN 30
                      WHEN 'maintainer' THEN 40 WHEN 'owner' THEN 50 END
@@ -54,6 +56,7 @@ CREATE TABLE visibility_rules (
 );
 
 -- A repository's visibility under the current rules (NULL: no rule, the configured default).
+-- (Its current body is in migrations/functions/, replaced on every migrate; this is the first version.)
 CREATE FUNCTION path_public(name text) RETURNS boolean LANGUAGE sql STABLE STRICT AS $$
     SELECT v.public FROM visibility_rules v
      WHERE v.path = name OR v.path = ANY (path_ancestors(name))
@@ -74,6 +77,7 @@ CREATE INDEX repositories_ancestors_idx ON repositories USING gin (ancestors);
 -- repositories nested deeper than four levels take that path for their deeper ancestors. The planner
 -- inlines the function, and coalesce() keeps it from estimating the selectivity of every element of
 -- the arrays, which cost more than the query itself for a user with 1,000 grants.
+-- (Its current body is in migrations/functions/, replaced on every migrate; this is the first version.)
 CREATE FUNCTION path_covered(name text, ancestors text[], names text[], prefixes text[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(name = ANY (names) OR ancestors[1] = ANY (prefixes) OR ancestors[2] = ANY (prefixes)

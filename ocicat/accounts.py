@@ -1,12 +1,11 @@
-"""Users, API tokens, roles on path prefixes, and visibility per path prefix: every read and write of them.
+"""Users, API tokens and roles on path prefixes: every read and write of them.
 
 The model follows the registry's: a role granted on a path covers that path
 and everything below it (guest < reporter < developer < maintainer < owner);
 reporter and above may view and download, developer and above may also
-publish and delete; administrators may do everything. A path is public or
-private by the longest visibility rule that covers it, or by
-``OCICAT_DEFAULT_VISIBILITY`` when none does. The CLI writes all of this and
-the API reads it (api.auth), both through this module.
+publish and delete; administrators may do everything. Public and private
+paths are the catalog's (ocicat.catalog.visibility). The CLI writes all of
+this and the API reads it (api.auth), both through this module.
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from indexer.events import REPOSITORY_RE
+from .oci.names import REPOSITORY_RE
 
 ROLES = ("guest", "reporter", "developer", "maintainer", "owner")
-LEVELS = {role: 10 * (i + 1) for i, role in enumerate(ROLES)}  # the role_level() SQL function, migration 0005
+LEVELS = {role: 10 * (i + 1) for i, role in enumerate(ROLES)}  # as role_level() in SQL (migrations/functions)
 VIEW_LEVEL = LEVELS["reporter"]
 DELETE_LEVEL = LEVELS["developer"]
 
@@ -198,65 +197,3 @@ def list_grants(cur, user: str | None = None) -> list[dict]:
         {"user": user},
     )
     return cur.fetchall()
-
-
-# -- visibility ------------------------------------------------------------------
-
-# Repositories under a path: the path itself and those that have it as an ancestor (GIN index).
-_UNDER = "(r.name = %(path)s OR r.ancestors @> ARRAY[%(path)s]::text[])"
-
-
-def set_visibility(cur, path: str, public: bool | None) -> int:
-    """Make ``path`` and everything below it public or private (None: drop the rule); returns repositories affected.
-
-    Each repository keeps the visibility its rules give it (migration 0005), so
-    the rule and the repositories under it change in one transaction; the
-    lock keeps a repository created meanwhile (store.ensure_repository) from
-    reading the rules before this commits.
-    """
-    path = normalize_path(path)
-    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('ocicat visibility', 0))")
-    if public is None:
-        cur.execute("DELETE FROM visibility_rules WHERE path = %s RETURNING 1", (path,))
-        if cur.fetchone() is None:
-            raise AccountError(f"no visibility rule on {shown_path(path)!r}")
-    else:
-        cur.execute(
-            "INSERT INTO visibility_rules (path, public) VALUES (%s, %s)"
-            " ON CONFLICT (path) DO UPDATE SET public = excluded.public, created_at = now()",
-            (path, public),
-        )
-    cur.execute(f"UPDATE repositories r SET public = path_public(r.name) WHERE {_UNDER}", {"path": path})
-    return cur.rowcount
-
-
-def list_visibility(cur) -> list[dict]:
-    cur.execute("SELECT path, public, created_at FROM visibility_rules ORDER BY path")
-    return cur.fetchall()
-
-
-def who_can_see(cur, path: str, default_public: bool) -> dict:
-    """Who may view ``path``: whether it is public (and by which rule), admins, and roles that cover it."""
-    path = normalize_path(path)
-    cur.execute(
-        "SELECT v.path, v.public FROM visibility_rules v WHERE v.path = %(path)s OR v.path = ANY (path_ancestors(%(path)s))"
-        " ORDER BY length(v.path) DESC LIMIT 1",
-        {"path": path},
-    )
-    rule = cur.fetchone()
-    cur.execute("SELECT name FROM users WHERE admin ORDER BY name")
-    admins = [r["name"] for r in cur.fetchall()]
-    cur.execute(
-        "SELECT u.name AS user, g.role, g.path FROM grants g JOIN users u ON u.id = g.user_id"
-        " WHERE (g.path = %(path)s OR g.path = ANY (path_ancestors(%(path)s))) AND role_level(g.role) >= %(level)s"
-        " ORDER BY u.name, length(g.path) DESC",
-        {"path": path, "level": VIEW_LEVEL},
-    )
-    return {
-        "path": path,
-        "public": rule["public"] if rule else default_public,
-        "rule": rule["path"] if rule else None,
-        "admins": admins,
-        "grants": cur.fetchall(),
-    }
-

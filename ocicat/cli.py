@@ -1,12 +1,17 @@
-"""The ``ocicat`` command: thin entry points over the indexer and the API."""
+"""The ``ocicat`` command: thin entry points over the indexer and the API.
+
+This is the one module that imports both ``api`` and ``indexer`` (the import
+contract in setup.cfg names it): it wires the bus and the registry client
+into the web app (:func:`build_app`), and starts either side as a process.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +22,7 @@ from datetime import timedelta
 import click
 
 from . import accounts, logs
+from .catalog import visibility as visibility_rules
 from .config import Config, ConfigError
 from .db import Database, database_url
 from .migrate import migrate as apply_migrations
@@ -74,7 +80,7 @@ def api() -> None:
 
     config = _config()
     _ready_database(config)
-    # gunicorn's processes share their metrics through files (indexer/metrics.py); set before any of them imports
+    # gunicorn's processes share their metrics through files (ocicat/metrics.py); set before any of them imports
     # prometheus_client. A directory of our own is emptied at start, as prometheus_client requires.
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if own_metrics_dir:
@@ -107,15 +113,24 @@ def api() -> None:
             self.cfg.set("logger_class", Logger)
 
         def load(self):
-            from api.app import create_app
-
-            return create_app(config)
+            return build_app(config)
 
     try:
         Server().run()
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def build_app(config: Config):
+    """The web app of one API process, with its bus and registry client (the API cannot import the indexer)."""
+    from api.app import create_app
+    from indexer.bus import open_bus
+    from indexer.registry import RegistryClient
+
+    db = Database(database_url(config), maxconn=config.api_threads + 2)
+    registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password, pool_size=2)
+    return create_app(config, db=db, bus=open_bus(config, db), registry=registry)
 
 
 @main.command()
@@ -226,7 +241,7 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, payload included.")
 def dlq_list(include_replayed: bool, limit: int, as_json: bool) -> None:
     """List dead letters, oldest first."""
-    from indexer.deadletters import list_letters
+    from indexer.bus.dead_letters import list_letters
 
     db = Database(database_url(_config()), maxconn=1)
     for row in list_letters(db, include_replayed=include_replayed, limit=limit):
@@ -245,7 +260,7 @@ def dlq_list(include_replayed: bool, limit: int, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open dead letter.")
 def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
     """Put dead letters back on the queue (by id, or --all)."""
-    from indexer.deadletters import replay
+    from indexer.bus.dead_letters import replay
 
     if bool(ids) == replay_all:
         raise click.UsageError("give dead letter ids or --all (not both)")
@@ -258,7 +273,7 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
         sys.exit(1)
 
 
-# -- accounts: users, tokens, roles, visibility (ocicat.accounts) ---------------------------
+# -- accounts: users, tokens, roles (ocicat.accounts), visibility (ocicat.catalog.visibility) ---------
 
 
 @contextmanager
@@ -387,7 +402,7 @@ def visibility() -> None:
 @click.argument("value", type=click.Choice(["public", "private"]))
 def visibility_set(path: str, value: str) -> None:
     with _accounts() as cur:
-        changed = accounts.set_visibility(cur, path, value == "public")
+        changed = visibility_rules.set_rule(cur, path, value == "public")
     click.echo(f"{accounts.shown_path(accounts.normalize_path(path))} is {value} ({changed} repositories)")
 
 
@@ -396,7 +411,7 @@ def visibility_set(path: str, value: str) -> None:
 def visibility_unset(path: str) -> None:
     """Drop PATH's rule: a shorter rule, or OCICAT_DEFAULT_VISIBILITY, decides again."""
     with _accounts() as cur:
-        changed = accounts.set_visibility(cur, path, None)
+        changed = visibility_rules.set_rule(cur, path, None)
     click.echo(f"dropped the rule on {accounts.shown_path(accounts.normalize_path(path))} ({changed} repositories)")
 
 
@@ -404,7 +419,7 @@ def visibility_unset(path: str) -> None:
 def visibility_list() -> None:
     config = _config()
     with _accounts() as cur:
-        rows = accounts.list_visibility(cur)
+        rows = visibility_rules.list_rules(cur)
     click.echo(f"(default)\t{config.default_visibility}")
     for row in rows:
         click.echo(f"{accounts.shown_path(row['path'])}\t{'public' if row['public'] else 'private'}")
@@ -416,7 +431,7 @@ def who_can_see(path: str) -> None:
     """Who may view PATH: anyone (public), administrators, and the roles that cover it."""
     config = _config()
     with _accounts() as cur:
-        answer = accounts.who_can_see(cur, path, config.default_public)
+        answer = visibility_rules.who_can_see(cur, path, config.default_public)
     rule = f"rule on {accounts.shown_path(answer['rule'])}" if answer["rule"] is not None else "default"
     click.echo(f"{accounts.shown_path(answer['path'])}: {'public' if answer['public'] else 'private'} ({rule})")
     for name in answer["admins"]:

@@ -1,4 +1,4 @@
-"""PostgreSQL connections: the one thing ``indexer`` and ``api`` share besides config.
+"""PostgreSQL connections: a pool handing out one transaction at a time, and the embedded server.
 
 With ``OCICAT_DATABASE_URL`` unset, ocicat runs its own PostgreSQL under the
 data directory (the ``pgserver`` package ships the server binaries), so a
@@ -8,7 +8,6 @@ single machine needs nothing installed beforehand.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,31 +68,6 @@ SESSION_DEFAULTS = {
 def connect(url: str) -> "psycopg2.extensions.connection":
     """One new connection with ocicat's session defaults."""
     return psycopg2.connect(url, **SESSION_DEFAULTS)
-
-
-MAX_STORED_DEPTH = 64
-
-
-def storable(value, depth: int = 0):
-    """``value`` made safe for PostgreSQL text and jsonb, which reject NUL, lone
-    surrogates and NaN/Infinity, and overflow the stack on deep nesting.
-
-    Hostile input must never make a whole transaction fail: for the receiver
-    that would be a 503 the registry retries forever, for the worker a dead
-    letter for a manifest the registry accepted.
-    """
-    if isinstance(value, str):
-        # A lone surrogate (possible through JSON and YAML escapes) becomes U+FFFD, like NUL.
-        return value.replace("\x00", "\ufffd").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, (dict, list)) and depth >= MAX_STORED_DEPTH:
-        return "<nested too deeply>"
-    if isinstance(value, dict):
-        return {storable(k, depth + 1): storable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [storable(v, depth + 1) for v in value]
-    return value
 
 
 class Database:

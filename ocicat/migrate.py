@@ -1,28 +1,52 @@
-"""Schema migrations with yoyo: numbered SQL files in ``migrations/``."""
+"""Schema migrations: numbered SQL files in ``migrations/`` applied once (yoyo), then every SQL function
+in ``migrations/functions/`` created or replaced, so that a function's current body is in one file.
+
+The numbered migrations that first created a function keep their original
+body (a shipped migration never changes); the function files replace it on
+every migrate. A function whose signature changes is dropped by a numbered
+migration and defined anew in its file.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import migrations
 from yoyo import get_backend, read_migrations
+
+import migrations
+
+from .db import connect
 
 log = logging.getLogger(__name__)
 
 # ``migrations`` is a namespace package: SQL files only, nothing for yoyo to mistake for a migration.
 MIGRATIONS_DIR = Path(migrations.__path__[0])
+FUNCTIONS_DIR = MIGRATIONS_DIR / "functions"
 logging.getLogger("yoyo").setLevel(logging.WARNING)
 
 
 def migrate(database_url: str) -> list[str]:
-    """Apply every pending migration; return the ids applied (empty when up to date)."""
+    """Apply every pending migration and replace every function; return the migration ids applied."""
     backend = get_backend(database_url)
     found = read_migrations(str(MIGRATIONS_DIR))
     with backend.lock():
         pending = backend.to_apply(found)
         backend.apply_migrations(pending)
+        _replace_functions(database_url)
     applied = [m.id for m in pending]
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
     return applied
+
+
+def _replace_functions(database_url: str) -> None:
+    """Every file of ``migrations/functions/``, in one transaction (in any order: bodies are checked when called)."""
+    conn = connect(database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL check_function_bodies = off")
+            for path in sorted(FUNCTIONS_DIR.glob("*.sql")):
+                cur.execute(path.read_text())
+    finally:
+        conn.close()

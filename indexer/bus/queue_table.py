@@ -1,0 +1,80 @@
+"""The ``event_queue`` table: every statement on it.
+
+The PostgreSQL bus keeps its events there; both buses keep their delayed
+retries there, and dead letters come back there when replayed. A worker
+leases a row (:func:`claim`) before preparing its event outside any
+transaction, renews the lease while it works, and settles the row in the
+transaction that applies the event; a worker that dies lets its leases run
+out, and another takes the events over.
+"""
+
+from __future__ import annotations
+
+from psycopg2.extras import Json, execute_values
+
+from ocicat.untrusted import storable
+
+CHANNEL = "ocicat_events"  # NOTIFY wakes idle workers when events arrive
+LEASE_SECONDS = 30.0  # a claimed event is another worker's again this long after its worker stopped renewing
+
+
+def enqueue(cur, events: list[tuple[str, str, object]], *, attempts: int = 0, delay: float = 0.0,
+            error: str | None = None, retry: bool = False) -> int:
+    """Put ``(event_id, repository, payload)`` on the queue, due in ``delay`` seconds; how many rows are new.
+
+    An event id already queued is left as it is: a redelivered event adds
+    nothing. With ``retry`` the event is coming back after a failed attempt,
+    and its row takes the new due time and error, its attempts never going
+    down (a Kafka message can be redelivered after its retry was queued).
+    """
+    rows = execute_values(
+        cur,
+        "INSERT INTO event_queue (event_id, repository, payload, attempts, last_error, available_at) VALUES %s "
+        "ON CONFLICT (event_id) DO UPDATE SET attempts = greatest(event_queue.attempts, excluded.attempts), "
+        "last_error = coalesce(excluded.last_error, event_queue.last_error), available_at = excluded.available_at "
+        f"WHERE {'true' if retry else 'false'} "
+        "RETURNING xmax = 0 AS inserted",
+        [(event_id, repository, Json(storable(payload)), attempts, None if error is None else storable(error[:2000]),
+          delay) for event_id, repository, payload in events],
+        template="(%s, %s, %s, %s, %s, now() + make_interval(secs => %s))",
+        fetch=True,
+    )
+    return sum(1 for row in rows if row["inserted"])
+
+
+def notify(cur) -> None:
+    """Wake idle workers once the transaction commits."""
+    cur.execute(f"NOTIFY {CHANNEL}")
+
+
+def claim(cur) -> dict | None:
+    """Lease the oldest due event: it is not due again for LEASE_SECONDS. None when nothing is due."""
+    cur.execute(
+        "UPDATE event_queue SET available_at = now() + make_interval(secs => %s) "
+        "WHERE id = (SELECT id FROM event_queue WHERE available_at <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, event_id, repository, payload, attempts",
+        (LEASE_SECONDS,),
+    )
+    return cur.fetchone()
+
+
+def renew(cur, row_ids: list[int]) -> None:
+    """Extend the leases of the events a worker is still working on."""
+    cur.execute("UPDATE event_queue SET available_at = now() + make_interval(secs => %s) WHERE id = ANY(%s)",
+                (LEASE_SECONDS, row_ids))
+
+
+def hold(cur, row_id: int) -> bool:
+    """Lock a leased row for the transaction that settles it; False if it is gone (settled by a worker that took
+    it over after the lease ran out)."""
+    cur.execute("SELECT 1 FROM event_queue WHERE id = %s FOR UPDATE", (row_id,))
+    return cur.fetchone() is not None
+
+
+def remove(cur, event_id: str) -> None:
+    cur.execute("DELETE FROM event_queue WHERE event_id = %s", (event_id,))
+
+
+def ready(cur) -> None:
+    """Raise unless the table is there."""
+    cur.execute("SELECT 1 FROM event_queue LIMIT 0")

@@ -1,0 +1,167 @@
+"""What the registry did, applied to the catalog: the event path and the crawl path, over one core.
+
+- The event path (:class:`EventIndexer`, the handler a worker gives the bus):
+  ``prepare`` validates the event and, for a push of a manifest the catalog
+  does not hold yet, fetches and extracts it with no transaction open;
+  ``apply`` writes it in the bus's transaction, which the bus runs once per
+  event id.
+- The crawl path (:func:`apply_observation`, for indexer.resync): what a
+  crawl saw, fetched and extracted by the crawl itself, written with the
+  crawl's rules (``seen_at``, see ocicat.catalog.writes), the repository's
+  figures refreshed once after all its observations (:func:`refresh_after_crawl`).
+
+Both write under the repository's lock through the catalog's
+order-independent writes, so a crawl can run while events flow: whichever is
+newer wins, in any order. Neither fetches inside a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ocicat import metrics
+from ocicat.catalog import writes
+from ocicat.db import Database
+from ocicat.errors import Busy, NotFound
+from ocicat.events import Event
+from ocicat.oci.classify import attachment_subject
+
+from .extract import Extracted, Extractor
+from .registry import RegistryClient
+
+log = logging.getLogger(__name__)
+
+
+# -- the shared core: under the repository's lock, in the caller's transaction ----------------
+
+
+def _locked_repository(cur, name: str, at: datetime) -> int:
+    """The repository's id, created on first sight, with its lock held until the transaction ends."""
+    if not writes.lock_repository(cur, name):
+        raise Busy(name)
+    return writes.ensure_repository(cur, name, at)
+
+
+def _save(cur, repository_id: int, event: Event, extracted: Extracted) -> None:
+    writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, extracted.classified,
+                         event.timestamp, extracted.details)
+
+
+def _mark_attachment(cur, repository_id: int, event: Event) -> None:
+    """A cosign or referrers-fallback tag on a manifest pushed untagged first makes it an attachment."""
+    subject = attachment_subject(event.tag)
+    if subject:
+        writes.set_subject(cur, repository_id, event.digest, subject)
+
+
+def _remove(cur, repository_id: int, event: Event) -> None:
+    """A tag deleted, or a manifest (and the tags on it) deleted, unless something newer says otherwise."""
+    if event.tag:
+        writes.set_tag(cur, repository_id, event.tag, None, event.timestamp)
+    else:
+        writes.delete_manifest(cur, repository_id, event.digest, event.timestamp)
+
+
+# -- the event path ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    event: Event
+    extracted: Extracted | None = None  # a push of a manifest the catalog did not hold, fetched and extracted
+    gone: bool = False  # a push of a manifest the registry no longer has
+    started: float = 0.0  # perf_counter() when preparing began, for the index latency metric
+
+
+class EventIndexer:
+    """The bus handler of ``ocicat worker``: registry events into the catalog."""
+
+    def __init__(self, db: Database, registry: RegistryClient):
+        self.db = db
+        self.registry = registry
+        self.extractor = Extractor(registry)
+
+    def prepare(self, payload: object) -> PreparedEvent:
+        """Validate the event; fetch and extract a pushed manifest unless the catalog has it already.
+
+        Content behind a digest never changes, so a manifest pushed again (Helm
+        pushes each chart twice, by digest then by tag) is not fetched again.
+        """
+        started = time.perf_counter()
+        event = Event.load(payload)
+        if event.action != "push" or self._indexed(event):
+            return PreparedEvent(event, started=started)
+        try:
+            fetched = self.registry.get_manifest(event.repository, event.digest)
+        except NotFound:
+            return PreparedEvent(event, gone=True, started=started)
+        return PreparedEvent(event, self.extractor.extract(event.repository, event.tag, fetched), started=started)
+
+    def _indexed(self, event: Event) -> bool:
+        with self.db.transaction() as cur:
+            return writes.manifest_indexed(cur, event.repository, event.digest)
+
+    def apply(self, cur, prepared: PreparedEvent) -> None:
+        """Write the event in the bus's transaction."""
+        event = prepared.event
+        repository_id = _locked_repository(cur, event.repository, event.timestamp)
+        if event.action == "delete":
+            _remove(cur, repository_id, event)
+        elif writes.touch_manifest(cur, repository_id, event.digest, event.timestamp):
+            self._tag(cur, repository_id, event)
+        elif prepared.extracted is not None:
+            _save(cur, repository_id, event, prepared.extracted)
+            self._tag(cur, repository_id, event)
+        elif prepared.gone:
+            log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
+        else:  # held when prepared, deleted since: prepared again, it is fetched (or found gone)
+            raise Busy(f"{event.repository}@{event.digest} was removed from the catalog while the event was prepared")
+        writes.refresh_repository(cur, repository_id, event.timestamp)
+        metrics.INDEX_SECONDS.labels(event.action).observe(time.perf_counter() - prepared.started)
+        log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
+
+    @staticmethod
+    def _tag(cur, repository_id: int, event: Event) -> None:
+        if event.tag:
+            _mark_attachment(cur, repository_id, event)
+            writes.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+
+
+# -- the crawl path --------------------------------------------------------------------------------
+
+
+def apply_observation(cur, event: Event, extracted: Extracted | None, reindex: bool = False) -> None:
+    """What a crawl saw, as an event dated just before the request that saw it (indexer.resync).
+
+    ``extracted``: the manifest, fetched and extracted by the crawl, when it
+    was new to the catalog (or ``reindex``). A manifest the catalog no longer
+    holds and the crawl did not extract (removed by an event since the crawl
+    read the catalog) is left to that event and to the next crawl.
+    """
+    repository_id = _locked_repository(cur, event.repository, event.timestamp)
+    if event.action == "delete":
+        _remove(cur, repository_id, event)
+    elif writes.observe_manifest(cur, repository_id, event.digest, event.timestamp) and not reindex:
+        _observe_tag(cur, repository_id, event)
+    elif extracted is not None:
+        _save(cur, repository_id, event, extracted)
+        _observe_tag(cur, repository_id, event)
+    # Thousands of these per crawl, mostly unchanged: DEBUG only.
+    log.debug("resync: %s %s %s", event.action, event.repository, event.tag or event.digest)
+
+
+def _observe_tag(cur, repository_id: int, event: Event) -> None:
+    if event.tag:
+        _mark_attachment(cur, repository_id, event)
+        writes.observe_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+
+
+def refresh_after_crawl(cur, repository: str) -> None:
+    """A repository's figures and search document, after a crawl's observations of it.
+
+    Its last-change time stays: a crawl dates observations at the crawl, which is no change time.
+    """
+    writes.refresh_repository(cur, _locked_repository(cur, repository, datetime.now(timezone.utc)), None)

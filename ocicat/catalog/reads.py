@@ -1,0 +1,399 @@
+"""Every catalog read, as SQL in one place. Lists are keyset-paginated on unique sort keys.
+
+Every read that can reach a repository takes the caller's :class:`Visibility`
+and filters by it in SQL, so what a caller may not see is absent alike from
+lists, details, search hits, facets and counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .visibility import VISIBLE, Visibility
+
+# A repository is listed once it holds a manifest; its figures are kept by the worker
+# (writes.refresh_repository), attachments counted on their subjects.
+_REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_count, r.kinds, r.size_bytes, r.last_pushed_at"
+
+_REPOSITORY_FILTERS = f"""
+r.manifest_count > 0 AND {VISIBLE}
+AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
+AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
+AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
+"""
+
+
+def prefix_query(cur, q: str | None) -> str | None:
+    """Free text as a tsquery with prefix matching on every word (Artifact Hub's approach).
+
+    Built in a statement of its own so the queries that use it get it as a
+    constant, which the planner can estimate. Text without words gives the
+    empty query, which matches nothing.
+    """
+    if q is None:
+        return None
+    cur.execute(
+        "SELECT coalesce((SELECT string_agg(quote_literal(lexeme) || ':*', ' & ')"
+        " FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) lexeme), '') AS query",
+        (q,),
+    )
+    return cur.fetchone()["query"]
+
+
+# sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's types)
+REPOSITORY_SORTS = {
+    "name": ("r.name", "r.name > %(c0)s", lambda row: [row["name"]], (str,)),
+    "-updated": ("r.updated_at DESC, r.name DESC", "(r.updated_at, r.name) < (%(c0)s, %(c1)s)",
+                 lambda row: [row["updated_at"], row["name"]], (datetime, str)),
+}
+
+
+def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None = None) -> dict:
+    namespace = None if namespace is None else namespace.strip("/")
+    return {"namespace": namespace, "namespace_prefix": None if namespace is None else _like_escape(namespace) + "/%",
+            "kind": kind, "tsquery": tsquery}
+
+
+def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
+    order, keyset, _, _ = REPOSITORY_SORTS[sort]
+    cursor = {f"c{i}": v for i, v in enumerate(after or [])}
+    cur.execute(
+        f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
+        f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
+        {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+# A namespace as a key of repositories_namespace_tree_idx (migration 0007): "/" spelled " ".
+_TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
+
+
+def list_namespaces(cur, seen: Visibility, *, namespace: str | None, after: str | None, limit: int) -> list[dict]:
+    """The namespaces directly below ``namespace`` (the top level if None), by name, each holding repositories
+    the caller may see (a namespace of only hidden repositories is not listed).
+
+    A skip scan: each step of the recursion finds the first key past the
+    previous child's subtree ("<child>!" in byte order, "!" being the first
+    character after " "), so a page costs ``limit`` index probes however many
+    repositories lie below.
+    """
+    parent = (namespace or "").strip("/")
+    prefix = parent.replace("/", " ") + " " if parent else ""
+    # Every key below the parent lies in [prefix + "!", stop); "!" also leaves out the top level's "".
+    stop = parent.replace("/", " ") + "!" if parent else "\x7f"
+    cur.execute(
+        f"""
+        WITH RECURSIVE walk(key) AS (
+            (SELECT {_TREE_KEY} FROM repositories r
+              WHERE r.manifest_count > 0 AND {_TREE_KEY} >= %(start)s AND {_TREE_KEY} < %(stop)s AND {VISIBLE}
+              ORDER BY 1 LIMIT 1)
+            UNION ALL
+            SELECT (SELECT {_TREE_KEY} FROM repositories r
+                     WHERE r.manifest_count > 0 AND {_TREE_KEY} < %(stop)s AND {VISIBLE}
+                       AND {_TREE_KEY} >= %(prefix)s || split_part(substr(w.key, %(skip)s), ' ', 1) || '!'
+                     ORDER BY 1 LIMIT 1)
+              FROM walk w WHERE w.key IS NOT NULL
+        )
+        SELECT split_part(substr(key, %(skip)s), ' ', 1) AS child FROM walk WHERE key IS NOT NULL LIMIT %(limit)s
+        """,
+        {**seen.params, "prefix": prefix, "start": prefix + (after.rsplit("/", 1)[-1] if after else "") + "!", "stop": stop,
+         "skip": len(prefix) + 1, "limit": limit},
+    )
+    return [{"name": f"{parent}/{row['child']}" if parent else row["child"], "namespace": parent}
+            for row in cur.fetchall()]
+
+
+def repository(cur, seen: Visibility, name: str) -> dict | None:
+    """The repository, if it holds a manifest and the caller may see it."""
+    cur.execute(
+        f"SELECT r.id, {_REPOSITORY_COLUMNS} FROM repositories r"
+        f" WHERE r.name = %(name)s AND r.manifest_count > 0 AND {VISIBLE}",
+        {**seen.params, "name": name},
+    )
+    return cur.fetchone()
+
+
+def repository_id(cur, seen: Visibility, name: str) -> int | None:
+    row = repository(cur, seen, name)
+    return row["id"] if row else None
+
+
+# Per manifest: what is attached to it (signatures, SBOMs, attestations name it as their subject).
+_ATTACHED = """
+LEFT JOIN LATERAL (
+    SELECT coalesce(bool_or(a.kind = 'signature'), false) AS signed,
+           coalesce(bool_or(a.kind = 'sbom'), false) AS has_sbom,
+           count(*) FILTER (WHERE a.kind = 'attestation') AS attestations
+      FROM manifests a WHERE a.repository_id = m.repository_id AND a.subject_digest = m.digest
+) att ON true
+"""
+
+# Per manifest: the platforms it runs on. An index's children, leaving out BuildKit attestation
+# entries (unknown/unknown); a single image's own, from its config.
+_PLATFORMS = """
+(SELECT coalesce(jsonb_agg(DISTINCT p.platform), '[]')
+   FROM (SELECT concat_ws('/', ch.platform->>'os', ch.platform->>'architecture', ch.platform->>'variant') AS platform
+           FROM index_children ch
+          WHERE ch.manifest_id = m.id AND coalesce(ch.platform->>'os', 'unknown') <> 'unknown'
+            AND coalesce(ch.annotations->>'vnd.docker.reference.type', '') <> 'attestation-manifest'
+         UNION ALL
+         SELECT concat_ws('/', ic.os, ic.architecture, ic.variant)
+           FROM image_configs ic WHERE ic.manifest_id = m.id AND ic.os IS NOT NULL AND ic.os <> 'unknown') p
+) AS platforms
+"""
+
+
+TAG_SORTS = {
+    "name": ("t.name", "t.name > %(c0)s", lambda row: [row["name"]], (str,)),
+    "-pushed": ("t.event_at DESC, t.name DESC", "(t.event_at, t.name) < (%(c0)s, %(c1)s)",
+                lambda row: [row["pushed_at"], row["name"]], (datetime, str)),
+}
+
+
+def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, sort: str, after: list | None,
+              limit: int) -> list[dict]:
+    """Version tags; tags of attachments (signatures, SBOMs, referrers indexes) are shown on their subject."""
+    order, keyset, _, _ = TAG_SORTS[sort]
+    cursor = {f"c{i}": v for i, v in enumerate(after or [])}
+    cur.execute(
+        f"""
+        SELECT t.name, m.digest, m.kind, m.media_type, m.artifact_type, m.config_media_type, m.size_bytes,
+               t.event_at AS pushed_at, m.error, att.signed, att.has_sbom, att.attestations, {_PLATFORMS},
+               CASE WHEN c.manifest_id IS NULL THEN NULL ELSE
+                    jsonb_build_object('name', c.name, 'version', c.version, 'app_version', c.app_version,
+                                       'description', c.description) END AS chart
+          FROM tags t
+          -- LATERAL on the unique (repository, digest): the planner walks the tag index in order and
+          -- stops at the page's end, instead of joining every tag of a large repository first.
+          CROSS JOIN LATERAL (SELECT * FROM manifests v WHERE v.repository_id = t.repository_id AND v.digest = t.digest
+                               LIMIT 1) m
+          LEFT JOIN helm_charts c ON c.manifest_id = m.id
+          {_ATTACHED}
+         WHERE t.repository_id = %(repository_id)s AND m.subject_digest IS NULL
+           AND t.digest IS NOT NULL AND t.name NOT LIKE 'sha256-%%'
+           AND (%(prefix)s::text IS NULL OR t.name LIKE %(prefix)s)
+           AND (%(kind)s::text IS NULL OR m.kind = %(kind)s)
+           AND ({'true' if after is None else keyset})
+         ORDER BY {order}
+         LIMIT %(limit)s
+        """,
+        {"repository_id": repository_id, "prefix": None if name is None else _like_escape(name) + "%",
+         "kind": kind, **cursor, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+def has_manifest(cur, repository_id: int, digest: str) -> bool:
+    cur.execute("SELECT 1 FROM manifests WHERE repository_id = %s AND digest = %s", (repository_id, digest))
+    return cur.fetchone() is not None
+
+
+def has_tag(cur, repository_id: int, tag: str) -> bool:
+    cur.execute("SELECT 1 FROM tags WHERE repository_id = %s AND name = %s AND digest IS NOT NULL", (repository_id, tag))
+    return cur.fetchone() is not None
+
+
+def manifest(cur, repository_id: int, digest: str) -> dict | None:
+    """One manifest with everything known about it: descriptors, config summary, tags, attachments."""
+    cur.execute(
+        f"""
+        SELECT m.id, m.digest, m.kind, m.media_type, m.artifact_type, m.config_media_type, m.config_digest,
+               m.manifest_size, m.size_bytes, m.annotations, m.metadata, m.subject_digest, m.error, m.pushed_at,
+               att.signed, att.has_sbom, att.attestations, {_PLATFORMS},
+               (SELECT coalesce(array_agg(t.name ORDER BY t.name), '{{}}') FROM tags t
+                 WHERE t.repository_id = m.repository_id AND t.digest = m.digest) AS tags,
+               (SELECT to_jsonb(ic) - 'manifest_id' FROM image_configs ic WHERE ic.manifest_id = m.id) AS image_config,
+               (SELECT jsonb_build_object('name', c.name, 'version', c.version, 'app_version', c.app_version,
+                                          'description', c.description)
+                  FROM helm_charts c WHERE c.manifest_id = m.id) AS chart
+          FROM manifests m
+          {_ATTACHED}
+         WHERE m.repository_id = %s AND m.digest = %s
+        """,
+        (repository_id, digest),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    cur.execute(
+        "SELECT media_type, digest, size_bytes, annotations FROM layers WHERE manifest_id = %s ORDER BY position",
+        (row["id"],),
+    )
+    row["layers"] = cur.fetchall()
+    cur.execute(
+        "SELECT media_type, digest, size_bytes, platform, annotations FROM index_children"
+        " WHERE manifest_id = %s ORDER BY position",
+        (row["id"],),
+    )
+    row["children"] = cur.fetchall()
+    cur.execute(
+        "SELECT digest, kind, media_type, artifact_type, annotations, pushed_at FROM manifests"
+        " WHERE repository_id = %s AND subject_digest = %s ORDER BY pushed_at, digest",
+        (repository_id, digest),
+    )
+    row["attachments"] = cur.fetchall()
+    return row
+
+
+def chart_version(cur, seen: Visibility, repository: str, version: str | None = None,
+                  digest: str | None = None) -> dict | None:
+    """The chart with this version (or at this digest); if several manifests carry the version, the tagged
+    and most recently pushed one."""
+    cur.execute(
+        f"""
+        SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.*
+          FROM repositories r
+          JOIN manifests m ON m.repository_id = r.id
+          JOIN helm_charts c ON c.manifest_id = m.id
+         WHERE r.name = %(name)s AND {VISIBLE}
+           AND (%(version)s::text IS NULL OR c.version = %(version)s) AND (%(digest)s::text IS NULL OR m.digest = %(digest)s)
+         ORDER BY EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest) DESC,
+                  m.pushed_at DESC
+         LIMIT 1
+        """,
+        {**seen.params, "name": repository, "version": version, "digest": digest},
+    )
+    return cur.fetchone()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Chart versions in SemVer order: releases, then prereleases, then versions that are not SemVer
+# (chart_version_rank); the worker keeps each repository's first in this order
+# as its latest_chart_id (writes._REFRESH_REPOSITORY).
+_VERSION_RANK = "chart_version_rank(c.prerelease)"
+_CHART_SUMMARY = """
+c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecated, c.type, m.digest, m.pushed_at
+"""
+
+
+def list_charts(cur, seen: Visibility, *, namespace, q, after: str | None, limit: int) -> list[dict]:
+    """The latest version of every chart repository, by repository name."""
+    cur.execute(
+        f"""
+        SELECT r.name AS repository, r.namespace, {_CHART_SUMMARY}
+          FROM repositories r
+          JOIN manifests m ON m.id = r.latest_chart_id
+          JOIN helm_charts c ON c.manifest_id = m.id
+         WHERE {_REPOSITORY_FILTERS} AND (%(after)s::text IS NULL OR r.name > %(after)s)
+         ORDER BY r.name
+         LIMIT %(limit)s
+        """,
+        {**seen.params, **_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+CHART_VERSION_KEY = (lambda row: [row["rank"], row["version_key"], row["id"]], (int, str, int))
+SEARCH_KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["name"]], (int, float, datetime, str))
+
+
+def list_chart_versions(cur, repository_id: int, after: list | None, limit: int) -> list[dict]:
+    cursor = dict(zip(("rank", "key", "id"), after or [None, None, None]))
+    cur.execute(
+        f"""
+        SELECT {_CHART_SUMMARY}, {_VERSION_RANK} AS rank, coalesce(c.version_key, '') AS version_key, m.id
+          FROM manifests m JOIN helm_charts c ON c.manifest_id = m.id
+         WHERE m.repository_id = %(repository_id)s AND m.subject_digest IS NULL
+           AND (%(rank)s::int IS NULL
+                OR {_VERSION_RANK} > %(rank)s::int
+                OR ({_VERSION_RANK} = %(rank)s::int AND (coalesce(c.version_key, '') < %(key)s COLLATE "C"
+                    OR (coalesce(c.version_key, '') = %(key)s COLLATE "C" AND m.id < %(id)s::bigint))))
+         ORDER BY {_VERSION_RANK}, coalesce(c.version_key, '') COLLATE "C" DESC, m.id DESC
+         LIMIT %(limit)s
+        """,
+        {"repository_id": repository_id, **cursor, "limit": limit},
+    )
+    return cur.fetchall()
+
+
+# Search: exact name matches first (the whole name or its last part), then rank, then recency.
+# One statement: the matches are collected once (a materialized CTE, kept in memory), and the page
+# and both facets read them, instead of each re-checking every match's search document. (A
+# temporary table did the same in four statements, but writing 15,000 rows into it cost more
+# than ranking them, bench/api.py.)
+_TEXT_HITS = f"""
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
+       (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
+       ts_rank(r.search, %(tsquery)s::tsquery) AS rank
+  FROM repositories r
+ WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery AND {VISIBLE}
+"""
+# Typo tolerance (migration 0006, where pg_trgm exists): when the text matches nothing, repositories
+# whose name holds a word similar to the query, most similar first. pg_trgm's default threshold (0.6)
+# misses a swapped pair of letters ("ngnix" is 0.33 like nginx), hence 0.3; the hits are capped
+# because a low threshold over a large catalog matches much that ranking puts far down anyway.
+SIMILARITY_THRESHOLD = 0.3
+MAX_SIMILAR_HITS = 1000
+_SIMILAR_HITS = f"""
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, 0 AS exact, word_similarity(%(q)s, r.name) AS rank
+  FROM repositories r
+ WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {VISIBLE}
+ ORDER BY rank DESC, r.name LIMIT {MAX_SIMILAR_HITS}
+"""
+# Filters on the hits; each facet leaves its own out.
+_HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
+_HIT_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (h.kinds))"
+_SEARCH_LATEST = """
+LEFT JOIN LATERAL (
+    SELECT coalesce(c.name, m.metadata->>'title') AS title,
+           coalesce(c.description, m.metadata->>'description') AS description,
+           c.version AS chart_version, c.app_version
+      FROM (SELECT * FROM manifests WHERE repository_id = h.id AND subject_digest IS NULL
+             ORDER BY pushed_at DESC, id DESC LIMIT 1) m
+      LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
+"""
+_FACET = "coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', count) ORDER BY count DESC, value), '[]')"
+_SEARCH = """
+WITH hits AS MATERIALIZED ({hits}),
+page AS (
+    SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id FROM hits h
+     WHERE {namespace} AND {kind}
+       AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
+                                      < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
+     ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
+     LIMIT %(limit)s)
+SELECT f.*, p.*
+  FROM (SELECT (SELECT count(*) FROM hits) AS matched,
+               -- hits share a handful of kind sets: count those, then split them (a third of the cost
+               -- of unnesting every hit's kinds)
+               (SELECT {facet} FROM (SELECT k AS value, sum(g.hits)::bigint AS count
+                                       FROM (SELECT h.kinds, count(*) AS hits FROM hits h WHERE {namespace}
+                                              GROUP BY h.kinds) g, unnest(g.kinds) k GROUP BY k) x) AS kind_facet,
+               (SELECT {facet} FROM (SELECT h.namespace AS value, count(*) AS count FROM hits h WHERE {kind}
+                                      GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50) x) AS namespace_facet
+       ) f
+  -- the page's newest-manifest lookups run for its rows only
+  LEFT JOIN LATERAL (SELECT h.*, latest.* FROM page h {latest}) p ON true
+ ORDER BY p.exact DESC, p.rank DESC, p.updated_at DESC, p.name DESC
+"""
+_SEARCH_TEXT, _SEARCH_SIMILAR = (_SEARCH.format(hits=hits, namespace=_HIT_NAMESPACE, kind=_HIT_KIND, facet=_FACET,
+                                                latest=_SEARCH_LATEST)
+                                 for hits in (_TEXT_HITS, _SIMILAR_HITS))
+
+
+def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None,
+           limit: int) -> tuple[list[dict], dict, bool]:
+    """One page of hits, the facet counts of all hits (each facet ignoring its own filter, so
+    choosing a kind does not hide the other kinds' counts, as Artifact Hub does), and whether the
+    hits are only similar names (no text matched). Only what the caller may see is ever
+    collected, so no count or facet reveals a hidden repository."""
+    params = {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
+              **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
+    cur.execute(_SEARCH_TEXT, params)
+    rows = cur.fetchall()
+    similar = rows[0]["matched"] == 0 and _has_trigram(cur)
+    if similar:
+        cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
+        cur.execute(_SEARCH_SIMILAR, params)
+        rows = cur.fetchall()
+    facets = {"kind": rows[0]["kind_facet"], "namespace": rows[0]["namespace_facet"]}
+    return [row for row in rows if row["name"] is not None], facets, similar
+
+
+def _has_trigram(cur) -> bool:
+    cur.execute("SELECT to_regprocedure('word_similarity(text, text)') IS NOT NULL AS present")
+    return cur.fetchone()["present"]

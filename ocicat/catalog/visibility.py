@@ -1,0 +1,124 @@
+"""Who may see which repository: the visibility rules, and the filter every catalog read applies.
+
+A path is public or private by the longest rule that covers it, else by
+``OCICAT_DEFAULT_VISIBILITY``; users see, besides, what their roles cover
+(ocicat.accounts). Each repository keeps the visibility its rules give it
+(``repositories.public``), so a read filters on one row's columns and never
+joins the rules: :data:`VISIBLE`, with the parameters a :class:`Visibility`
+gives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .. import accounts
+
+# What the caller may see: admins everything; anyone what is public (by its rules, or by
+# OCICAT_DEFAULT_VISIBILITY without one); users what their roles cover, the path itself or anything
+# below (path_covered, migrations/functions). The parameters are constants the planner folds: for an
+# administrator the filter is gone, for a caller without roles it is coalesce(r.public, ...) alone,
+# which the partial indexes of migration 0009 match.
+VISIBLE = """
+(%(admin)s OR coalesce(r.public, %(default_public)s)
+ OR (%(has_roles)s AND path_covered(r.name, r.ancestors, %(view_names)s::text[], %(view_prefixes)s::text[])))
+"""
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What one caller may see: the parameters of :data:`VISIBLE`.
+
+    ``names`` are paths seen themselves, ``prefixes`` paths seen with
+    everything below them (a role covers both). Built once per caller and
+    kept with it (api.auth caches callers), since the parameters of a user
+    with 1,000 roles cost more to build than the query they filter.
+    """
+
+    default_public: bool
+    admin: bool = False
+    names: frozenset[str] = field(default_factory=frozenset)
+    prefixes: frozenset[str] = field(default_factory=frozenset)
+
+    @cached_property
+    def params(self) -> dict:
+        # names that are also the prefixes (a role's paths) are sent once, as NULL names (path_covered)
+        names = None if self.names == self.prefixes else _array_literal(self.names)
+        return {"admin": self.admin, "default_public": self.default_public,
+                "has_roles": bool(self.names or self.prefixes), "view_names": names,
+                "view_prefixes": _array_literal(self.prefixes)}
+
+
+def _array_literal(values) -> str:
+    """A PostgreSQL array literal ('{"a","b"}'), sent as one string.
+
+    psycopg2 sends a list as ARRAY['a', 'b', ...]: for a user with 1,000 grants
+    that is 1,000 constants to parse and plan; one literal cast to text[] is
+    one constant.
+    """
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in sorted(values)) + "}"
+
+
+# Rule changes and repository creation take this lock (exclusive, shared), so a repository created
+# while a rule changes reads the rules after the change has committed.
+_RULES_LOCK = "hashtextextended('ocicat visibility', 0)"
+# Repositories under a path: the path itself and those that have it as an ancestor (GIN index).
+_UNDER = "(r.name = %(path)s OR r.ancestors @> ARRAY[%(path)s]::text[])"
+
+
+def wait_for_rule_changes(cur) -> None:
+    """Before reading the rules for a new repository: wait for a rule change in flight."""
+    cur.execute(f"SELECT pg_advisory_xact_lock_shared({_RULES_LOCK})")
+
+
+def set_rule(cur, path: str, public: bool | None) -> int:
+    """Make ``path`` and everything below it public or private (None: drop the rule); returns repositories affected.
+
+    The rule and the repositories under it change in one transaction.
+    """
+    path = accounts.normalize_path(path)
+    cur.execute(f"SELECT pg_advisory_xact_lock({_RULES_LOCK})")
+    if public is None:
+        cur.execute("DELETE FROM visibility_rules WHERE path = %s RETURNING 1", (path,))
+        if cur.fetchone() is None:
+            raise accounts.AccountError(f"no visibility rule on {accounts.shown_path(path)!r}")
+    else:
+        cur.execute(
+            "INSERT INTO visibility_rules (path, public) VALUES (%s, %s)"
+            " ON CONFLICT (path) DO UPDATE SET public = excluded.public, created_at = now()",
+            (path, public),
+        )
+    cur.execute(f"UPDATE repositories r SET public = path_public(r.name) WHERE {_UNDER}", {"path": path})
+    return cur.rowcount
+
+
+def list_rules(cur) -> list[dict]:
+    cur.execute("SELECT path, public, created_at FROM visibility_rules ORDER BY path")
+    return cur.fetchall()
+
+
+def who_can_see(cur, path: str, default_public: bool) -> dict:
+    """Who may view ``path``: whether it is public (and by which rule), admins, and roles that cover it."""
+    path = accounts.normalize_path(path)
+    cur.execute(
+        "SELECT v.path, v.public FROM visibility_rules v WHERE v.path = %(path)s OR v.path = ANY (path_ancestors(%(path)s))"
+        " ORDER BY length(v.path) DESC LIMIT 1",
+        {"path": path},
+    )
+    rule = cur.fetchone()
+    cur.execute("SELECT name FROM users WHERE admin ORDER BY name")
+    admins = [r["name"] for r in cur.fetchall()]
+    cur.execute(
+        "SELECT u.name AS user, g.role, g.path FROM grants g JOIN users u ON u.id = g.user_id"
+        " WHERE (g.path = %(path)s OR g.path = ANY (path_ancestors(%(path)s))) AND role_level(g.role) >= %(level)s"
+        " ORDER BY u.name, length(g.path) DESC",
+        {"path": path, "level": accounts.VIEW_LEVEL},
+    )
+    return {
+        "path": path,
+        "public": rule["public"] if rule else default_public,
+        "rule": rule["path"] if rule else None,
+        "admins": admins,
+        "grants": cur.fetchall(),
+    }

@@ -1,0 +1,272 @@
+"""Every catalog write, in one place, as idempotent SQL.
+
+Order independence comes from two rules:
+- a tag row changes only for an event newer than the one that last set it
+  (deleted tags stay as tombstones with their event time), and newer than
+  the last resync that saw it (``seen_at``);
+- a manifest row exists exactly while the registry was last seen to have it:
+  a push only writes what was just fetched, and a delete removes the row
+  unless a newer push has been applied, or a resync has seen it, since.
+A resync observation is written through the same statements as an event,
+dated just before the request that observed it (see indexer/resync.py).
+All writes for one repository are serialized by a transaction-scoped advisory
+lock, so two workers never interleave the writes of a push and a delete of the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg2.extras import Json, execute_values
+
+from ..oci.classify import Classified
+from .visibility import wait_for_rule_changes
+
+
+def lock_repository(cur, name: str) -> bool:
+    """Take the repository's transaction-scoped lock; False if another transaction holds it."""
+    cur.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0)) AS locked", (name,))
+    return cur.fetchone()["locked"]
+
+
+def ensure_repository(cur, name: str, event_at: datetime) -> int:
+    """The repository's id, created on first sight (reads only, once it exists)."""
+    cur.execute("SELECT id FROM repositories WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        # Visibility comes from the rules covering the new path, read once no rule change is in flight.
+        wait_for_rule_changes(cur)
+        cur.execute(
+            "INSERT INTO repositories (name, namespace, updated_at, public) VALUES (%s, %s, %s, path_public(%s)) "
+            "ON CONFLICT (name) DO UPDATE SET namespace = excluded.namespace RETURNING id",
+            (name, name.rpartition("/")[0], event_at, name),
+        )
+        row = cur.fetchone()
+    return row["id"]
+
+
+# After every event: the repository's figures, and its search document from its newest manifest
+# that is not an attachment. Weights: A names, B title and description, C keywords and
+# maintainers, D annotations and namespace. (A version tag is any tag but a sha256-<hex>
+# attachment tag on a manifest that is not an attachment, as the tags API lists them.)
+_REFRESH_REPOSITORY = """
+UPDATE repositories r SET
+    updated_at = greatest(r.updated_at, %(event_at)s),
+    manifest_count = figures.manifest_count,
+    tag_count = figures.tag_count,
+    kinds = figures.kinds,
+    size_bytes = figures.size_bytes,
+    last_pushed_at = figures.last_pushed_at,
+    latest_chart_id = figures.latest_chart_id,
+    search = setweight(to_tsvector('simple', r.name || ' ' || translate(r.name, '/_.', '   ')), 'A')
+          || setweight(to_tsvector('simple', coalesce(latest.title, '')), 'A')
+          || setweight(to_tsvector('simple', coalesce(latest.description, '')), 'B')
+          || setweight(to_tsvector('simple', coalesce(latest.keywords, '')), 'C')
+          || setweight(to_tsvector('simple', coalesce(latest.annotations, '') || ' ' || translate(r.namespace, '/_.', '   ')), 'D')
+FROM (
+    SELECT count(*) AS manifest_count,
+           coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind) FILTER (WHERE m.subject_digest IS NULL), '{}') AS kinds,
+           coalesce(sum(m.size_bytes), 0) AS size_bytes,
+           max(m.pushed_at) AS last_pushed_at,
+           (SELECT count(*) FROM tags t
+              JOIN manifests v ON v.repository_id = t.repository_id AND v.digest = t.digest
+             WHERE t.repository_id = %(id)s AND v.subject_digest IS NULL AND t.name NOT LIKE 'sha256-%%') AS tag_count,
+           -- chart version order, as reads.list_chart_versions lists them
+           (SELECT v.id FROM manifests v JOIN helm_charts c ON c.manifest_id = v.id
+             WHERE v.repository_id = %(id)s AND v.subject_digest IS NULL
+             ORDER BY chart_version_rank(c.prerelease), c.version_key DESC NULLS LAST, v.id DESC
+             LIMIT 1) AS latest_chart_id
+      FROM manifests m WHERE m.repository_id = %(id)s
+) figures
+LEFT JOIN LATERAL (
+    SELECT coalesce(c.name, m.metadata->>'title') AS title,
+           left(coalesce(c.description, m.metadata->>'description'), 10000) AS description,
+           left(concat_ws(' ', (SELECT string_agg(k, ' ') FROM jsonb_array_elements_text(c.keywords) k),
+                          (SELECT string_agg(x->>'name', ' ') FROM jsonb_array_elements(c.maintainers) x
+                            WHERE jsonb_typeof(x) = 'object')), 10000) AS keywords,
+           left((SELECT string_agg(v, ' ') FROM jsonb_each_text(m.annotations) a(k, v)), 10000) AS annotations
+      FROM (SELECT * FROM manifests WHERE repository_id = %(id)s AND subject_digest IS NULL
+             ORDER BY pushed_at DESC, id DESC LIMIT 1) m
+      LEFT JOIN helm_charts c ON c.manifest_id = m.id
+) latest ON true
+WHERE r.id = %(id)s
+"""
+
+
+def refresh_repository(cur, repository_id: int, event_at: datetime | None) -> None:
+    """After an event: the repository's last-change time (None: unchanged), figures and search document."""
+    cur.execute(_REFRESH_REPOSITORY, {"id": repository_id, "event_at": event_at})
+
+
+def manifest_indexed(cur, repository: str, digest: str) -> bool:
+    """Whether the catalog holds the manifest: asked before fetching it (content behind a digest never changes)."""
+    cur.execute("SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+                " WHERE r.name = %s AND m.digest = %s", (repository, digest))
+    return cur.fetchone() is not None
+
+
+def touch_manifest(cur, repository_id: int, digest: str, pushed_at: datetime) -> bool:
+    """Note another push of an already indexed manifest; False if it is not indexed."""
+    cur.execute(
+        "UPDATE manifests SET pushed_at = greatest(pushed_at, %s) WHERE repository_id = %s AND digest = %s RETURNING id",
+        (pushed_at, repository_id, digest),
+    )
+    return cur.fetchone() is not None
+
+
+@dataclass
+class Details:
+    """What the worker extracted beyond the manifest itself."""
+
+    chart: dict | None = None  # helm_charts columns
+    image_config: dict | None = None  # image_configs columns
+    metadata: dict = field(default_factory=dict)  # surfaced OCI annotations
+    error: str | None = None  # a recorded problem with the contents (bad chart, bad config)
+
+
+def save_manifest(
+    cur,
+    repository_id: int,
+    digest: str,
+    manifest_size: int,
+    content: dict,
+    classified: Classified,
+    pushed_at: datetime,
+    details: Details,
+) -> int:
+    # Descriptor sizes are the pusher's claims: their sum is clamped to what bigint holds.
+    size = min(manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers), 2**63 - 1)
+    cur.execute(
+        """
+        INSERT INTO manifests (repository_id, digest, media_type, artifact_type, config_media_type, config_digest,
+                               kind, manifest_size, size_bytes, annotations, subject_digest, content, error, pushed_at,
+                               metadata)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (repository_id, digest) DO UPDATE SET
+            media_type = excluded.media_type, artifact_type = excluded.artifact_type,
+            config_media_type = excluded.config_media_type, config_digest = excluded.config_digest,
+            kind = excluded.kind, manifest_size = excluded.manifest_size, size_bytes = excluded.size_bytes,
+            annotations = excluded.annotations,
+            subject_digest = coalesce(excluded.subject_digest, manifests.subject_digest),
+            content = excluded.content, error = excluded.error, metadata = excluded.metadata,
+            -- only a re-index (resync --reindex) meets an existing row: events touch_manifest first, under the
+            -- repository lock; the push time users see stays the first one
+            pushed_at = manifests.pushed_at, indexed_at = now()
+        RETURNING id, xmax = 0 AS inserted
+        """,
+        (
+            repository_id, digest, classified.media_type, classified.artifact_type, classified.config_media_type,
+            classified.config_digest, classified.kind, manifest_size, size, Json(classified.annotations),
+            classified.subject_digest, Json(content), details.error, pushed_at, Json(details.metadata),
+        ),
+    )
+    row = cur.fetchone()
+    manifest_id = row["id"]
+    if not row["inserted"]:  # re-indexing (xmax = 0 only on a fresh insert): replace what hangs off it
+        for table in ("layers", "index_children", "helm_charts", "image_configs"):
+            cur.execute(f"DELETE FROM {table} WHERE manifest_id = %s", (manifest_id,))
+    if classified.layers:
+        execute_values(
+            cur,
+            "INSERT INTO layers (manifest_id, position, media_type, digest, size_bytes, annotations) VALUES %s",
+            [
+                (manifest_id, i, l["media_type"], l["digest"], l["size_bytes"], Json(l["annotations"]))
+                for i, l in enumerate(classified.layers)
+            ],
+        )
+    if classified.children:
+        execute_values(
+            cur,
+            "INSERT INTO index_children (manifest_id, position, media_type, digest, size_bytes, platform, annotations) VALUES %s",
+            [
+                (manifest_id, i, c["media_type"], c["digest"], c["size_bytes"], Json(c["platform"]), Json(c["annotations"]))
+                for i, c in enumerate(classified.children)
+            ],
+        )
+    if details.chart is not None:
+        _insert_row(cur, "helm_charts", manifest_id, details.chart)
+    if details.image_config is not None:
+        _insert_row(cur, "image_configs", manifest_id, details.image_config)
+    return manifest_id
+
+
+def _insert_row(cur, table: str, manifest_id: int, values: dict) -> None:
+    """One row keyed by manifest_id; the column names come from our own code, never from input."""
+    columns = sorted(values)
+    params = [Json(values[c]) if isinstance(values[c], (list, dict)) else values[c] for c in columns]
+    cur.execute(
+        f"INSERT INTO {table} (manifest_id, {', '.join(columns)}) VALUES (%s{', %s' * len(columns)})",
+        [manifest_id, *params],
+    )
+
+
+def set_subject(cur, repository_id: int, digest: str, subject_digest: str) -> None:
+    """Mark an indexed manifest as an attachment (a tag named it so after it was pushed)."""
+    cur.execute(
+        "UPDATE manifests SET subject_digest = %s WHERE repository_id = %s AND digest = %s AND subject_digest IS NULL",
+        (subject_digest, repository_id, digest),
+    )
+
+
+def set_tag(cur, repository_id: int, tag: str, digest: str | None, event_at: datetime) -> bool:
+    """Point ``tag`` at ``digest`` (None: delete it) unless a newer event already moved it."""
+    cur.execute(
+        """
+        INSERT INTO tags (repository_id, name, digest, event_at) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, event_at = excluded.event_at
+        WHERE greatest(tags.event_at, tags.seen_at) < excluded.event_at
+        RETURNING 1
+        """,
+        (repository_id, tag, digest, event_at),
+    )
+    return cur.fetchone() is not None
+
+
+def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> bool:
+    """Remove a manifest and the tags that pointed at it, unless pushed again after ``event_at``."""
+    cur.execute(
+        "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND greatest(pushed_at, seen_at) < %s RETURNING id",
+        (repository_id, digest, event_at),
+    )
+    deleted = cur.fetchone() is not None
+    # The tag keeps the time of the event that set it: the registry sends its own
+    # tag-delete events for the tags that pointed here, and dating this removal
+    # at the delete would wrongly refuse a retag that happened before it.
+    cur.execute(
+        "UPDATE tags SET digest = NULL WHERE repository_id = %s AND digest = %s AND greatest(event_at, seen_at) < %s",
+        (repository_id, digest, event_at),
+    )
+    return deleted
+
+
+# -- resync: observations of the registry's state, and the crawl's checkpoint ----------------
+
+
+def observe_manifest(cur, repository_id: int, digest: str, seen_at: datetime) -> bool:
+    """A crawl saw the registry have this manifest at ``seen_at``; False if it is not indexed."""
+    cur.execute(
+        "UPDATE manifests SET seen_at = greatest(seen_at, %s) WHERE repository_id = %s AND digest = %s RETURNING id",
+        (seen_at, repository_id, digest),
+    )
+    return cur.fetchone() is not None
+
+
+def observe_tag(cur, repository_id: int, tag: str, digest: str, seen_at: datetime) -> bool:
+    """A crawl saw ``tag`` point at ``digest`` at ``seen_at``, unless an event or crawl newer than that set it.
+
+    A tag already there keeps its event time (the push time users see); a
+    tag the crawl moved or brought back is dated at the observation.
+    """
+    cur.execute(
+        """
+        INSERT INTO tags (repository_id, name, digest, event_at, seen_at) VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (repository_id, name) DO UPDATE SET
+            event_at = CASE WHEN tags.digest = excluded.digest THEN tags.event_at ELSE excluded.event_at END,
+            digest = excluded.digest, seen_at = excluded.seen_at
+        WHERE greatest(tags.event_at, tags.seen_at) < excluded.seen_at
+        RETURNING 1
+        """,
+        (repository_id, tag, digest, seen_at, seen_at),
+    )
+    return cur.fetchone() is not None

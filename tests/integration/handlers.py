@@ -1,0 +1,23 @@
+"""Bus handlers for tests that make an event fail, wait or be counted, around ocicat's own indexer."""
+
+from __future__ import annotations
+
+from indexer.indexing import EventIndexer
+
+
+class Step:
+    """A bus handler whose second step is ``function(cur, payload)``; its first step hands the payload on."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def prepare(self, payload):
+        return payload
+
+    def apply(self, cur, payload) -> None:
+        self.function(cur, payload)
+
+
+def index_now(indexer: EventIndexer, cur, payload) -> None:
+    """Both of the indexer's steps inside the caller's transaction, for a test's handler to wrap."""
+    indexer.apply(cur, indexer.prepare(payload))

@@ -1,0 +1,188 @@
+"""Fault injection against real processes: nothing lost, nothing extra, nothing twice.
+
+A real registry (Debian's docker-registry) notifies a real `ocicat api`; `ocicat worker` fetches through a proxy
+that fails a fifth of the requests (503s, stalls, connections cut mid-body) and is killed with SIGKILL every
+couple of seconds; PostgreSQL (a server of the test's own) is restarted once in the middle. At the end the
+catalog must equal the registry's own state, as a crawl of the registry shows it.
+
+Scale: OPERATIONS (2,000 pushes and deletes by PUSHERS clients at once, over 8 repositories with 5 tags each,
+so tags keep moving): about a minute of pushing on this 2-core machine, with some 20 worker kills, and as long
+again for the last worker to drain what the killed ones left.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from harness.events import fresh_push_event
+from harness.faults import FaultyProxy
+from harness.oci import push_image
+from harness.postgres import PostgresServer
+from harness.processes import OCICAT, REPO_ROOT, Ocicat, free_port, python_env, wait_http, wait_until
+from harness.registry import Registry
+from indexer.bus import PostgresQueue
+from ocicat.db import Database
+from ocicat.events import Event
+
+from .probes import (
+    catalog_manifests,
+    catalog_tags,
+    dead_letters,
+    queue_rows,
+    registry_manifests,
+    registry_tags,
+    tag_digest,
+)
+
+OPERATIONS = 2000
+PUSHERS = 4  # each owns REPOSITORIES / PUSHERS repositories, so it knows what it left there
+REPOSITORIES = 8
+TAGS = 5
+DELETE_SHARE = 0.2
+KILL_EVERY = (1.5, 3.0)  # seconds a worker lives before its SIGKILL
+
+
+class Killer:
+    """Keeps one `ocicat worker` running and kills it with SIGKILL at random intervals until stopped."""
+
+    def __init__(self, env: dict, log_dir, seed: int = 8):
+        self.env, self.log_dir = env, log_dir
+        self.rng = random.Random(seed)
+        self.kills = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            worker = Ocicat("worker", self.env, self.log_dir / f"worker-{self.kills}.log").start()
+            self.stopping.wait(self.rng.uniform(*KILL_EVERY))
+            worker.process.send_signal(signal.SIGKILL)
+            worker.process.wait(10)
+            self.kills += 1
+
+    def start(self) -> "Killer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+
+
+@pytest.fixture
+def postgres():
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_registry(postgres, tmp_path):
+    url = postgres.create_database("ocicat")
+    port = free_port()
+    secret = "faults-" + uuid.uuid4().hex
+    registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
+    proxy = FaultyProxy(registry.url)
+    env = python_env(OCICAT_DATABASE_URL=url, OCICAT_LISTEN=f"127.0.0.1:{port}", OCICAT_REGISTRY_URL=proxy.url,
+                     OCICAT_WEBHOOK_SECRETS=secret, OCICAT_API_WORKERS=1, OCICAT_MAX_ATTEMPTS=50,
+                     OCICAT_WORKER_CONCURRENCY=4)
+    subprocess.run([*OCICAT, "migrate"], env=env, cwd=REPO_ROOT, check=True, capture_output=True, timeout=60)
+    api = Ocicat("api", env, tmp_path / "api.log").start()
+    killer = None
+    final = None
+    db = None
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        killer = Killer(env, tmp_path).start()
+        done = [0]  # operations finished, by all pushers
+        lock = threading.Lock()
+
+        def push_and_delete(pusher: int) -> tuple[set, dict]:
+            rng, http = random.Random(pusher), requests.Session()
+            pushed: set[tuple[str, str]] = set()
+            tagged: dict[tuple[str, str], str] = {}
+            for n in range(OPERATIONS // PUSHERS):
+                repository = f"faults/app-{pusher + PUSHERS * rng.randrange(REPOSITORIES // PUSHERS)}"
+                if tagged and rng.random() < DELETE_SHARE:
+                    (repository, tag), digest = rng.choice(sorted(tagged.items()))
+                    assert http.delete(f"{registry.url}/v2/{repository}/manifests/{digest}", timeout=10).status_code == 202
+                    tagged = {key: d for key, d in tagged.items() if d != digest}
+                else:
+                    tag = f"t{rng.randrange(TAGS)}"
+                    digest = push_image(registry.url, repository, tag, seed=f"{pusher}-{n}", session=http)
+                    pushed.add((repository, digest))
+                    tagged[(repository, tag)] = digest
+                with lock:
+                    done[0] += 1
+            return pushed, tagged
+
+        with ThreadPoolExecutor(PUSHERS) as pool:
+            results = [pool.submit(push_and_delete, pusher) for pusher in range(PUSHERS)]
+            wait_until(lambda: done[0] >= OPERATIONS // 2 or all(r.done() for r in results), timeout=600,
+                       interval=0.1, what="half of the operations")
+            assert done[0] < OPERATIONS  # the restart falls in the middle of the stream
+            postgres.restart()
+            pushed = set().union(*(r.result()[0] for r in results))
+            tagged = {key: d for r in results for key, d in r.result()[1].items()}
+        killer.stop()
+        assert killer.kills >= 5
+        assert proxy.counts["error"] and proxy.counts["stall"] and proxy.counts["cut"]
+
+        final = Ocicat("worker", env, tmp_path / "worker-final.log").start()
+        db = Database(url, maxconn=2)
+        truth = registry_tags(registry.url)  # the registry itself, not through the proxy
+        assert {(r, t): d for r, tags in truth.items() for t, d in tags.items()} == tagged  # the crawl sees it all
+        wait_until(lambda: catalog_tags(db) == truth, timeout=420, interval=0.5, what="the catalog to converge")
+        wait_until(lambda: not queue_rows(db), timeout=60, interval=0.5, what="the queue to drain")
+        assert catalog_tags(db) == truth
+        assert catalog_manifests(db) == registry_manifests(registry.url, pushed)
+        assert dead_letters(db) == []
+        with db.transaction() as cur:
+            cur.execute("SELECT count(*) AS n, count(DISTINCT (repository_id, digest)) AS distinct_n FROM manifests")
+            row = cur.fetchone()
+            assert row["n"] == row["distinct_n"]
+            cur.execute("SELECT count(*) AS n FROM repositories GROUP BY name HAVING count(*) > 1")
+            assert cur.fetchall() == []
+    finally:
+        if killer is not None:
+            killer.stop()
+        if db is not None:
+            db.close()
+        for process in (final, api):
+            if process is not None:
+                process.stop()
+        proxy.close()
+        registry.close()
+
+
+def test_sigterm_lets_the_worker_finish_the_event_in_hand_on_the_postgresql_queue(make_database, tmp_path):
+    """(The Kafka bus has its own: test_kafka's stopped-worker test.) Every registry request stalls 2 s, so the
+    SIGTERM arrives while the event is being fetched; the worker must finish it, commit, and exit 0."""
+    registry = Registry().start()
+    proxy = FaultyProxy(registry.url, fault_rate=1.0, stall_seconds=2.0, kinds=("stall",))
+    url = make_database()
+    db = Database(url, maxconn=2)
+    worker = None
+    try:
+        digest = push_image(registry.url, "drain/app", "v1")
+        PostgresQueue(db).publish([Event.load(fresh_push_event("drain/app", digest, "v1"))], [])
+        env = python_env(OCICAT_DATABASE_URL=url, OCICAT_REGISTRY_URL=proxy.url, OCICAT_WORKER_CONCURRENCY=1)
+        worker = Ocicat("worker", env, tmp_path / "worker.log").start()
+        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=30, what="the worker's first (stalled) fetch")
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(20) == 0, worker.output()
+        assert tag_digest(db, "drain/app", "v1") == digest, worker.output()
+        assert not queue_rows(db)
+    finally:
+        if worker is not None:
+            worker.stop()
+        db.close()
+        proxy.close()
+        registry.close()
