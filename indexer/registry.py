@@ -211,7 +211,7 @@ class RegistryClient:
                 )
             except requests.RequestException as exc:
                 metrics.REGISTRY_ERRORS.labels("connection").inc()
-                raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+                raise TransientError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}") from exc
             # Only the registry itself may ask for credentials: a 401 from a
             # redirect target (blob storage) must not steer them to its realm.
             if response.status_code != 401 or attempt == 1 or response.history or authorization:
@@ -342,12 +342,19 @@ def _raise_for_status(response: requests.Response) -> None:
     if status < 400:
         return
     metrics.REGISTRY_ERRORS.labels(str(status)).inc()
-    where = f"{response.request.method} {response.url}"
+    where = f"{response.request.method} {_path(response.url)}"
     if status in (401, 403, 408, 429) or status >= 500:
         # 401/403 after authenticating is a credentials problem an operator
         # can fix; retrying (and later replaying) then succeeds.
         raise TransientError(f"{where}: HTTP {status}")
     raise PermanentError(f"{where}: HTTP {status}: {_excerpt(response)}")
+
+
+def _path(url: str) -> str:
+    """What an error names of a request: its path. The registry's address is configuration, not news to
+    whoever reads the error (an API caller, a dead letter), and a storage backend's redirect URL can carry a
+    signature in its query."""
+    return urlsplit(url).path
 
 
 def _excerpt(response: requests.Response, limit: int = 300) -> str:

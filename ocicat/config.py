@@ -57,7 +57,21 @@ def _registry_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"OCICAT_REGISTRY_URL must be an http(s) URL, got {raw!r}")
+    # A password in the URL would travel wherever the URL is shown (pull references, logs): refused, by name only.
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("OCICAT_REGISTRY_URL must not hold credentials: set OCICAT_REGISTRY_USERNAME and "
+                          "OCICAT_REGISTRY_PASSWORD instead")
     return raw.rstrip("/")
+
+
+def _public_host(raw: str | None) -> str | None:
+    """host[:port] users pull from: it is shown in every ``oci://`` reference, so nothing else may hide in it."""
+    if not raw:
+        return None
+    if not _HOST_PORT_RE.match(raw) and not _HOST_RE.match(raw):
+        raise ConfigError("OCICAT_REGISTRY_PUBLIC_HOST must be host or host:port, as users pull from it (the value "
+                          "is not shown: it may hold a credential)")
+    return raw
 
 
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -66,6 +80,7 @@ KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Kafka's own rule for topic names.
 KAFKA_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
 
 
 @dataclass(frozen=True)
@@ -220,7 +235,7 @@ class Config:
             data_dir=env.get("OCICAT_DATA_DIR") or _default_data_dir(),
             listen=listen,
             registry_url=_registry_url(env.get("OCICAT_REGISTRY_URL") or cls.registry_url),
-            registry_public_host=env.get("OCICAT_REGISTRY_PUBLIC_HOST") or None,
+            registry_public_host=_public_host(env.get("OCICAT_REGISTRY_PUBLIC_HOST")),
             registry_username=env.get("OCICAT_REGISTRY_USERNAME") or None,
             registry_password=env.get("OCICAT_REGISTRY_PASSWORD") or None,
             webhook_secrets=secrets,

@@ -80,3 +80,21 @@ def test_settings_of_the_worker_and_logs_are_checked_by_name():
                          ({"OCICAT_RESYNC_INTERVAL": "-1"}, "OCICAT_RESYNC_INTERVAL")):
         with pytest.raises(ConfigError, match=message):
             Config.from_env(env)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"OCICAT_REGISTRY_URL": "http://ocicat:s3cret@registry:5000"}, "must not hold credentials"),
+    ({"OCICAT_REGISTRY_URL": "https://token@registry.example"}, "must not hold credentials"),
+    ({"OCICAT_REGISTRY_PUBLIC_HOST": "user:pass@registry.example"}, "must be host or host:port"),
+    ({"OCICAT_REGISTRY_PUBLIC_HOST": "registry.example/evil"}, "must be host or host:port"),
+])
+def test_registry_credentials_never_hide_in_an_address(env, message):
+    """A password in the URL ended up in every chart's oci:// reference, the UI's commands and the logs."""
+    with pytest.raises(ConfigError, match=message) as refused:
+        Config.from_env(env)
+    assert "s3cret" not in str(refused.value) and "pass" not in str(refused.value)
+
+
+def test_the_public_host_is_what_users_pull_from():
+    assert Config.from_env({"OCICAT_REGISTRY_PUBLIC_HOST": "registry.example:443"}).registry_host == "registry.example:443"
+    assert Config.from_env({"OCICAT_REGISTRY_URL": "http://10.0.0.5:5000/"}).registry_host == "10.0.0.5:5000"
