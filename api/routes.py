@@ -15,7 +15,6 @@ from . import auth, deletes
 from .openapi import documented
 from .pagination import decode_cursor, link_header, page
 from .problems import problem
-from .rendering import readme_html
 from .schemas import (
     ChartListArgs,
     ChartListItem,
@@ -85,7 +84,7 @@ def _list_response(body: dict, schema: Schema):
             response=Namespace, listing=True, errors=(400, 401))
 def list_namespaces():
     args = NamespaceListArgs().load(request.args)
-    after = decode_cursor(args["cursor"], (str,))
+    after = decode_cursor(args["cursor"], reads.NAME_KEY)
     with _db().transaction() as cur:
         rows = reads.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
                                        limit=args["limit"] + 1)
@@ -132,7 +131,7 @@ def list_tags(name: str):
             listing=True, errors=(400, 401))
 def list_charts():
     args = ChartListArgs().load(request.args)
-    after = decode_cursor(args["cursor"], (str,))
+    after = decode_cursor(args["cursor"], reads.NAME_KEY)
     with _db().transaction() as cur:
         rows = reads.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
                                    limit=args["limit"] + 1)
@@ -219,7 +218,6 @@ def _chart_version_response(row: dict | None, name: str, reference: str, what: s
         return _not_found(name, reference, what)
     # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
     row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
-    row["readme_html"] = readme_html(row["readme"])
     return jsonify(ChartVersion().dump(row))
 
 

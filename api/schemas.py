@@ -198,8 +198,9 @@ class ChartVersion(ChartListItem):
     tags = fields.Str(allow_none=True)
     readme = fields.Str(allow_none=True)
     readme_html = fields.Str(allow_none=True, metadata={
-        "description": "the README rendered from Markdown and sanitized (api.rendering): safe to insert as HTML; "
-                       "null when there is no README or it is too large to render"})
+        "description": "the README rendered from Markdown and sanitized when the chart was indexed (indexer.readme): "
+                       "safe to insert as HTML; null when there is no README, or it is too large or too deeply nested "
+                       "to render (show the text)"})
     values = fields.Str(allow_none=True, attribute="values_yaml")
     values_schema = fields.Raw(allow_none=True)
     templates = fields.List(fields.Str())

@@ -42,7 +42,6 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import yaml  # noqa: E402
 
-from indexer.chart_archive import ChartArchiveError, read_chart_archive  # noqa: E402
 from harness.chart_archives import (  # noqa: E402
     MiB,
     chart_tgz,
@@ -50,8 +49,12 @@ from harness.chart_archives import (  # noqa: E402
     one_file_bomb,
     trailing_zeros_bomb,
 )
+from indexer.chart_archive import ChartArchiveError, read_chart_archive  # noqa: E402
+from indexer.readme import MAX_README_CHARS, readme_html  # noqa: E402
 
 RSS_TARGET_MIB = 200
+README_TARGET_MS = 50.0  # the worst README ocicat accepts, rendered and sanitized at ingest
+README_READ_TARGET = 1.2  # reading the chart page of the worst README against one of a benign README of its size
 ROUNDS = 5
 WORDS = (
     "replicas image repository tag pullPolicy service port targetPort ingress enabled annotations resources "
@@ -83,6 +86,43 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 
 
 # -- generated charts -------------------------------------------------------------
+
+
+def hostile_readmes() -> dict[str, str]:
+    """The READMEs that cost most to render and sanitize, each as large as ocicat renders (MAX_README_CHARS)."""
+    n = MAX_README_CHARS
+    return {
+        "unclosed <div> (nesting past the limit)": "<div>" * (n // 5),
+        "Markdown blockquotes (> > > ...)": "> " * (n // 2),
+        "<b><p> (formatting reconstructed)": "<b><p>" * (n // 6),
+        "nesting just under the limit, then flat": "<div>" * 250 + "<span>x</span>" * ((n - 1250) // 14),
+        "unclosed links": "<a href=https://x.example>" * (n // 26),
+        "brackets": "[" * n,
+        "emphasis runs": "*a **b " * (n // 7),
+        "a table 1,000 columns wide": ("|" + "a|" * 1000 + "\n|" + "-|" * 1000 + "\n") * (n // 4004),
+        "real-looking, tables and links, rendering to just under the HTML limit": _largest_rendered(
+            "## Parameters\n\n| Name | Description | Value |\n|---|---|---|\n"
+            + "| `image.tag` | The [image](https://hub.example/x) tag | `1.2.3` |\n" * 20 + "\n"),
+    }
+
+
+def _largest_rendered(block: str) -> str:
+    """``block`` repeated as often as the README still renders to HTML (under both of indexer.readme's limits)."""
+    low, high = 1, MAX_README_CHARS // len(block)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if readme_html(block * middle) is not None else (low, middle - 1)
+    return block * low
+
+
+def readme_cost(readme: str) -> float:
+    """Median milliseconds of rendering and sanitizing ``readme`` as the worker does at ingest."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        readme_html(readme)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -278,6 +318,17 @@ def main() -> None:
             f"(parsing costs {parse_seconds / inflate_seconds:.1f}x that)"
         )
 
+    print(f"\n== README rendering at ingest, each at the {MAX_README_CHARS // 1024} KiB limit (target < "
+          f"{README_TARGET_MS:.0f} ms, median of 5) ==")
+    readme_failures = []
+    readmes = {**hostile_readmes(), "the large chart's README": read_chart_archive(io.BytesIO(charts["large chart"])).readme}
+    for name, readme in readmes.items():
+        cost = readme_cost(readme)
+        shown = "as HTML" if readme_html(readme) is not None else "as text (over a limit)"
+        ok = cost < README_TARGET_MS
+        readme_failures += [] if ok else [f"README {name}"]
+        print(f"{name} ({len(readme) / 1024:.0f} KiB): {cost:.1f} ms, shown {shown} {'OK' if ok else 'FAIL'}")
+
     print(f"\n== peak RSS of a fresh process (target < {RSS_TARGET_MIB} MiB) ==")
     cases = {
         "1 GiB gzip bomb, one file": one_file_bomb(),
@@ -299,13 +350,15 @@ def main() -> None:
                 f"{name} ({len(archive) / MiB:.2f} MiB compressed): peak {peak:.1f} MiB "
                 f"(process that only reads the file: {baseline:.1f} MiB) {'OK' if ok else 'FAIL'}; {outcome}"
             )
-    worker_failures = worker_peak(cases)
-    if failures or worker_failures:
-        raise SystemExit(f"over target or wrong outcome: {', '.join(failures + worker_failures)}")
+    worst = max(hostile_readmes().items(), key=lambda item: readme_cost(item[1]))
+    worker_failures = worker_peak(cases, worst)
+    if failures or readme_failures or worker_failures:
+        raise SystemExit(f"over target or wrong outcome: {', '.join(failures + readme_failures + worker_failures)}")
 
 
-def worker_peak(cases: dict[str, bytes]) -> list[str]:
-    """Peak memory of a real ``ocicat worker`` that fetches these chart layers from a real registry.
+def worker_peak(cases: dict[str, bytes], worst_readme: tuple[str, str]) -> list[str]:
+    """Peak memory of a real ``ocicat worker`` that fetches these chart layers from a real registry; and what
+    reading the chart page of the worst README costs, against a benign README of the same size.
 
     The same archives as above are pushed as Helm charts; the worker streams
     each layer from the registry into the parser, records the refusal on the
@@ -350,13 +403,49 @@ def worker_peak(cases: dict[str, bytes]) -> list[str]:
             print(f"{case}: {tag['error'] or 'indexed, no error'}")
         ok = peak < RSS_TARGET_MIB and all(t["error"] for t in tags[:-1]) and not tags[-1]["error"]
         print(f"worker peak (VmHWM) {peak:.1f} MiB: {'OK' if ok else 'FAIL'}")
-        return [] if ok else ["ocicat worker"]
+        return ([] if ok else ["ocicat worker"]) + readme_read_cost(registry, f"http://127.0.0.1:{port}", worst_readme)
     finally:
         worker.stop()
         api.stop()
         registry.close()
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def readme_read_cost(registry, api: str, worst_readme: tuple[str, str]) -> list[str]:
+    """The chart page of the worst README against one of a benign README of its size: medians of 100 GETs each."""
+    import requests
+
+    from harness.oci import push_artifact
+    from harness.processes import wait_until
+    from ocicat.oci.media_types import HELM_CHART_LAYER, HELM_CONFIG
+
+    name, worst = worst_readme
+    benign = ("Some *text*, a [link](https://example.com) and `code`.\n\n" * (len(worst) // 60))[:len(worst)]
+    session = requests.Session()
+    medians = {}
+    for label, readme in (("benign", benign), ("worst", worst)):
+        config = json.dumps({"apiVersion": "v2", "name": label, "version": "1.0.0"}).encode()
+        archive = chart_tgz({"Chart.yaml": f"apiVersion: v2\nname: {label}\nversion: 1.0.0\n", "README.md": readme},
+                            top=label)
+        push_artifact(registry.url, f"readme/{label}", "1.0.0", media_type=None, config=(HELM_CONFIG, config),
+                      layers=[(HELM_CHART_LAYER, archive)])
+        url = f"{api}/api/v1/charts/readme/{label}/-/versions/1.0.0"
+        wait_until(lambda: session.get(url, timeout=5).status_code == 200, timeout=60, what=f"the {label} chart")
+        for _ in range(10):
+            session.get(url, timeout=5)
+        times = []
+        for _ in range(100):
+            started = time.perf_counter()
+            session.get(url, timeout=5).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+        medians[label] = statistics.median(times)
+    ratio = medians["worst"] / medians["benign"]
+    ok = ratio <= README_READ_TARGET
+    print(f"\n== reading the chart page of the worst README ({name}) against a benign one of its size ==")
+    print(f"GET chart version: median {medians['worst']:.1f} ms vs {medians['benign']:.1f} ms (n=100 each) = "
+          f"{ratio:.2f}x (target <= {README_READ_TARGET}x) {'OK' if ok else 'FAIL'}")
+    return [] if ok else ["reading the worst README"]
 
 
 

@@ -19,6 +19,7 @@ from ocicat.untrusted import json_object, storable
 from . import images
 from .chart_archive import ChartArchiveError, read_chart_archive
 from .helm import artifacthub_annotations, parse_chart_config, version_order
+from .readme import readme_html
 from .registry import Fetched, RegistryClient
 
 # Compressed size of a chart layer; Helm's own cap is 100 MiB decompressed.
@@ -94,6 +95,7 @@ class Extractor:
             return f"chart layer {layer['digest']} is missing from the registry"
         chart.update(
             readme=contents.readme,
+            readme_html=readme_html(contents.readme),
             values_yaml=contents.values,
             values_schema=contents.values_schema,
             templates=contents.templates,
@@ -102,5 +104,5 @@ class Extractor:
         )
         if not chart["dependencies"] and contents.requirements:  # apiVersion v1 charts: requirements.yaml
             chart["dependencies"] = contents.requirements
-        chart["warnings"] = contents.warnings
+        chart["warnings"] += contents.warnings
         return None

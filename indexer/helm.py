@@ -7,12 +7,16 @@ that is not a chart becomes a recorded error on the manifest, not a crash.
 from __future__ import annotations
 
 import json
+import re
 
 import semver
 
 from ocicat.untrusted import json_object, yaml_document
 
 MAX_TEXT = 64 * 1024  # no Chart.yaml string field is anywhere near this in practice
+# The names `helm create` accepts (helm/helm pkg/chart/v2/util/create.go); Helm loads a chart only if its name has
+# no path separator (pkg/chart/v2/metadata.go), after dropping characters that do not print.
+HELM_CHART_NAME = re.compile(r"^[a-zA-Z0-9._-]+\Z")
 
 
 class ChartError(ValueError):
@@ -64,7 +68,23 @@ def parse_chart_config(blob: bytes) -> dict:
     if not isinstance(deprecated, bool):
         raise ChartError("chart field deprecated must be a boolean")
     chart["deprecated"] = deprecated
+    chart["warnings"] = name_warnings(chart["name"])
     return chart
+
+
+def name_warnings(name: str) -> list[str]:
+    """What Helm would say of a chart's name: names it refuses to load, and names it would not create.
+
+    The chart is indexed either way (the registry took it); the warning tells its owner, and frontends
+    quote the name wherever they put it in a command.
+    """
+    if not HELM_CHART_NAME.match(name):
+        shown = json.dumps(name)[:200]
+        if "/" in name or not "".join(c for c in name if c.isprintable()).strip():
+            return [f"chart name {shown} is invalid: Helm refuses to load a chart named so"]
+        return [f"chart name {shown} has characters Helm does not create charts with (letters, digits, '.', '_' and "
+                "'-' only): commands that name it must quote it"]
+    return []
 
 
 def _strings(meta: dict, key: str) -> list[str]:

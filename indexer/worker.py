@@ -15,6 +15,7 @@ from ocicat import metrics
 from ocicat.config import Config
 from ocicat.db import Database, database_url
 
+from . import readme_backfill
 from .bus import describe_bus, open_bus
 from .indexing import EventIndexer
 from .registry import RegistryClient
@@ -34,7 +35,7 @@ def run(config: Config) -> None:
     # with as many threads again.
     threads = config.worker_concurrency * (2 if kafka else 1)
     crawlers = config.resync_concurrency if config.resync_interval else 0
-    db = Database(database_url(config), maxconn=threads + crawlers + 2, synchronous_commit=not kafka)
+    db = Database(database_url(config), maxconn=threads + crawlers + 3, synchronous_commit=not kafka)
     registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password,
                               pool_size=threads + 2 * crawlers)  # a crawl's fetch threads too (indexer.resync)
     bus = open_bus(config, db)
@@ -53,6 +54,7 @@ def run(config: Config) -> None:
         host, port = config.listen_address_of(config.worker_metrics_listen)
         start_http_server(port, host)
         log.info("worker metrics on http://%s:%d/metrics", host, port)
+    threading.Thread(target=readme_backfill.run, args=(db, stop), name="readme-backfill", daemon=True).start()
     reconcile = None
     if config.resync_interval:
         reconcile = threading.Thread(target=run_periodically, name="resync", daemon=True,

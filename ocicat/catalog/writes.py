@@ -270,3 +270,20 @@ def observe_tag(cur, repository_id: int, tag: str, digest: str, seen_at: datetim
         (repository_id, tag, digest, seen_at, seen_at),
     )
     return cur.fetchone() is not None
+
+
+# -- READMEs indexed before they were rendered at ingest (migration 0010) ------------------------------
+
+
+def readmes_to_render(cur, after_id: int, max_chars: int, limit: int) -> list[dict]:
+    """Chart READMEs without their HTML, after ``after_id`` in id order, locked (others skip them)."""
+    cur.execute(
+        "SELECT manifest_id, readme FROM helm_charts WHERE manifest_id > %s AND readme_html IS NULL"
+        " AND readme IS NOT NULL AND length(readme) <= %s ORDER BY manifest_id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (after_id, max_chars, limit),
+    )
+    return cur.fetchall()
+
+
+def set_readme_html(cur, manifest_id: int, html: str | None) -> None:
+    cur.execute("UPDATE helm_charts SET readme_html = %s WHERE manifest_id = %s", (html, manifest_id))

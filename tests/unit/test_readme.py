@@ -1,13 +1,15 @@
-"""The README sanitizer on its own: what survives of hostile Markdown and HTML, and what real READMEs keep."""
+"""The README renderer on its own: what survives of hostile Markdown and HTML, what real READMEs keep, and
+that no README can make it run long."""
 
 from __future__ import annotations
 
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
 
-from api.rendering import MAX_README_CHARS, readme_html
+from indexer.readme import MAX_DEPTH, MAX_README_CHARS, nests_deeper_than, readme_html
 
 
 class _Markup(HTMLParser):
@@ -36,6 +38,8 @@ class _Markup(HTMLParser):
     "<style>*{display:none}</style>",
     '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
     "<details open ontoggle=alert(1)>",
+    '<blockquote cite="javascript:alert(1)">quoted</blockquote>',
+    '<q cite=" javascript:alert(1)">quoted</q>',
     '<img src="http://tracker.example/p.gif">',
 ])
 def test_nothing_that_runs_loads_insecurely_or_navigates_oddly_survives(hostile):
@@ -45,6 +49,7 @@ def test_nothing_that_runs_loads_insecurely_or_navigates_oddly_survives(hostile)
         assert not any(name.startswith("on") or name == "style" for name in attributes), html
         assert re.match(r"^(https://|http://|mailto:)", attributes.get("href", "https://")), html
         assert attributes.get("src", "https://").startswith("https://"), html
+        assert re.match(r"^https?://", attributes.get("cite", "https://")), html
     assert "alert(1)</script>" not in html and "before" in html and "after" in html
 
 
@@ -55,7 +60,7 @@ def test_real_readme_markup_is_kept_and_links_are_marked():
         "[docs](https://docs.example/x) [mail](mailto:a@example.com) ~~old~~\n\n```yaml\nkey: value\n```\n"
     )
     assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html and "<code>code</code>" in html
-    assert "<td>1</td>" in html and "<s>old</s>" in html
+    assert "<td>1</td>" in html and "<del>old</del>" in html
     assert '<img src="https://example.com/logo.png" alt="logo" width="100">' in html
     assert '<a href="https://docs.example/x" rel="noopener nofollow">docs</a>' in html
     assert '<a href="mailto:a@example.com" rel="noopener nofollow">mail</a>' in html
@@ -71,3 +76,22 @@ def test_no_readme_or_a_huge_one_gives_no_html():
     assert readme_html(None) is None and readme_html("") is None
     assert readme_html("x" * (MAX_README_CHARS + 1)) is None
     assert readme_html("x" * MAX_README_CHARS) == "<p>" + "x" * MAX_README_CHARS + "</p>\n"
+
+
+@pytest.mark.parametrize("hostile", [
+    "<div>" * (MAX_README_CHARS // 5),  # unclosed elements: each costs the sanitizer the depth of the rest
+    "> " * (MAX_README_CHARS // 2),  # Markdown nests these as blockquotes
+    "<b><p>" * (MAX_README_CHARS // 6),
+    "</x><div>" * (MAX_README_CHARS // 9),  # stray end tags close nothing, as in a browser
+])
+def test_html_nested_too_deeply_is_shown_as_text_and_costs_little(hostile):
+    started = time.perf_counter()
+    assert readme_html(hostile) is None
+    assert time.perf_counter() - started < 1.0  # milliseconds in fact (bench/parse.py); seconds before the limit
+
+
+def test_the_depth_scan_closes_elements_as_a_parser_does():
+    assert not nests_deeper_than("<div><span></span></div>" * 1000, 2)
+    assert nests_deeper_than("<div><div><div>", 2) and not nests_deeper_than("<div><div><br><img/>", 2)
+    assert not nests_deeper_than("<ul><li><div><p>x</ul>" * 50, 4)  # </ul> closes what is inside it
+    assert not nests_deeper_than("<div>" * MAX_DEPTH, MAX_DEPTH)

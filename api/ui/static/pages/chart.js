@@ -8,8 +8,17 @@ import { breadcrumbs, kinds, ui } from './common.js';
 
 const VERSIONS_PAGE = 20;
 
+/**
+ * One word for a POSIX shell, as it is when it is plainly one (letters, digits, @%+=:,./_-), else in single quotes:
+ * chart names and versions come from whoever pushed the chart, and a copied command must not run what they wrote.
+ */
+function shellWord(word) {
+  return /^[A-Za-z0-9@%+=:,./_-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
 /** A command with a Copy button; if the clipboard is not available, the command is selected for Ctrl+C. */
-function command(label, text) {
+function command(label, words) {
+  const text = words.map(shellWord).join(' ');
   const code = h('code', null, text);
   const status = h('span', { class: 'copy-status', role: 'status' });
   const copy = async () => {
@@ -94,8 +103,8 @@ export default async function chart({ name, version }) {
       c.error && h('p', { class: 'problem' }, `Indexing problem: ${c.error}`),
       c.warnings.length ? h('ul', { class: 'warnings', 'aria-label': 'Warnings' }, c.warnings.map((w) => h('li', null, w))) : null,
       section('Use it', 'use',
-        command('pull', `helm pull ${c.reference}`),
-        command('install', `helm install ${c.name} ${c.reference}`)),
+        command('pull', ['helm', 'pull', c.reference]),
+        command('install', ['helm', 'install', c.name, c.reference])),
       h('nav', { class: 'toc', 'aria-label': 'On this page' }, h('ul', null,
         [['About', 'about'], ['README', 'readme'], ['Values', 'values'], ['Schema', 'schema'], ['Versions', 'versions']]
           .map(([text, id]) => h('li', null, h('a', { href: `#${id}` }, text))))),
