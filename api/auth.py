@@ -62,7 +62,7 @@ class Principal:
 
     @property
     def admin(self) -> bool:
-        return self.view.admin
+        return self.view.everything
 
     def may_delete(self, repository: str) -> bool:
         return self.admin or repository in self.delete_names or bool(_ancestors(repository) & self.delete_prefixes)

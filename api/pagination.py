@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
 from flask import request
@@ -19,6 +19,7 @@ from ocicat.untrusted import storable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500  # one page can hold a typical registry's whole chart list
+MAX_KEY_CHARS = 1024  # a sort key value: a name, a version key, a timestamp
 
 
 def encode_cursor(key: list) -> str:
@@ -26,10 +27,12 @@ def encode_cursor(key: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(text, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> list | None:
-    """The sort key a cursor holds, as ``types`` (None for the first page); ValidationError if it is not ours.
+def decode_cursor(cursor: str | None, types: tuple[str, ...]) -> list | None:
+    """The sort key a cursor holds, as values of the SQL ``types`` (None for the first page); ValidationError if
+    it is not one the server could have made.
 
-    Every value is converted here, so a forged cursor is a 400, never a failed SQL cast.
+    Every value is converted and range-checked here, as the statement will
+    cast it, so a forged cursor is a 400, never a failed SQL cast (a 500).
     """
     if cursor is None:
         return None
@@ -39,30 +42,49 @@ def decode_cursor(cursor: str | None, types: tuple[type, ...]) -> list | None:
         if not isinstance(key, list) or len(key) != len(types):
             raise ValueError
         values = [_convert(value, kind) for value, kind in zip(key, types)]
-    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, RecursionError):
         raise malformed from None
     return values
 
 
-def _convert(value, kind: type):
-    if not isinstance(value, str) or value != storable(value):
+REAL_MAX, REAL_MIN = 3.4028234e38, 1.1754944e-38  # PostgreSQL's real (float4): largest, smallest normal magnitude
+
+
+def _timestamptz(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
         raise ValueError
-    if kind is datetime:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None or not 1 <= parsed.year <= 9999:
-            raise ValueError
-        return parsed
-    if kind is float:
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError
-        return number
-    if kind is int:
+    parsed = parsed.astimezone(timezone.utc)  # PostgreSQL takes offsets up to 15:59 only; UTC has none
+    if not 1 <= parsed.year <= 9999:
+        raise ValueError
+    return parsed
+
+
+def _real(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > REAL_MAX or 0 < abs(number) < REAL_MIN:
+        raise ValueError
+    return number
+
+
+def _integer(bits: int):
+    def convert(value: str) -> int:
         number = int(value)
-        if abs(number) >= 2**63:
+        if not -2 ** bits <= number < 2 ** bits:
             raise ValueError
         return number
-    return value
+    return convert
+
+
+# SQL type -> the conversion of a cursor's text into a value the statement's cast accepts, or ValueError.
+_CONVERTERS = {"text": str, "timestamptz": _timestamptz, "real": _real, "int4": _integer(31), "int8": _integer(63)}
+
+
+def _convert(value, kind: str):
+    convert = _CONVERTERS[kind]
+    if not isinstance(value, str) or value != storable(value) or len(value) > MAX_KEY_CHARS:
+        raise ValueError
+    return convert(value)
 
 
 def page(items: list, limit: int, key) -> dict:

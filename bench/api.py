@@ -68,7 +68,12 @@ SEARCH_TARGET_MS = 50.0
 DEEP_RATIO_TARGET = 1.5
 GRANTED_PREFIXES = 1_000  # namespaces the reporter of the permission measurements holds a role on
 PERMISSION_COST_TARGET = 1.2  # their p95 against the administrator's
-ADMIN = Visibility(default_public=False, admin=True)  # the API's filter for an administrator
+# Repositories the reporter may not see, in one namespace, each with a word no other repository holds: what they
+# cost the reporter must not tell how many there are (median against a missing namespace, a word nothing holds).
+HIDDEN_NAMESPACE, HIDDEN_REPOSITORIES, HIDDEN_WORD = "zz-private", 20_000, "zzhiddenword"
+MISSING_NAMESPACE, NO_MATCH_WORD = "zz-missing", "zznomatchword"
+HIDDEN_COST_TARGET = 1.2
+ADMIN = Visibility(default_public=False, everything=True)  # the API's filter for an administrator
 REGISTRY_RATIO_TARGET = 100.0
 REPOS_PER_NAMESPACE = 6  # one chart repository and five image repositories
 BIG_REPOSITORY_TAGS = 10_000
@@ -286,6 +291,17 @@ SELECT s.repository_id, 'sha256-' || substr(s.subject_digest, 8) || '.sig', s.di
   FROM manifests s WHERE s.subject_digest IS NOT NULL
  ORDER BY 1, 2;
 """,
+    # Repositories nobody but an administrator sees (the catalog is private, no role reaches them), each with a
+    # search document as the worker writes one; their manifests do not matter to the reads measured on them.
+    "hidden namespace": """
+INSERT INTO repositories (name, namespace, created_at, updated_at, manifest_count, tag_count, kinds, size_bytes,
+                          last_pushed_at, search)
+SELECT %(namespace)s || '/app-' || i, %(namespace)s, %(now)s, %(now)s, 1, 1, '{image}', 1024, %(now)s,
+       setweight(to_tsvector('simple', %(namespace)s || '/app-' || i || ' ' || translate(%(namespace)s || '/app-' || i,
+                                                                                     '/_.', '   ')), 'A')
+       || setweight(to_tsvector('simple', %(word)s), 'B')
+  FROM generate_series(1, %(count)s) i;
+""",
 }
 
 
@@ -493,6 +509,8 @@ class Bench(Run):
             # commits are flushed, and an asynchronous commit holds back every xid of its clog LSN group.
             cur.execute("SET synchronous_commit = on")
             step("refresh search + updated_at", lambda: self.refresh_all(cur))
+            step("hidden namespace", lambda: cur.execute(LOAD_SQL["hidden namespace"], {
+                "namespace": HIDDEN_NAMESPACE, "count": HIDDEN_REPOSITORIES, "word": HIDDEN_WORD, "now": now}))
             step("VACUUM ANALYZE", lambda: cur.execute("VACUUM (ANALYZE)"))
         load_seconds = time.monotonic() - load_started
         for label, seconds in steps:
@@ -528,7 +546,7 @@ class Bench(Run):
             accounts.create_user(cur, "bench-reporter")
             cur.execute("INSERT INTO grants (user_id, path, role) SELECT (SELECT id FROM users WHERE name = 'bench-reporter'),"
                         " namespace, 'reporter' FROM (SELECT DISTINCT namespace FROM repositories) n"
-                        " ORDER BY md5(namespace) LIMIT %s", (GRANTED_PREFIXES,))
+                        " WHERE namespace <> %s ORDER BY md5(namespace) LIMIT %s", (HIDDEN_NAMESPACE, GRANTED_PREFIXES))
             self.http.headers["Authorization"] = f"Bearer {accounts.create_token(cur, 'bench-admin')[1]}"
             token = accounts.create_token(cur, "bench-reporter")[1]
             self.reporter = {"Authorization": f"Bearer {token}"}
@@ -612,14 +630,15 @@ class Bench(Run):
         return response
 
     def measure(self, label: str, requests_: list[tuple[str, dict | None]], target_ms: float, explain=None,
-                headers: dict | None = None) -> dict:
-        """Sequential GETs cycling through ``requests_``: a warm-up, then --requests timed ones."""
+                headers: dict | None = None, empty: bool = False) -> dict:
+        """Sequential GETs cycling through ``requests_``: a warm-up, then --requests timed ones (``empty``: the
+        answers are meant to list nothing)."""
         n = self.args.requests
         for i in range(max(10, n // 10)):
             url, params = requests_[i % len(requests_)]
             body = self.get(url, params, headers).json()
-            if i == 0 and "items" in body and not body["items"]:
-                raise RuntimeError(f"{label}: {url} {params} returned no items")
+            if i == 0 and "items" in body and bool(body["items"]) == empty:
+                raise RuntimeError(f"{label}: {url} {params} returned {'items' if empty else 'no items'}")
         times = []
         budget = time.monotonic() + self.args.endpoint_seconds
         for i in range(n):
@@ -728,6 +747,7 @@ class Bench(Run):
                 reads.search(cur, ADMIN, q=q, namespace=None, kind=None, after=None, limit=51)
             searches[q] = self.measure(f"search, {label} (q={q})", [(f"{api}/search", {"q": q})], SEARCH_TARGET_MS, run)
         self.permission_cost(first, searches)
+        self.hidden_cost()
 
     def permission_cost(self, first_page: dict, searches: dict) -> None:
         """The same requests as a reporter on GRANTED_PREFIXES namespaces: the cost of the permission filter."""
@@ -747,6 +767,34 @@ class Bench(Run):
             print(f"      permission filter on {label}: p95 {result['p95']:.1f} ms vs {baseline['p95']:.1f} ms = "
                   f"{ratio:.2f}x (target <= {PERMISSION_COST_TARGET}x): {'PASS' if ok else 'FAIL'}")
             self.results.append((ok, f"permission filter on {label}: {ratio:.2f}x (target <= {PERMISSION_COST_TARGET}x)"))
+
+    def hidden_cost(self) -> None:
+        """What repositories hidden from a caller cost them: nothing, or their number could be timed.
+
+        The reporter lists a namespace of HIDDEN_REPOSITORIES repositories they may not see, against one that
+        does not exist, and searches a word only those repositories hold, against a word nothing holds; the
+        medians must be within HIDDEN_COST_TARGET of each other.
+        """
+        api = f"{self.api}/api/v1"
+        print(f"      a reporter's requests about {HIDDEN_REPOSITORIES:,} repositories hidden from them, against the "
+              "same about nothing")
+        pairs = [
+            ("list of a hidden namespace", (f"{api}/repositories", {"namespace": HIDDEN_NAMESPACE}),
+             "list of a missing namespace", (f"{api}/repositories", {"namespace": MISSING_NAMESPACE}), LIST_TARGET_MS),
+            ("search matching hidden repositories only", (f"{api}/search", {"q": HIDDEN_WORD}),
+             "search matching nothing", (f"{api}/search", {"q": NO_MATCH_WORD}), SEARCH_TARGET_MS),
+        ]
+        for hidden_label, hidden, missing_label, missing, target in pairs:
+            hidden_result = self.measure(f"{hidden_label}, reporter", [hidden], target, headers=self.reporter, empty=True)
+            missing_result = self.measure(f"{missing_label}, reporter", [missing], target, headers=self.reporter,
+                                          empty=True)
+            ratio = hidden_result["p50"] / missing_result["p50"]
+            ok = ratio <= HIDDEN_COST_TARGET
+            print(f"      hidden repositories' cost, {hidden_label}: p50 {hidden_result['p50']:.1f} ms vs "
+                  f"{missing_result['p50']:.1f} ms = {ratio:.2f}x (target <= {HIDDEN_COST_TARGET}x): "
+                  f"{'PASS' if ok else 'FAIL'}")
+            self.results.append((ok, f"hidden repositories' cost, {hidden_label}: {ratio:.2f}x "
+                                     f"(target <= {HIDDEN_COST_TARGET}x)"))
 
     # -- 3. registry comparison -----------------------------------------------------
 

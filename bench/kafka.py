@@ -38,10 +38,10 @@ import requests  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from bench.common import Run, add_run_arguments, percentile, print_header, run_bounded, scalar  # noqa: E402
-from ocicat.config import Config, KafkaConfig  # noqa: E402
 from harness.events import envelope, fresh_push_event  # noqa: E402
 from harness.kafka import KafkaBroker, tansu_binary  # noqa: E402
 from harness.processes import wait_until  # noqa: E402
+from ocicat.config import Config, KafkaConfig  # noqa: E402
 
 CONFIGURATIONS = (("postgres", 1), ("kafka", 1), ("kafka", 2))
 

@@ -7,17 +7,20 @@ lists, details, search hits, facets and counts.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from .visibility import VISIBLE, Visibility
+from .visibility import GRANTED, VISIBLE, Visibility
 
 # A repository is listed once it holds a manifest; its figures are kept by the worker
 # (writes.refresh_repository), attachments counted on their subjects.
 _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_count, r.kinds, r.size_bytes, r.last_pushed_at"
 
+# A namespace as a key of the namespace tree indexes (migrations 0007, 0009): "/" spelled " ", which sorts (in
+# byte order) below every character a name may hold, so a namespace and everything below it are the one range
+# [namespace, namespace + "!"), which those indexes (the public repositories' too) answer.
+_TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
+
 _REPOSITORY_FILTERS = f"""
 r.manifest_count > 0 AND {VISIBLE}
-AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)
+AND (%(namespace)s::text IS NULL OR ({_TREE_KEY} >= %(tree_start)s AND {_TREE_KEY} < %(tree_stop)s))
 AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
 AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
 """
@@ -40,18 +43,19 @@ def prefix_query(cur, q: str | None) -> str | None:
     return cur.fetchone()["query"]
 
 
-# sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's types)
+# sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's SQL types)
 REPOSITORY_SORTS = {
-    "name": ("r.name", "r.name > %(c0)s", lambda row: [row["name"]], (str,)),
+    "name": ("r.name", "r.name > %(c0)s", lambda row: [row["name"]], ("text",)),
     "-updated": ("r.updated_at DESC, r.name DESC", "(r.updated_at, r.name) < (%(c0)s, %(c1)s)",
-                 lambda row: [row["updated_at"], row["name"]], (datetime, str)),
+                 lambda row: [row["updated_at"], row["name"]], ("timestamptz", "text")),
 }
 
 
 def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None = None) -> dict:
     namespace = None if namespace is None else namespace.strip("/")
+    tree = None if namespace is None else namespace.replace("/", " ")
     return {"namespace": namespace, "namespace_prefix": None if namespace is None else _like_escape(namespace) + "/%",
-            "kind": kind, "tsquery": tsquery}
+            "tree_start": tree, "tree_stop": None if tree is None else tree + "!", "kind": kind, "tsquery": tsquery}
 
 
 def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
@@ -60,13 +64,9 @@ def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, a
     cur.execute(
         f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
         f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
-        {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
+        {**seen.within(namespace).params, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
     )
     return cur.fetchall()
-
-
-# A namespace as a key of repositories_namespace_tree_idx (migration 0007): "/" spelled " ".
-_TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
 
 
 def list_namespaces(cur, seen: Visibility, *, namespace: str | None, after: str | None, limit: int) -> list[dict]:
@@ -97,7 +97,7 @@ def list_namespaces(cur, seen: Visibility, *, namespace: str | None, after: str 
         )
         SELECT split_part(substr(key, %(skip)s), ' ', 1) AS child FROM walk WHERE key IS NOT NULL LIMIT %(limit)s
         """,
-        {**seen.params, "prefix": prefix, "start": prefix + (after.rsplit("/", 1)[-1] if after else "") + "!", "stop": stop,
+        {**seen.within(parent).params, "prefix": prefix, "start": prefix + (after.rsplit("/", 1)[-1] if after else "") + "!", "stop": stop,
          "skip": len(prefix) + 1, "limit": limit},
     )
     return [{"name": f"{parent}/{row['child']}" if parent else row["child"], "namespace": parent}
@@ -145,9 +145,9 @@ _PLATFORMS = """
 
 
 TAG_SORTS = {
-    "name": ("t.name", "t.name > %(c0)s", lambda row: [row["name"]], (str,)),
+    "name": ("t.name", "t.name > %(c0)s", lambda row: [row["name"]], ("text",)),
     "-pushed": ("t.event_at DESC, t.name DESC", "(t.event_at, t.name) < (%(c0)s, %(c1)s)",
-                lambda row: [row["pushed_at"], row["name"]], (datetime, str)),
+                lambda row: [row["pushed_at"], row["name"]], ("timestamptz", "text")),
 }
 
 
@@ -282,13 +282,17 @@ def list_charts(cur, seen: Visibility, *, namespace, q, after: str | None, limit
          ORDER BY r.name
          LIMIT %(limit)s
         """,
-        {**seen.params, **_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit},
+        {**seen.within(namespace).params, **_filters(namespace, None, prefix_query(cur, q)), "after": after,
+         "limit": limit},
     )
     return cur.fetchall()
 
 
-CHART_VERSION_KEY = (lambda row: [row["rank"], row["version_key"], row["id"]], (int, str, int))
-SEARCH_KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["name"]], (int, float, datetime, str))
+# Keys of the other lists: a row's cursor key, and its SQL types (as the statements cast the cursor's values).
+NAME_KEY = ("text",)
+CHART_VERSION_KEY = (lambda row: [row["rank"], row["version_key"], row["id"]], ("int4", "text", "int8"))
+SEARCH_KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["name"]],
+              ("int4", "real", "timestamptz", "text"))
 
 
 def list_chart_versions(cur, repository_id: int, after: list | None, limit: int) -> list[dict]:
@@ -310,30 +314,37 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
     return cur.fetchall()
 
 
-# Search: exact name matches first (the whole name or its last part), then rank, then recency.
-# One statement: the matches are collected once (a materialized CTE, kept in memory), and the page
-# and both facets read them, instead of each re-checking every match's search document. (A
-# temporary table did the same in four statements, but writing 15,000 rows into it cost more
-# than ranking them, bench/api.py.)
-_TEXT_HITS = f"""
-SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds,
-       (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact,
-       ts_rank(r.search, %(tsquery)s::tsquery) AS rank
-  FROM repositories r
- WHERE r.manifest_count > 0 AND r.search @@ %(tsquery)s::tsquery AND {VISIBLE}
+# Search: exact name matches first (the whole name or its last part), then rank, then recency. One statement: the
+# matches are collected once (a materialized CTE, kept in memory), and the page and both facets read them, instead
+# of each re-checking every match's search document. (A temporary table did the same in four statements, but
+# writing 15,000 rows into it cost more than ranking them, bench/api.py.)
+#
+# Hits are collected from what the caller may see, never filtered out of everything: for a caller who does not see
+# everything, from the public repositories (their partial indexes, migration 0011, where the catalog is private)
+# and from the repositories their roles cover (visibility.GRANTED), walked first (MATERIALIZED), so that the
+# planner cannot trade the walk over the roles for the whole catalog's search index, where the hidden matches
+# are. So repositories hidden from the caller are never read, and their number cannot be timed.
+_HITS_OF_ALL = """
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, {exact} AS exact, {rank} AS rank
+  FROM repositories r WHERE r.manifest_count > 0 AND {match}
 """
+_HITS_SEEN = """
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, {exact} AS exact, {rank} AS rank
+  FROM repositories r WHERE r.manifest_count > 0 AND {match} AND coalesce(r.public, %(default_public)s)
+UNION
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, {exact} AS exact, {rank} AS rank
+  FROM granted r WHERE r.manifest_count > 0 AND {match}
+"""
+_TEXT = {"exact": "(r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int",
+         "rank": "ts_rank(r.search, %(tsquery)s::tsquery)", "match": "r.search @@ %(tsquery)s::tsquery"}
 # Typo tolerance (migration 0006, where pg_trgm exists): when the text matches nothing, repositories
 # whose name holds a word similar to the query, most similar first. pg_trgm's default threshold (0.6)
 # misses a swapped pair of letters ("ngnix" is 0.33 like nginx), hence 0.3; the hits are capped
-# because a low threshold over a large catalog matches much that ranking puts far down anyway.
+# because a low threshold over a large catalog matches much that ranking puts far down anyway. They are
+# only collected when the text matched nothing (a one-time filter: otherwise the CTE is never read).
 SIMILARITY_THRESHOLD = 0.3
 MAX_SIMILAR_HITS = 1000
-_SIMILAR_HITS = f"""
-SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, 0 AS exact, word_similarity(%(q)s, r.name) AS rank
-  FROM repositories r
- WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {VISIBLE}
- ORDER BY rank DESC, r.name LIMIT {MAX_SIMILAR_HITS}
-"""
+_SIMILAR = {"exact": "0", "rank": "word_similarity(%(q)s, r.name)", "match": "%(q)s <%% r.name"}
 # Filters on the hits; each facet leaves its own out.
 _HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
 _HIT_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (h.kinds))"
@@ -348,7 +359,10 @@ LEFT JOIN LATERAL (
 """
 _FACET = "coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', count) ORDER BY count DESC, value), '[]')"
 _SEARCH = """
-WITH hits AS MATERIALIZED ({hits}),
+WITH {granted}
+text_hits AS MATERIALIZED ({text}),
+{similar}
+hits AS MATERIALIZED (SELECT * FROM text_hits {similar_hits}),
 page AS (
     SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id FROM hits h
      WHERE {namespace} AND {kind}
@@ -357,7 +371,7 @@ page AS (
      ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
      LIMIT %(limit)s)
 SELECT f.*, p.*
-  FROM (SELECT (SELECT count(*) FROM hits) AS matched,
+  FROM (SELECT (SELECT count(*) FROM text_hits) AS matched,
                -- hits share a handful of kind sets: count those, then split them (a third of the cost
                -- of unnesting every hit's kinds)
                (SELECT {facet} FROM (SELECT k AS value, sum(g.hits)::bigint AS count
@@ -370,9 +384,22 @@ SELECT f.*, p.*
   LEFT JOIN LATERAL (SELECT h.*, latest.* FROM page h {latest}) p ON true
  ORDER BY p.exact DESC, p.rank DESC, p.updated_at DESC, p.name DESC
 """
-_SEARCH_TEXT, _SEARCH_SIMILAR = (_SEARCH.format(hits=hits, namespace=_HIT_NAMESPACE, kind=_HIT_KIND, facet=_FACET,
-                                                latest=_SEARCH_LATEST)
-                                 for hits in (_TEXT_HITS, _SIMILAR_HITS))
+
+
+def _search_statement(everything: bool, trigram: bool) -> str:
+    source = _HITS_OF_ALL if everything else _HITS_SEEN
+    similar = (f"similar_hits AS MATERIALIZED (SELECT * FROM ({source.format(**_SIMILAR)}) s"
+               f" ORDER BY rank DESC, name LIMIT {MAX_SIMILAR_HITS}),")
+    return _SEARCH.format(
+        granted="" if everything else f"granted AS MATERIALIZED ({GRANTED}),", text=source.format(**_TEXT),
+        similar=similar if trigram else "",
+        similar_hits="UNION ALL SELECT * FROM similar_hits WHERE NOT EXISTS (SELECT 1 FROM text_hits)" if trigram else "",
+        namespace=_HIT_NAMESPACE, kind=_HIT_KIND, facet=_FACET, latest=_SEARCH_LATEST)
+
+
+# (the caller sees everything, pg_trgm is there) -> the statement
+_SEARCHES = {(everything, trigram): _search_statement(everything, trigram)
+             for everything in (True, False) for trigram in (True, False)}
 
 
 def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None,
@@ -381,17 +408,16 @@ def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None
     choosing a kind does not hide the other kinds' counts, as Artifact Hub does), and whether the
     hits are only similar names (no text matched). Only what the caller may see is ever
     collected, so no count or facet reveals a hidden repository."""
+    seen = seen.within(None)
+    trigram = _has_trigram(cur)
     params = {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
               **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
-    cur.execute(_SEARCH_TEXT, params)
-    rows = cur.fetchall()
-    similar = rows[0]["matched"] == 0 and _has_trigram(cur)
-    if similar:
+    if trigram:
         cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
-        cur.execute(_SEARCH_SIMILAR, params)
-        rows = cur.fetchall()
+    cur.execute(_SEARCHES[seen.everything, trigram], params)
+    rows = cur.fetchall()
     facets = {"kind": rows[0]["kind_facet"], "namespace": rows[0]["namespace_facet"]}
-    return [row for row in rows if row["name"] is not None], facets, similar
+    return [row for row in rows if row["name"] is not None], facets, trigram and rows[0]["matched"] == 0
 
 
 def _has_trigram(cur) -> bool:

@@ -10,19 +10,33 @@ gives it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from .. import accounts
 
-# What the caller may see: admins everything; anyone what is public (by its rules, or by
+# What the caller may see: everything (admins); anyone what is public (by its rules, or by
 # OCICAT_DEFAULT_VISIBILITY without one); users what their roles cover, the path itself or anything
 # below (path_covered, migrations/functions). The parameters are constants the planner folds: for an
 # administrator the filter is gone, for a caller without roles it is coalesce(r.public, ...) alone,
 # which the partial indexes of migration 0009 match.
 VISIBLE = """
-(%(admin)s OR coalesce(r.public, %(default_public)s)
+(%(everything)s OR coalesce(r.public, %(default_public)s)
  OR (%(has_roles)s AND path_covered(r.name, r.ancestors, %(view_names)s::text[], %(view_prefixes)s::text[])))
+"""
+
+# The repositories a caller's roles cover, found from the roles, an index probe each, for reads that must not touch
+# what the caller may not see (reads.search): the paths themselves (by name), and what lies below each prefix (a
+# range of the namespace tree index, migration 0007: "/" spelled " ", the subtree is [path, path + "!")).
+GRANTED = """
+SELECT r.* FROM unnest(coalesce(%(view_names)s::text[], %(view_prefixes)s::text[])) n(name)
+ CROSS JOIN LATERAL (SELECT * FROM repositories r WHERE r.name = n.name) r
+UNION ALL
+SELECT r.* FROM unnest(%(view_prefixes)s::text[]) p(path)
+ CROSS JOIN LATERAL (SELECT * FROM repositories r
+                      WHERE r.manifest_count > 0
+                        AND replace(r.namespace, '/', ' ') COLLATE "C" >= replace(p.path, '/', ' ')
+                        AND replace(r.namespace, '/', ' ') COLLATE "C" < replace(p.path, '/', ' ') || '!') r
 """
 
 
@@ -30,22 +44,43 @@ VISIBLE = """
 class Visibility:
     """What one caller may see: the parameters of :data:`VISIBLE`.
 
-    ``names`` are paths seen themselves, ``prefixes`` paths seen with
-    everything below them (a role covers both). Built once per caller and
-    kept with it (api.auth caches callers), since the parameters of a user
-    with 1,000 roles cost more to build than the query they filter.
+    ``everything``: an administrator's view. ``names`` are paths seen
+    themselves, ``prefixes`` paths seen with everything strictly below them
+    (a role covers both). Built once per caller and kept with it (api.auth
+    caches callers), since the parameters of a user with 1,000 roles cost
+    more to build than the query they filter.
     """
 
     default_public: bool
-    admin: bool = False
+    everything: bool = False
     names: frozenset[str] = field(default_factory=frozenset)
     prefixes: frozenset[str] = field(default_factory=frozenset)
+
+    def within(self, namespace: str | None) -> "Visibility":
+        """This view for a read confined to ``namespace`` and below (None: the whole catalog): everything when a
+        role covers all of it, only what is public when none of the caller's roles reaches into it, else the
+        roles that do.
+
+        So a page costs what the caller may see there: the plan runs from the
+        public repositories' partial indexes when no role applies, and the
+        number of repositories hidden from the caller cannot be timed.
+        """
+        namespace = (namespace or "").strip("/")
+        if self.everything or not (self.names or self.prefixes):
+            return self
+        if any(p == "" or namespace == p or namespace.startswith(p + "/") for p in self.prefixes):
+            return replace(self, everything=True, names=frozenset(), prefixes=frozenset())
+        if not namespace:
+            return self
+        inside = namespace + "/"
+        return replace(self, names=frozenset(n for n in self.names if n.startswith(inside)),
+                       prefixes=frozenset(p for p in self.prefixes if p.startswith(inside)))
 
     @cached_property
     def params(self) -> dict:
         # names that are also the prefixes (a role's paths) are sent once, as NULL names (path_covered)
         names = None if self.names == self.prefixes else _array_literal(self.names)
-        return {"admin": self.admin, "default_public": self.default_public,
+        return {"everything": self.everything, "default_public": self.default_public,
                 "has_roles": bool(self.names or self.prefixes), "view_names": names,
                 "view_prefixes": _array_literal(self.prefixes)}
 
