@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from flask_cors import CORS
@@ -33,6 +34,8 @@ from .security import DOCS_POLICY, secure
 from .ui import bp as ui_bp
 
 log = logging.getLogger(__name__)
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass
@@ -87,6 +90,17 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
     CORS(app, resources={r"/api/v1/*": {"origins": "*"}}, expose_headers=["Link", "ETag"], send_wildcard=True)
 
     @app.after_request
+    def relative_redirects(response):
+        """Redirects to ocicat's own pages point at a path, never at a host: werkzeug's trailing-slash redirects
+        name the request's Host header, which whoever sends the request chooses."""
+        location = response.headers.get("Location")
+        if response.status_code in (301, 302, 303, 307, 308) and location:
+            parts = urlsplit(location)
+            if parts.netloc == request.host:
+                response.headers["Location"] = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+        return response
+
+    @app.after_request
     def revalidate(response):
         """Every catalog answer carries an ETag; a client that has it gets 304 and no body.
 
@@ -112,10 +126,12 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
 
     @app.after_request
     def observe_latency(response):
-        """Latency by route pattern (not by path: one series per view, whatever names are asked for)."""
+        """Latency by route pattern and method: a bounded set of series, whatever paths and methods are asked for
+        (one per view, not per name; an unknown method counts as "other")."""
         if "started" in g:
             route = request.url_rule.rule if request.url_rule else "unmatched"
-            metrics.API_SECONDS.labels(route, request.method).observe(time.perf_counter() - g.started)
+            method = request.method if request.method in HTTP_METHODS else "other"
+            metrics.API_SECONDS.labels(route, method).observe(time.perf_counter() - g.started)
         return response
 
     @app.get("/metrics")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from urllib.parse import urljoin
 
 import psycopg2
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from harness.oci import push_image
+from harness.oci import push_chart, push_image
 from harness.processes import wait_until
 from ocicat.cli import build_app
 from ocicat.config import Config
@@ -132,3 +136,51 @@ def test_search_without_pg_trgm_is_full_text_only(make_database):
     answer = app.test_client().get("/api/v1/search", query_string={"q": "ngnix"})
     assert answer.status_code == 200 and answer.json["items"] == [] and answer.json["similar"] is False
     app.extensions["ocicat"].db.close()
+
+
+@pytest.fixture(scope="module")
+def in_process(stack, paged):
+    """The live catalog served in this process (the forged cursors are many; HTTP would only slow them)."""
+    push_chart(stack.registry.url, f"{paged[0]}/chart", "1.0.0", "1.0.0")
+    wait_until(lambda: stack.tags(f"{paged[0]}/chart"), timeout=10, what="the chart to be indexed")
+    app = build_app(Config(database_url=stack.env["OCICAT_DATABASE_URL"], default_visibility="public"))
+    yield app.test_client()
+    app.extensions["ocicat"].db.close()
+
+
+def _cursor(values) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+# Values of a cursor's key: what the server writes (ints, floats, timestamps, names) and what it never would,
+# extremes of each SQL type among them.
+_KEY_VALUE = st.one_of(
+    st.sampled_from(["2026-01-01T00:00:00-23:59", "2026-01-01T00:00:00+16:00", "1e39", "-1e39", "99999999999",
+                     str(2 ** 63), "nan", "inf", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "", "\u0000"]),
+    st.text(max_size=40), st.integers(min_value=-2 ** 70, max_value=2 ** 70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.lists(_KEY_VALUE, min_size=4, max_size=4), junk=st.text(max_size=60))
+def test_no_cursor_ever_gets_a_server_error_from_any_list(in_process, paged, key, junk):
+    """Arbitrary cursors, of the right length for each list (so they reach the SQL) and of none: 400 or 200."""
+    namespace, names = paged
+    for path, params, length in [
+        ("/api/v1/namespaces", {}, 1), ("/api/v1/repositories", {}, 1), ("/api/v1/repositories", {"sort": "-updated"}, 2),
+        (f"/api/v1/repositories/{names[0]}/-/tags", {}, 1),
+        (f"/api/v1/repositories/{names[0]}/-/tags", {"sort": "-pushed"}, 2),
+        ("/api/v1/charts", {}, 1), (f"/api/v1/charts/{namespace}/chart/-/versions", {}, 3),
+        ("/api/v1/search", {"q": "repo"}, 4),
+    ]:
+        for cursor in (_cursor(key[:length]), junk):
+            answer = in_process.get(path, query_string={**params, "cursor": cursor})
+            assert answer.status_code in (200, 400), (path, cursor, answer.status_code, answer.get_data(as_text=True))
+
+
+def test_redirects_name_a_path_never_the_host_the_request_claimed(in_process):
+    for path in ("/ui", "/"):
+        answer = in_process.get(path, headers={"Host": "evil.example"})
+        assert answer.status_code in (301, 302, 308) and answer.headers["Location"].startswith("/ui/"), answer.headers

@@ -80,3 +80,17 @@ def test_readyz_fails_while_the_database_is_unreachable(database_url):
     finally:
         gate.close()
         app.extensions["ocicat"].db.close()
+
+
+def test_made_up_methods_do_not_add_metric_series(database_url):
+    """Each unknown method used to add a histogram series (method="ZZTEST1", ...): unbounded memory for anyone."""
+    app = build_app(Config(database_url=database_url))
+    client = app.test_client()
+    try:
+        for n in range(5):
+            assert client.open("/nope", method=f"ZZTEST{n}").status_code in (404, 405)
+        scraped = client.get("/metrics").get_data(as_text=True)
+    finally:
+        app.extensions["ocicat"].db.close()
+    assert "ZZTEST" not in scraped
+    assert re.search(r'ocicat_api_request_seconds_count\{method="other",route="unmatched"\} [1-9]', scraped)
