@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
@@ -28,6 +30,10 @@ from .problems import problem
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+# How far ahead of ocicat's clock a registry's may be. The catalog orders what happened by event time (and a
+# resync's observations by ocicat's), so an event dated ahead would win over every later event and crawl:
+# past this skew, an event is dated when ocicat received it.
+MAX_CLOCK_SKEW = timedelta(minutes=1)
 
 
 def authorized(header: str | None, secrets: tuple[str, ...]) -> bool:
@@ -48,6 +54,7 @@ def authorized(header: str | None, secrets: tuple[str, ...]) -> bool:
 def sort_events(raw_events: list) -> tuple[list[Event], list[DeadLetter], int]:
     """Split an envelope's events into (kept, parked, ignored-count)."""
     kept, parked, ignored = [], [], 0
+    received_at = datetime.now(timezone.utc)
     for raw in raw_events:
         if not is_relevant(raw):
             ignored += 1
@@ -63,6 +70,12 @@ def sort_events(raw_events: list) -> tuple[list[Event], list[DeadLetter], int]:
                            event_id=event_id, repository=repository)
             )
             continue
+        if event.timestamp > received_at + MAX_CLOCK_SKEW:
+            log.warning("event %s is dated %s, %s ahead of ocicat's clock; dated when received instead (is the "
+                        "registry's clock right?)", event.id, event.timestamp.isoformat(),
+                        event.timestamp - received_at)
+            metrics.EVENTS_CLOCK_AHEAD.inc()
+            event = replace(event, timestamp=received_at)
         kept.append(event)
         metrics.EVENTS_RECEIVED.labels(event.action).inc()
     return kept, parked, ignored

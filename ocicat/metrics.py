@@ -31,6 +31,9 @@ EVENTS_REJECTED = Counter(
     "(invalid: parked as a dead letter; unauthorized, too_large, not_json, not_envelope: the whole envelope; "
     "unavailable: the bus could not store it, the registry retries)",
     ["reason"])
+EVENTS_CLOCK_AHEAD = Counter("ocicat_events_clock_ahead_total",
+                             "Registry events dated more than a minute ahead of ocicat's clock, dated when received "
+                             "instead (check the registry's clock)")
 EVENTS_IGNORED = Counter("ocicat_events_ignored_total", "Registry events of no interest (pulls, mounts, blob pushes)")
 INDEX_SECONDS = Histogram("ocicat_index_seconds", "Time to apply one event to the catalog, fetches included",
                           ["action"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -157,3 +159,21 @@ def test_nul_characters_and_deep_nesting_never_block_the_registry(stack):
     deep = b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
     assert stack.post_events(deep).status_code == 400
     assert stack.get("/healthz").status_code == 200
+
+
+def test_an_event_dated_ahead_of_ocicats_clock_cannot_pin_a_tag(stack):
+    """A registry whose clock runs 3 hours fast sent a push: it used to win over every later event and every
+    resync. Now it is dated when ocicat received it, so what the registry does next, and a crawl, win."""
+    repository = f"clock-{uuid.uuid4().hex[:8]}/app"
+    current = push_image(stack.registry.url, repository, "v1", seed="current")
+    forged = push_image(stack.registry.url, repository, "other", seed="forged")
+    wait_until(lambda: stack.tags(repository).keys() == {"v1", "other"}, timeout=10, what="both tags indexed")
+    ahead = (datetime.now(timezone.utc) + timedelta(hours=3)).isoformat()
+    assert stack.post_events(envelope(push_event(str(uuid.uuid4()), repository, forged, "v1", timestamp=ahead))).ok
+    wait_until(lambda: stack.tags(repository)["v1"]["digest"] == forged, timeout=10, what="the early event applied")
+
+    assert push_image(stack.registry.url, repository, "v1", seed="current") == current  # v1 moves back, for real
+    wait_until(lambda: stack.tags(repository)["v1"]["digest"] == current, timeout=10,
+               what="the registry's later push to win over the event dated ahead")
+    metrics = requests.get(f"{stack.api}/metrics", timeout=10).text
+    assert re.search(r"^ocicat_events_clock_ahead_total [1-9]", metrics, re.M)
