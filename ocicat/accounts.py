@@ -104,7 +104,8 @@ def create_token(cur, user: str, description: str = "", expires_in: timedelta | 
 
 def list_tokens(cur, user: str | None = None) -> list[dict]:
     cur.execute(
-        "SELECT t.id, u.name AS user, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at"
+        "SELECT t.id, u.name AS user, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at,"
+        " t.expires_at <= now() AS expired"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE %(user)s::text IS NULL OR u.name = %(user)s ORDER BY t.id",
         {"user": user},

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -225,7 +226,7 @@ def resync(namespace: str, restart: bool, reindex: bool, concurrency: int | None
                f"{summary.observed} tags and manifests observed, {summary.removed} removed, "
                f"{len(summary.failed)} failed")
     for outcome in summary.failed:
-        click.echo(f"{outcome.repository}: {outcome.error}", err=True)
+        click.echo(f"{_shown(outcome.repository)}: {_shown(outcome.error)}", err=True)
     if summary.failed:
         sys.exit(1)
 
@@ -249,10 +250,8 @@ def dlq_list(include_replayed: bool, limit: int, as_json: bool) -> None:
             click.echo(json.dumps(row, default=str))
         else:
             replayed = f" replayed {row['replayed_at']:%Y-%m-%d %H:%M:%S}" if row["replayed_at"] else ""
-            click.echo(
-                f"{row['id']}\t{row['created_at']:%Y-%m-%d %H:%M:%S}\t{row['stage']}\t{row['event_id'] or '-'}\t"
-                f"{row['repository'] or '-'}\t{row['reason']}{replayed}"
-            )
+            _line(row["id"], f"{row['created_at']:%Y-%m-%d %H:%M:%S}", row["stage"], row["event_id"] or "-",
+                  row["repository"] or "-", row["reason"] + replayed)
 
 
 @dlq.command("replay")
@@ -268,7 +267,7 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
     replayed, refused = replay(db, None if replay_all else list(ids))
     click.echo(f"replayed {len(replayed)} event(s)")
     for letter_id, reason in refused.items():
-        click.echo(f"{letter_id}: still invalid, left parked: {reason}", err=True)
+        click.echo(f"{letter_id}: still invalid, left parked: {_shown(reason)}", err=True)
     if refused:
         sys.exit(1)
 
@@ -287,6 +286,23 @@ def _accounts():
         raise click.UsageError(str(exc)) from None
     finally:
         db.close()
+
+
+# What a terminal would act on rather than show: control characters (escape sequences can retitle the window,
+# rewrite the screen or, in some terminals, run commands), format characters (bidi overrides reorder what is
+# shown), line and paragraph separators.
+_UNPRINTABLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+def _shown(value) -> str:
+    """Stored data as a terminal may print it: what it would act on is written as an escape (\\x1b, \\u202e)."""
+    return "".join(c if unicodedata.category(c) not in _UNPRINTABLE_CATEGORIES
+                   else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in str(value))
+
+
+def _line(*fields) -> None:
+    """One row of a listing: its fields escaped (_shown) and separated by tabs."""
+    click.echo("\t".join(_shown(field) for field in fields))
 
 
 def _when(value) -> str:
@@ -312,8 +328,8 @@ def user_list() -> None:
     with _accounts() as cur:
         rows = accounts.list_users(cur)
     for row in rows:
-        click.echo(f"{row['name']}\t{'admin' if row['admin'] else '-'}\t{row['grants']} role(s)\t"
-                   f"{row['active_tokens']} active token(s)\tcreated {_when(row['created_at'])}")
+        _line(row["name"], "admin" if row["admin"] else "-", f"{row['grants']} role(s)",
+              f"{row['active_tokens']} active token(s)", f"created {_when(row['created_at'])}")
 
 
 @user.command("delete")
@@ -348,9 +364,9 @@ def token_list(user_name: str | None) -> None:
     with _accounts() as cur:
         rows = accounts.list_tokens(cur, user_name)
     for row in rows:
-        state = "revoked" if row["revoked_at"] else "active"
-        click.echo(f"{row['id']}\t{row['user']}\t{state}\texpires {_when(row['expires_at'])}\t"
-                   f"last used {_when(row['last_used_at'])}\t{row['description']}")
+        state = "revoked" if row["revoked_at"] else "expired" if row["expired"] else "active"
+        _line(row["id"], row["user"], state, f"expires {_when(row['expires_at'])}",
+              f"last used {_when(row['last_used_at'])}", row["description"])
 
 
 @token.command("revoke")
@@ -389,7 +405,7 @@ def roles(user_name: str | None) -> None:
     with _accounts() as cur:
         rows = accounts.list_grants(cur, user_name)
     for row in rows:
-        click.echo(f"{row['user']}\t{accounts.shown_path(row['path'])}\t{row['role']}")
+        _line(row["user"], accounts.shown_path(row["path"]), row["role"])
 
 
 @main.group()
@@ -420,9 +436,9 @@ def visibility_list() -> None:
     config = _config()
     with _accounts() as cur:
         rows = visibility_rules.list_rules(cur)
-    click.echo(f"(default)\t{config.default_visibility}")
+    _line("(default)", config.default_visibility)
     for row in rows:
-        click.echo(f"{accounts.shown_path(row['path'])}\t{'public' if row['public'] else 'private'}")
+        _line(accounts.shown_path(row["path"]), "public" if row["public"] else "private")
 
 
 @main.command("who-can-see")
@@ -435,6 +451,6 @@ def who_can_see(path: str) -> None:
     rule = f"rule on {accounts.shown_path(answer['rule'])}" if answer["rule"] is not None else "default"
     click.echo(f"{accounts.shown_path(answer['path'])}: {'public' if answer['public'] else 'private'} ({rule})")
     for name in answer["admins"]:
-        click.echo(f"{name}\tadmin")
+        _line(name, "admin")
     for row in answer["grants"]:
-        click.echo(f"{row['user']}\t{row['role']} on {accounts.shown_path(row['path'])}")
+        _line(row["user"], f"{row['role']} on {accounts.shown_path(row['path'])}")

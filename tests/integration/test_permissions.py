@@ -245,6 +245,7 @@ def test_a_tag_delete_the_registry_cannot_do_is_a_clear_conflict(private):
                                headers=private.headers("developer"), timeout=10)
     assert response.status_code == 409, response.text
     assert "refused" in response.json()["detail"]
+    assert private.stack.registry.host not in response.text  # the registry's address is not the caller's business
     assert private.get("admin", f"/api/v1/charts/{API}/-/versions/1.0.0").status_code == 200
 
 
@@ -413,6 +414,11 @@ def test_administration_through_the_cli(private):
     assert "active" in listed and "last used" in listed
     assert _cli(private, "token", "revoke", token_id).returncode == 0
     assert requests.get(detail, headers=headers, timeout=10).status_code == 401
+    assert "\trevoked\t" in _cli(private, "token", "list", "--user", user).stdout
+    with private.stack.db.transaction() as cur:  # a token whose expiry has passed (it was listed as active)
+        accounts.create_token(cur, user, "lapsed", expires_in=timedelta(seconds=-1))
+    [lapsed] = [line for line in _cli(private, "token", "list", "--user", user).stdout.splitlines() if "lapsed" in line]
+    assert "\texpired\t" in lapsed
     assert user in _cli(private, "user", "list").stdout
     assert _cli(private, "user", "delete", user).returncode == 0
     assert user not in _cli(private, "user", "list").stdout

@@ -309,3 +309,14 @@ def test_a_lease_is_renewed_while_its_worker_works_and_runs_out_when_the_worker_
     wait_until(lambda: queue.process_one(EventIndexer(db, RegistryClient(registry.url))), timeout=20,
                what="the lease to run out")
     assert tag_digest(db, "lease/app", "v2") == digest
+
+
+def test_the_dead_letter_listing_shows_control_characters_as_escapes(db, database_url):
+    """Parked events are whatever was sent: an id of ESC ] 0 ; ... BEL retitled the operator's terminal."""
+    PostgresQueue(db).publish([], [DeadLetter(payload={"id": "\x1b]0;PWNED\x07"}, reason="invalid event: \u202eoops",
+                                              stage="receiver", event_id="\x1b]0;PWNED\x07", repository="a/\x1b[2Jb")])
+    listed = subprocess.run([*OCICAT, "dlq", "list"], env=python_env(OCICAT_DATABASE_URL=database_url), cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout and "\x07" not in listed.stdout and "\u202e" not in listed.stdout
+    assert "\\x1b]0;PWNED\\x07" in listed.stdout and "a/\\x1b[2Jb" in listed.stdout and "\\u202eoops" in listed.stdout
