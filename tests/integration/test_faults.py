@@ -2,8 +2,11 @@
 
 A real registry (Debian's docker-registry) notifies a real `ocicat api`; `ocicat worker` fetches through a proxy
 that fails a fifth of the requests (503s, stalls, connections cut mid-body) and is killed with SIGKILL every
-couple of seconds; PostgreSQL (a server of the test's own) is restarted once in the middle. At the end the
-catalog must equal the registry's own state, as a crawl of the registry shows it.
+couple of seconds. Crashes, not restarts: the API (gunicorn and its workers) is SIGKILLed while the registry
+delivers, and later PostgreSQL (a server of the test's own, fsync on as in production): its postmaster and every
+backend SIGKILLed, the receiver asked to store an envelope meanwhile (it must answer 503, so the registry
+retries), then the server recovers from its WAL. At the end the catalog must equal the registry's own state, as a
+crawl of the registry shows it.
 
 Scale: OPERATIONS (2,000 pushes and deletes by PUSHERS clients at once, over 8 repositories with 5 tags each,
 so tags keep moving): about a minute of pushing on this 2-core machine, with some 20 worker kills, and as long
@@ -22,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from harness.events import fresh_push_event
+from harness.events import envelope, fresh_push_event
 from harness.faults import FaultyProxy
 from harness.oci import push_image
 from harness.postgres import PostgresServer
@@ -84,7 +87,7 @@ def postgres():
     server.close()
 
 
-def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_registry(postgres, tmp_path):
+def test_catalog_converges_through_worker_api_and_database_crashes_and_a_faulty_registry(postgres, tmp_path):
     url = postgres.create_database("ocicat")
     port = free_port()
     secret = "faults-" + uuid.uuid4().hex
@@ -125,10 +128,24 @@ def test_catalog_converges_through_worker_kills_a_database_restart_and_a_faulty_
 
         with ThreadPoolExecutor(PUSHERS) as pool:
             results = [pool.submit(push_and_delete, pusher) for pusher in range(PUSHERS)]
-            wait_until(lambda: done[0] >= OPERATIONS // 2 or all(r.done() for r in results), timeout=600,
-                       interval=0.1, what="half of the operations")
-            assert done[0] < OPERATIONS  # the restart falls in the middle of the stream
-            postgres.restart()
+
+            def reached(share: float) -> None:
+                wait_until(lambda: done[0] >= OPERATIONS * share or all(r.done() for r in results), timeout=600,
+                           interval=0.1, what=f"{share:.0%} of the operations")
+                assert done[0] < OPERATIONS  # the crash falls in the middle of the stream
+
+            reached(1 / 3)
+            api.crash()  # the receiver dies mid-delivery: what it answered 200 for is stored, the rest is retried
+            api = Ocicat("api", env, tmp_path / "api-2.log").start()
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+
+            reached(2 / 3)
+            postgres.crash()
+            stranded = envelope(fresh_push_event("faults/app-0", "sha256:" + "e" * 64, "stranded"))
+            answer = requests.post(f"http://127.0.0.1:{port}/api/v1/events", data=stranded, timeout=30,
+                                   headers={"Authorization": f"Bearer {secret}"})
+            assert answer.status_code == 503 and answer.headers["Retry-After"] == "1", answer.text
+            postgres.recover()
             pushed = set().union(*(r.result()[0] for r in results))
             tagged = {key: d for r in results for key, d in r.result()[1].items()}
         killer.stop()
@@ -175,7 +192,7 @@ def test_sigterm_lets_the_worker_finish_the_event_in_hand_on_the_postgresql_queu
         PostgresQueue(db).publish([Event.load(fresh_push_event("drain/app", digest, "v1"))], [])
         env = python_env(OCICAT_DATABASE_URL=url, OCICAT_REGISTRY_URL=proxy.url, OCICAT_WORKER_CONCURRENCY=1)
         worker = Ocicat("worker", env, tmp_path / "worker.log").start()
-        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=30, what="the worker's first (stalled) fetch")
+        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=60, what="the worker's first (stalled) fetch")
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(20) == 0, worker.output()
         assert tag_digest(db, "drain/app", "v1") == digest, worker.output()
