@@ -28,7 +28,7 @@ def paged(stack):
         push_image(stack.registry.url, name, "v0", seed=name)
     for i in range(1, 5):
         push_image(stack.registry.url, names[0], f"v{i}", seed=f"{i}")
-    wait_until(lambda: len(stack.tags(names[0])) == 5 and all(stack.tags(n) for n in names), timeout=10,
+    wait_until(lambda: len(stack.tags(names[0])) == 5 and all(stack.tags(n) for n in names), timeout=60,
                what="the paging fixture to be indexed")
     return namespace, names
 
@@ -142,7 +142,7 @@ def test_search_without_pg_trgm_is_full_text_only(make_database):
 def in_process(stack, paged):
     """The live catalog served in this process (the forged cursors are many; HTTP would only slow them)."""
     push_chart(stack.registry.url, f"{paged[0]}/chart", "1.0.0", "1.0.0")
-    wait_until(lambda: stack.tags(f"{paged[0]}/chart"), timeout=10, what="the chart to be indexed")
+    wait_until(lambda: stack.tags(f"{paged[0]}/chart"), timeout=60, what="the chart to be indexed")
     app = build_app(Config(database_url=stack.env["OCICAT_DATABASE_URL"], default_visibility="public"))
     yield app.test_client()
     app.extensions["ocicat"].db.close()

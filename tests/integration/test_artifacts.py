@@ -60,7 +60,7 @@ def test_each_kind_is_classified(stack, name):
     push, kind = KINDS[name]
     repository = f"kinds-{uuid.uuid4().hex[:8]}/{name}"
     digest = push_artifact(stack.registry.url, repository, "v1", **push)
-    tag = wait_until(lambda: stack.tags(repository).get("v1"), timeout=5, what=f"{name} to be indexed")
+    tag = wait_until(lambda: stack.tags(repository).get("v1"), timeout=60, what=f"{name} to be indexed")
     assert (tag["kind"], tag["digest"]) == (kind, digest)
     detail = stack.get(f"/api/v1/repositories/{repository}/-/manifests/{digest}").json()
     assert detail["kind"] == kind and detail["tags"] == ["v1"] and detail["error"] is None
@@ -76,7 +76,7 @@ def test_image_config_and_annotations_are_surfaced(stack):
         annotations={"org.opencontainers.image.title": "API", "org.opencontainers.image.licenses": "Apache-2.0",
                      "org.opencontainers.image.base.name": "docker.io/library/alpine:3"},
     )
-    wait_until(lambda: stack.tags(repository).get("1.0"), timeout=5, what="the image")
+    wait_until(lambda: stack.tags(repository).get("1.0"), timeout=60, what="the image")
     detail = stack.get(f"/api/v1/repositories/{repository}/-/manifests/{digest}").json()
     assert detail["kind"] == "image"
     assert detail["image_config"] == {
@@ -108,7 +108,7 @@ def test_index_platforms_leave_out_attestation_entries(stack):
     oci = push_index(stack.registry.url, repository, "latest", entries)
     docker = push_index(stack.registry.url, repository, "docker-list", entries[:2], media_type=DOCKER_LIST)
     tags = wait_until(lambda: {"latest", "docker-list"} <= set(stack.tags(repository)) and stack.tags(repository),
-                      timeout=5, what="both indexes")
+                      timeout=60, what="both indexes")
     assert tags["latest"]["kind"] == "index" and tags["docker-list"]["kind"] == "index"
     assert sorted(tags["latest"]["platforms"]) == ["linux/amd64", "linux/arm64/v8"]
     detail = stack.get(f"/api/v1/repositories/{repository}/-/manifests/{oci}").json()
@@ -123,7 +123,7 @@ def test_cnab_bundle_index(stack):
         {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": config, "size": 1,
          "annotations": {"io.cnab.manifest.type": "config"}}],
         annotations={"org.opencontainers.artifactType": "application/vnd.cnab.manifest.v1"})
-    assert wait_until(lambda: stack.tags(repository).get("v1"), timeout=5, what="the bundle")["kind"] == "cnab"
+    assert wait_until(lambda: stack.tags(repository).get("v1"), timeout=60, what="the bundle")["kind"] == "cnab"
 
 
 def test_attachments_describe_their_subject_even_when_pushed_first(stack):
@@ -169,7 +169,7 @@ def test_attachments_describe_their_subject_even_when_pushed_first(stack):
         detail = stack.get(f"/api/v1/repositories/{repository}/-/manifests/{subject}")
         return detail.status_code == 200 and len(detail.json()["attachments"]) == 8 and detail.json()
 
-    detail = wait_until(indexed, timeout=10, what="the subject and its eight attachments")
+    detail = wait_until(indexed, timeout=60, what="the subject and its eight attachments")
     kinds = {a["digest"]: a["kind"] for a in detail["attachments"]}
     assert kinds == {cosign_sig: "signature", cosign_att: "attestation", sbom: "sbom", notary: "signature",
                      bundle_sig: "signature", bundle_att: "attestation", intoto: "attestation", referrers: "index"}

@@ -22,7 +22,7 @@ def test_helm_push_with_build_metadata_appears_then_delete_removes_it(stack, tmp
     repository = f"{namespace}/webapp"
 
     helm_push(archive, stack.registry, namespace)
-    tags = wait_until(lambda: stack.tags(repository), timeout=2.0, what="the chart in the tags API")
+    tags = wait_until(lambda: stack.tags(repository), timeout=60, what="the chart in the tags API")
 
     assert list(tags) == ["1.2.3_build.4"]  # Helm writes + as _ in tags
     tag = tags["1.2.3_build.4"]
@@ -50,7 +50,7 @@ def test_helm_push_with_build_metadata_appears_then_delete_removes_it(stack, tmp
 
     deleted = requests.delete(f"{stack.registry.url}/v2/{repository}/manifests/{tag['digest']}", timeout=10)
     assert deleted.status_code == 202
-    wait_until(lambda: stack.get(f"/api/v1/repositories/{repository}/-/tags").status_code == 404, timeout=5,
+    wait_until(lambda: stack.get(f"/api/v1/repositories/{repository}/-/tags").status_code == 404, timeout=60,
                what="the deleted chart to disappear")
     assert stack.get(f"/api/v1/charts/{repository}/-/versions/1.2.3+build.4").status_code == 404
 
@@ -67,7 +67,7 @@ def test_image_and_index_are_classified(stack):
     requests.put(f"{stack.registry.url}/v2/{repository}/manifests/multi", json=index,
                  headers={"Content-Type": index["mediaType"]}, timeout=10).raise_for_status()
 
-    tags = wait_until(lambda: len(stack.tags(repository)) == 2 and stack.tags(repository), timeout=5,
+    tags = wait_until(lambda: len(stack.tags(repository)) == 2 and stack.tags(repository), timeout=60,
                       what="image and index")
     assert {name: t["kind"] for name, t in tags.items()} == {"multi": "index", "v1": "image"}
     assert all(t["chart"] is None for t in tags.values())

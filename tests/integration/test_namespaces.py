@@ -21,7 +21,7 @@ def test_child_namespaces_in_order_and_paged(stack):
     names = [f"{ns}/a/x", f"{ns}/a-b/y", f"{ns}/a.c/z", f"{ns}/a/b/c/deep", f"{ns}/a_b/w", f"{ns}/direct"]
     for name in names:
         push_image(stack.registry.url, name, "v1", seed=name)
-    wait_until(lambda: all(stack.tags(name) for name in names), timeout=15, what="the tree")
+    wait_until(lambda: all(stack.tags(name) for name in names), timeout=60, what="the tree")
 
     children = [(f"{ns}/{c}", ns) for c in ("a", "a-b", "a.c", "a_b")]  # "direct" is a repository, not a namespace
     assert _namespaces(stack, namespace=ns) == (children, None)

@@ -37,7 +37,7 @@ def test_metrics_cover_every_api_process_and_the_worker_and_logs_are_json_with_t
     try:
         repository = f"observed-{uuid.uuid4().hex[:8]}/app"
         push_image(stack.registry.url, repository, "v1")
-        wait_until(lambda: stack.tags(repository), timeout=15, what="the push indexed")
+        wait_until(lambda: stack.tags(repository), timeout=60, what="the push indexed")
         for _ in range(20):  # spread over both gunicorn processes
             assert requests.get(f"{stack.api}/readyz", timeout=5).status_code == 200
         assert stack.post_events(b'{"events": []}', secret="wrong").status_code == 401
@@ -76,7 +76,7 @@ def test_readyz_fails_while_the_database_is_unreachable(database_url):
         answer = client.get("/readyz")
         assert answer.status_code == 503 and "database" in answer.json["detail"]
         gate.open()
-        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10, what="ready again")
+        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=60, what="ready again")
     finally:
         gate.close()
         app.extensions["ocicat"].db.close()

@@ -129,7 +129,7 @@ def private(make_database, tmp_path_factory):
         tokens["registry-jwt"] = registry_jwt(JWT_ACCESS)
         view = Private(stack, tokens, digests)
         wait_until(lambda: {r["name"] for r in view.get("admin", "/api/v1/repositories", limit=500).json()["items"]}
-                   >= set(REPOSITORIES), timeout=20, what="the private catalog to be indexed")
+                   >= set(REPOSITORIES), timeout=60, what="the private catalog to be indexed")
         yield view
     finally:
         stop_stack(stack)
@@ -227,7 +227,7 @@ def test_a_developer_deletes_through_the_registry_and_the_catalog_follows(privat
     digest = push_image(private.stack.registry.url, repository, tag, seed=f"{who}{time.time()}")
     tags_path = f"/api/v1/repositories/{repository}/-/tags"
     wait_until(lambda: tag in {t["name"] for t in private.get("admin", tags_path, limit=500).json()["items"]},
-               timeout=10, what="the disposable image")
+               timeout=60, what="the disposable image")
     response = requests.delete(f"{private.stack.api}/api/v1/repositories/{repository}/-/manifests/{digest}",
                                headers=private.headers(who), timeout=10)
     assert response.status_code == 202, response.text
@@ -235,7 +235,7 @@ def test_a_developer_deletes_through_the_registry_and_the_catalog_follows(privat
     # the registry deleted it; the catalog changes when its event arrives
     assert requests.get(f"{private.stack.registry.url}/v2/{repository}/manifests/{digest}", timeout=10).status_code == 404
     wait_until(lambda: private.get("admin", f"/api/v1/repositories/{repository}/-/manifests/{digest}").status_code == 404,
-               timeout=10, what="the delete event")
+               timeout=60, what="the delete event")
     assert tag not in {t["name"] for t in private.get("admin", tags_path, limit=500).json()["items"]}
 
 
@@ -427,5 +427,5 @@ def test_administration_through_the_cli(private):
 def test_a_new_repository_under_a_public_rule_is_public_at_once(private):
     repository = f"open{RUN}/late/arrival"
     push_image(private.stack.registry.url, repository, "v1", seed="late")
-    wait_until(lambda: private.get("anonymous", f"/api/v1/repositories/{repository}").status_code == 200, timeout=10,
+    wait_until(lambda: private.get("anonymous", f"/api/v1/repositories/{repository}").status_code == 200, timeout=60,
                what="the new public repository")

@@ -43,4 +43,4 @@ def test_quickstart_runs_on_embedded_defaults_and_stops_cleanly(tmp_path):
     assert alive == [], [p.cmdline() for p in alive]
     # The embedded PostgreSQL is daemonized (not a child) and must stop too.
     wait_until(lambda: not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])],
-               timeout=30, interval=0.2, what="every quickstart process, the embedded PostgreSQL included, to exit")
+               timeout=60, interval=0.2, what="every quickstart process, the embedded PostgreSQL included, to exit")

@@ -396,12 +396,10 @@ def test_oversize_manifest_refused_on_its_content_length(serve):
 
 def test_unreachable_registry_is_transient():
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there any more
-    started = time.monotonic()
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError, match="ConnectionError"):
         RegistryClient(closed).get_manifest("repo", sha256(b"anything"))
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError, match="ConnectionError"):
         RegistryClient(closed, USER, PASSWORD).get_blob("repo", sha256(b"anything"))
-    assert time.monotonic() - started < 10
 
 
 def test_a_redirect_target_cannot_steer_credentials_to_its_realm(serve):
@@ -443,10 +441,8 @@ def test_a_trickling_body_hits_the_read_deadline(serve, monkeypatch):
             h.wfile.flush()
             time.sleep(0.1)
 
-    started = time.monotonic()
-    with pytest.raises(TransientError, match="to arrive"):
+    with pytest.raises(TransientError, match="took over 1s to arrive"):  # not the 10 s the body would take
         RegistryClient(serve(trickle).url).get_blob("repo", sha256(b"x" * 100))
-    assert time.monotonic() - started < 5
 
 
 def test_a_digest_from_a_manifest_cannot_walk_the_url(serve):

@@ -38,7 +38,7 @@ def test_resync_repairs_a_catalog_that_lost_events(make_database, tmp_path):
         push_image(registry, f"{ns}/kept", "v1")
         push_image(registry, f"{ns}/moved", "v1", seed="old")
         doomed = push_image(registry, f"{ns}/doomed", "v1")
-        wait_until(lambda: len(_below(catalog_tags(stack.db), ns)) == 3, timeout=15, what="the first pushes indexed")
+        wait_until(lambda: len(_below(catalog_tags(stack.db), ns)) == 3, timeout=60, what="the first pushes indexed")
 
         stack.server.stop()
         added = push_image(registry, f"{ns}/added", "v1")
@@ -262,7 +262,7 @@ def test_the_workers_periodic_reconcile_indexes_what_no_event_announced(db, regi
     loop = threading.Thread(target=run_periodically, args=(db, RegistryClient(registry.url), 1, 2, stop))
     loop.start()
     try:
-        wait_until(lambda: tag_digest(db, repository, "v1") == digest, timeout=20, what="the reconcile to index it")
+        wait_until(lambda: tag_digest(db, repository, "v1") == digest, timeout=60, what="the reconcile to index it")
     finally:
         stop.set()
         loop.join(30)

@@ -189,7 +189,7 @@ def test_an_event_whose_repository_is_busy_waits_without_spending_an_attempt(db,
     assert tag_digest(db, "busy/app", "v1") == digest
 
 
-def test_claimer_threads_outlive_unexpected_database_errors(db, registry):
+def test_claimer_threads_outlive_unexpected_database_errors(db, registry, caplog):
     digest = push_image(registry.url, "survive/app", "v1")
     queue = PostgresQueue(db)
     stop = threading.Event()
@@ -198,11 +198,12 @@ def test_claimer_threads_outlive_unexpected_database_errors(db, registry):
     consumer = threading.Thread(target=queue.consume, args=(EventIndexer(db, RegistryClient(registry.url)), stop, 2))
     consumer.start()
     try:
-        time.sleep(1.0)
+        wait_until(lambda: sum("claiming failed" in r.getMessage() for r in caplog.records) >= 2,
+                   what="both claimers to fail")
         with db.transaction() as cur:
             cur.execute("ALTER TABLE event_queue_away RENAME TO event_queue")
         _enqueue(queue, fresh_push_event("survive/app", digest, "v1"))
-        wait_until(lambda: tag_digest(db, "survive/app", "v1") == digest, timeout=15, what="claimers to recover")
+        wait_until(lambda: tag_digest(db, "survive/app", "v1") == digest, timeout=60, what="claimers to recover")
     finally:
         stop.set()
         consumer.join(15)
@@ -261,7 +262,7 @@ def test_the_event_path_fetches_with_no_transaction_open_and_the_event_leased(db
     worker = threading.Thread(target=queue.process_one, args=(EventIndexer(db, RegistryClient(proxy.url)),))
     try:
         worker.start()
-        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=30, what="the worker's first (stalled) fetch")
+        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=60, what="the worker's first (stalled) fetch")
         assert _open_transactions(db) == 0
         with db.transaction() as cur:
             cur.execute("SELECT event_id FROM event_queue FOR UPDATE NOWAIT")  # no lock held: this would fail
@@ -288,7 +289,7 @@ def test_a_lease_is_renewed_while_its_worker_works_and_runs_out_when_the_worker_
     other = Step(lambda cur, raw: counted.append(raw))
     try:
         worker.start()
-        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=30, what="the worker's first (stalled) fetch")
+        wait_until(lambda: proxy.counts["stall"] >= 1, timeout=60, what="the worker's first (stalled) fetch")
         # Two stalled fetches (manifest, config) take 5 s, more than a lease: renewed, the event stays the worker's.
         deadline = time.monotonic() + 30
         while tag_digest(db, "lease/app", "v1") is None:
@@ -306,7 +307,7 @@ def test_a_lease_is_renewed_while_its_worker_works_and_runs_out_when_the_worker_
     with db.transaction() as cur:
         assert queue_table.claim(cur) is not None
     assert not queue.process_one(other)
-    wait_until(lambda: queue.process_one(EventIndexer(db, RegistryClient(registry.url))), timeout=20,
+    wait_until(lambda: queue.process_one(EventIndexer(db, RegistryClient(registry.url))), timeout=60,
                what="the lease to run out")
     assert tag_digest(db, "lease/app", "v2") == digest
 

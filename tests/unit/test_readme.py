@@ -4,7 +4,6 @@ that no README can make it run long."""
 from __future__ import annotations
 
 import re
-import time
 from html.parser import HTMLParser
 
 import pytest
@@ -84,10 +83,8 @@ def test_no_readme_or_a_huge_one_gives_no_html():
     "<b><p>" * (MAX_README_CHARS // 6),
     "</x><div>" * (MAX_README_CHARS // 9),  # stray end tags close nothing, as in a browser
 ])
-def test_html_nested_too_deeply_is_shown_as_text_and_costs_little(hostile):
-    started = time.perf_counter()
-    assert readme_html(hostile) is None
-    assert time.perf_counter() - started < 1.0  # milliseconds in fact (bench/parse.py); seconds before the limit
+def test_html_nested_too_deeply_is_shown_as_text(hostile):
+    assert readme_html(hostile) is None  # what that costs (milliseconds; seconds before the limit): bench/parse.py
 
 
 def test_the_depth_scan_closes_elements_as_a_parser_does():
