@@ -1,10 +1,12 @@
-"""What every benchmark shares: its first lines (machine and versions), percentiles, a bounded run that always
-cleans up, the options every end-to-end run takes, and the processes, registry and database a run must stop."""
+"""What every benchmark shares: its first lines (machine and versions), percentiles, its targets and their verdict,
+a bounded run that always cleans up, the options every end-to-end run takes, and the processes, registry and
+database a run must stop."""
 
 from __future__ import annotations
 
 import argparse
 import configparser
+import math
 import os
 import platform
 import signal
@@ -92,8 +94,56 @@ def print_header(title: str, run_id: str, server_url: str) -> None:
         print(line)
 
 
+class Targets:
+    """The targets a run is judged by, and whether it met each.
+
+    Every check records a line for the verdict and returns ``"PASS"`` or ``"FAIL"`` for the caller's own
+    output; :func:`run_bounded` prints the verdict and exits 1 if any target was missed, so a script can
+    tell a pass from a miss. With ``impossible`` (``--impossible-targets``) every bound is one no
+    measurement can meet: such a run must exit 1, which shows a miss is not lost on the way.
+    """
+
+    def __init__(self, impossible: bool = False):
+        self.impossible = impossible
+        self.results: list[tuple[bool, str]] = []
+
+    def at_most(self, what: str, value: float, bound: float, unit: str = "", digits: int = 1) -> str:
+        bound = -math.inf if self.impossible else bound
+        return self._record(value <= bound, f"{what}: {value:,.{digits}f}{unit} (target <= {bound:,.{digits}f}{unit})")
+
+    def at_least(self, what: str, value: float, bound: float, unit: str = "", digits: int = 1) -> str:
+        bound = math.inf if self.impossible else bound
+        return self._record(value >= bound, f"{what}: {value:,.{digits}f}{unit} (target >= {bound:,.{digits}f}{unit})")
+
+    def holds(self, what: str, ok: bool) -> str:
+        """A condition rather than a bound: every event indexed once, a bomb refused."""
+        return self._record(ok, what)
+
+    def _record(self, ok: bool, line: str) -> str:
+        self.results.append((ok, line))
+        return "PASS" if ok else "FAIL"
+
+    def verdict(self) -> int:
+        """Print every target with its result; 1 if any was missed (or none was checked), else 0."""
+        print("\ntargets")
+        for ok, line in self.results:
+            print(f"      {'PASS' if ok else 'FAIL'}  {line}")
+        missed = sum(not ok for ok, _ in self.results)
+        if not self.results:
+            print("      FAIL  no target was checked: the benchmark is broken")
+            return 1
+        print(f"      {missed} of {len(self.results)} targets missed" + (" (--impossible-targets)" if self.impossible else ""))
+        return 1 if missed else 0
+
+
+def add_targets_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--impossible-targets", action="store_true",
+                        help="judge the run by targets no measurement can meet: it must then exit 1")
+
+
 def run_bounded(bench, time_limit: float) -> int:
-    """Run ``bench.run()`` under a wall-clock limit; ``bench.cleanup()`` always runs, also on SIGTERM."""
+    """Run ``bench.run()`` under a wall-clock limit, then judge it by ``bench.targets``: 0 if every target was met,
+    1 if one was missed or the run failed. ``bench.cleanup()`` always runs, also on SIGTERM."""
 
     def on_alarm(signum, frame):
         raise BenchTimeout(f"run exceeded --time-limit {time_limit:.0f}s")
@@ -120,7 +170,7 @@ def run_bounded(bench, time_limit: float) -> int:
         signal.setitimer(signal.ITIMER_REAL, 0)
         bench.cleanup()
     print(f"\ntotal run time {time.monotonic() - started:.1f} s")
-    return 0
+    return bench.targets.verdict()
 
 
 class BenchResources:
@@ -191,6 +241,7 @@ class Run(BenchResources):
         self.push_http.trust_env = False
         self.repositories: list[str] = []  # what push_batch spreads its charts over
         self.failed = False
+        self.targets = Targets(args.impossible_targets)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -248,6 +299,13 @@ class Run(BenchResources):
             if not cursor:
                 return tags
 
+    def indexed_span(self, digests: list[str]):
+        """When the first and the last of these manifests were indexed (the database's clock), and how many are."""
+        with self.db().cursor() as cur:
+            cur.execute("SELECT min(indexed_at), max(indexed_at), count(*) FROM manifests WHERE digest = ANY(%s)",
+                        (digests,))
+            return cur.fetchone()
+
     def db(self):
         if self.conn is None or self.conn.closed:
             self.conn = psycopg2.connect(self.db_url, connect_timeout=5)
@@ -286,3 +344,4 @@ def add_run_arguments(parser: argparse.ArgumentParser, time_limit: float) -> Non
     parser.add_argument("--time-limit", type=float, default=time_limit,
                         help=f"abort the whole run after this many seconds (default {time_limit:.0f})")
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs of the processes the run started")
+    add_targets_argument(parser)

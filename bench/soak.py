@@ -12,8 +12,10 @@ leak can make memory grow), and deletes every tenth pushed manifest. Every
 (gunicorn master and its workers together) is printed with the queue depth.
 
 At the end it prints the RSS growth from the first sample after warm-up to
-the mean of the last five, per process, and checks the catalog caught up.
-Nothing is asserted: memory is a trend to read, not a pass/fail line.
+the mean of the last five, per process. Targets: neither process grows by
+more than 10 MiB (the catalog stays the same size, so growth is a leak), the
+queue drains, and no event is dead-lettered nor push refused; exits 1 if one
+is missed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from harness.oci import push_image  # noqa: E402
 REPOSITORIES = 20
 TAGS = 50
 WARM_UP_SAMPLES = 2
+GROWTH_TARGET_MIB = 10.0
 
 
 def rss_mib(pid: int) -> float:
@@ -115,18 +118,23 @@ class Soak(Run):
         drained = time.monotonic()
         while scalar(conn, "SELECT count(*) FROM event_queue") and time.monotonic() - drained < 60:
             time.sleep(0.2)
+        queued, dead = scalar(conn, "SELECT count(*) FROM event_queue"), scalar(conn, "SELECT count(*) FROM dead_letters")
         print()
-        print("summary")
+        print("results")
         print(f"      {self.pushed} pushes, {self.deleted} deletes, {self.push_errors} push errors in "
-              f"{(time.monotonic() - started) / 60:.1f} min; queue drained "
-              f"{'yes' if not scalar(conn, 'SELECT count(*) FROM event_queue') else 'NO'}; dead letters "
-              f"{scalar(conn, 'SELECT count(*) FROM dead_letters')}")
+              f"{(time.monotonic() - started) / 60:.1f} min; {queued} events left in the queue, {dead} dead letters: "
+              + self.targets.holds(f"{self.pushed} pushes and {self.deleted} deletes indexed: {queued} events left, "
+                                   f"{dead} dead letters, {self.push_errors} push errors",
+                                   not (queued or dead or self.push_errors)))
         base = samples[min(WARM_UP_SAMPLES, len(samples) - 1)]
         tail = samples[-5:]
         for column, name in ((1, "worker"), (2, "api")):
             last = sum(s[column] for s in tail) / len(tail)
+            verdict = self.targets.at_most(f"{name} RSS growth after warm-up", last - base[column], GROWTH_TARGET_MIB,
+                                           " MiB")
             print(f"      {name:6} RSS after warm-up {base[column]:.1f} MiB -> mean of the last {len(tail)} samples "
-                  f"{last:.1f} MiB ({last - base[column]:+.1f} MiB, peak {max(s[column] for s in samples):.1f} MiB)")
+                  f"{last:.1f} MiB ({last - base[column]:+.1f} MiB, peak {max(s[column] for s in samples):.1f} MiB, "
+                  f"{len(samples)} samples): {verdict}")
 
 
 def main() -> int:
