@@ -27,13 +27,27 @@ logging.getLogger("yoyo").setLevel(logging.WARNING)
 
 
 def migrate(database_url: str) -> list[str]:
-    """Apply every pending migration and replace every function; return the migration ids applied."""
-    backend = get_backend(database_url)
-    found = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
-        pending = backend.to_apply(found)
-        backend.apply_migrations(pending)
-        _replace_functions(database_url)
+    """Apply every pending migration and replace every function; return the migration ids applied.
+
+    Every ocicat process migrates at start, so migrators are serialized. yoyo's own lock is a row in a table,
+    which a process killed mid-migrate (kill -9, an OOM kill) leaves behind, and every later start would then
+    time out on it until someone ran ``yoyo break-lock``. A session-level advisory lock ends with its session:
+    held around the whole migrate, it serializes migrators by itself, and a yoyo lock row found under it can
+    only be a dead process's, so it is broken.
+    """
+    guard = connect(database_url)
+    try:
+        guard.autocommit = True
+        guard.cursor().execute("SELECT pg_advisory_lock(hashtextextended('ocicat.migrate', 0))")
+        backend = get_backend(database_url)
+        backend.break_lock()
+        found = read_migrations(str(MIGRATIONS_DIR))
+        with backend.lock():
+            pending = backend.to_apply(found)
+            backend.apply_migrations(pending)
+            _replace_functions(database_url)
+    finally:
+        guard.close()  # releases the advisory lock
     applied = [m.id for m in pending]
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
