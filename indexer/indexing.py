@@ -12,7 +12,9 @@
 
 Both write under the repository's lock through the catalog's
 order-independent writes, so a crawl can run while events flow: whichever is
-newer wins, in any order. Neither fetches inside a transaction.
+newer wins, in any order. Neither fetches inside a transaction. Both record
+the catalog events of what they changed (ocicat.catalog.outbox) in the same
+transaction, the crawl's marked as such.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ocicat import metrics
-from ocicat.catalog import writes
+from ocicat.catalog import outbox, writes
 from ocicat.db import Database
 from ocicat.errors import Busy, NotFound
 from ocicat.events import Event
@@ -45,24 +47,61 @@ def _locked_repository(cur, name: str, at: datetime) -> int:
     return writes.ensure_repository(cur, name, at)
 
 
-def _save(cur, repository_id: int, event: Event, extracted: Extracted) -> None:
-    writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, extracted.classified,
-                         event.timestamp, extracted.details)
+def _save(cur, repository_id: int, event: Event, extracted: Extracted, crawl: bool) -> bool:
+    """Write a fetched manifest and announce it, with its tag, if it is new to the catalog; whether it was.
+
+    A re-index (resync --reindex) announces nothing: nothing changed for the world outside."""
+    details = extracted.details
+    if not writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, extracted.classified,
+                                event.timestamp, details):
+        return False
+    classified = extracted.classified
+    chart = details.chart and {k: details.chart.get(k) for k in ("name", "version", "app_version", "description")}
+    outbox.record(cur, outbox.published_type(classified.kind, classified.subject_digest), event.repository,
+                  event.timestamp, crawl=crawl, tag=event.tag, digest=event.digest, kind=classified.kind,
+                  chart=chart, subject_digest=classified.subject_digest, error=details.error)
+    return True
 
 
-def _mark_attachment(cur, repository_id: int, event: Event) -> None:
+def _mark_attachment(cur, repository_id: int, event: Event, crawl: bool) -> None:
     """A cosign or referrers-fallback tag on a manifest pushed untagged first makes it an attachment."""
     subject = attachment_subject(event.tag)
     if subject:
-        writes.set_subject(cur, repository_id, event.digest, subject)
+        kind = writes.set_subject(cur, repository_id, event.digest, subject)
+        if kind is not None:
+            outbox.record(cur, "attachment.added", event.repository, event.timestamp, crawl=crawl, tag=event.tag,
+                          digest=event.digest, kind=kind, chart=None, subject_digest=subject, error=None)
 
 
-def _remove(cur, repository_id: int, event: Event) -> None:
+def _announce_tag(cur, repository_id: int, event: Event, change: writes.TagChange | None, crawl: bool,
+                  published: bool = False) -> None:
+    """``tag.moved`` for a tag pointed somewhere new, ``tag.deleted`` for one removed; nothing for a tag written
+    again where it was, or for the tag of a manifest just announced with it (``published``)."""
+    if change is None or not change.moved:
+        return
+    if change.digest is None:
+        outbox.record(cur, "tag.deleted", event.repository, event.timestamp, crawl=crawl, tag=event.tag,
+                      previous_digest=change.previous)
+    elif change.previous is not None or not published:
+        outbox.record(cur, "tag.moved", event.repository, event.timestamp, crawl=crawl, tag=event.tag,
+                      digest=change.digest, previous_digest=change.previous,
+                      **writes.describe_manifest(cur, repository_id, change.digest))
+
+
+def _remove(cur, repository_id: int, event: Event, crawl: bool) -> None:
     """A tag deleted, or a manifest (and the tags on it) deleted, unless something newer says otherwise."""
     if event.tag:
-        writes.set_tag(cur, repository_id, event.tag, None, event.timestamp)
-    else:
-        writes.delete_manifest(cur, repository_id, event.digest, event.timestamp)
+        _announce_tag(cur, repository_id, event, writes.set_tag(cur, repository_id, event.tag, None, event.timestamp),
+                      crawl)
+        return
+    deleted = writes.delete_manifest(cur, repository_id, event.digest, event.timestamp)
+    if deleted is None:
+        return
+    for tag in deleted.tags:
+        outbox.record(cur, "tag.deleted", event.repository, event.timestamp, crawl=crawl, tag=tag,
+                      previous_digest=event.digest)
+    outbox.record(cur, "manifest.deleted", event.repository, event.timestamp, crawl=crawl, digest=event.digest,
+                  kind=deleted.kind, chart=deleted.chart, subject_digest=deleted.subject_digest, tags=deleted.tags)
 
 
 # -- the event path ------------------------------------------------------------------------------
@@ -109,12 +148,12 @@ class EventIndexer:
         event = prepared.event
         repository_id = _locked_repository(cur, event.repository, event.timestamp)
         if event.action == "delete":
-            _remove(cur, repository_id, event)
+            _remove(cur, repository_id, event, crawl=False)
         elif writes.touch_manifest(cur, repository_id, event.digest, event.timestamp):
             self._tag(cur, repository_id, event)
         elif prepared.extracted is not None:
-            _save(cur, repository_id, event, prepared.extracted)
-            self._tag(cur, repository_id, event)
+            published = _save(cur, repository_id, event, prepared.extracted, crawl=False)
+            self._tag(cur, repository_id, event, published)
         elif prepared.gone:
             log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
         else:  # held when prepared, deleted since: prepared again, it is fetched (or found gone)
@@ -124,10 +163,11 @@ class EventIndexer:
         log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
 
     @staticmethod
-    def _tag(cur, repository_id: int, event: Event) -> None:
+    def _tag(cur, repository_id: int, event: Event, published: bool = False) -> None:
         if event.tag:
-            _mark_attachment(cur, repository_id, event)
-            writes.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+            _mark_attachment(cur, repository_id, event, crawl=False)
+            change = writes.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+            _announce_tag(cur, repository_id, event, change, crawl=False, published=published)
 
 
 # -- the crawl path --------------------------------------------------------------------------------
@@ -143,20 +183,20 @@ def apply_observation(cur, event: Event, extracted: Extracted | None, reindex: b
     """
     repository_id = _locked_repository(cur, event.repository, event.timestamp)
     if event.action == "delete":
-        _remove(cur, repository_id, event)
+        _remove(cur, repository_id, event, crawl=True)
     elif writes.observe_manifest(cur, repository_id, event.digest, event.timestamp) and not reindex:
         _observe_tag(cur, repository_id, event)
     elif extracted is not None:
-        _save(cur, repository_id, event, extracted)
-        _observe_tag(cur, repository_id, event)
+        _observe_tag(cur, repository_id, event, _save(cur, repository_id, event, extracted, crawl=True))
     # Thousands of these per crawl, mostly unchanged: DEBUG only.
     log.debug("resync: %s %s %s", event.action, event.repository, event.tag or event.digest)
 
 
-def _observe_tag(cur, repository_id: int, event: Event) -> None:
+def _observe_tag(cur, repository_id: int, event: Event, published: bool = False) -> None:
     if event.tag:
-        _mark_attachment(cur, repository_id, event)
-        writes.observe_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+        _mark_attachment(cur, repository_id, event, crawl=True)
+        change = writes.observe_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
+        _announce_tag(cur, repository_id, event, change, crawl=True, published=published)
 
 
 def refresh_after_crawl(cur, repository: str) -> None:

@@ -17,6 +17,8 @@ from ocicat.db import Database, database_url
 
 from . import readme_backfill
 from .bus import describe_bus, open_bus
+from .delivery.dispatch import Dispatcher
+from .delivery.topic import CatalogTopic
 from .indexing import EventIndexer
 from .registry import RegistryClient
 from .resync import run_periodically
@@ -35,7 +37,8 @@ def run(config: Config) -> None:
     # with as many threads again.
     threads = config.worker_concurrency * (2 if kafka else 1)
     crawlers = config.resync_concurrency if config.resync_interval else 0
-    db = Database(database_url(config), maxconn=threads + crawlers + 3, synchronous_commit=not kafka)
+    # the bus's threads, a crawl's, and one each for the README backfill, the dispatcher, metrics scrapes and a spare
+    db = Database(database_url(config), maxconn=threads + crawlers + 4, synchronous_commit=not kafka)
     registry = RegistryClient(config.registry_url, config.registry_username, config.registry_password,
                               pool_size=threads + 2 * crawlers)  # a crawl's fetch threads too (indexer.resync)
     bus = open_bus(config, db)
@@ -55,6 +58,10 @@ def run(config: Config) -> None:
         start_http_server(port, host)
         log.info("worker metrics on http://%s:%d/metrics", host, port)
     threading.Thread(target=readme_backfill.run, args=(db, stop), name="readme-backfill", daemon=True).start()
+    dispatcher = Dispatcher(db, config.public_url, CatalogTopic(config.kafka) if kafka else None,
+                            config.events_retention_days)
+    dispatch = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatch", daemon=True)
+    dispatch.start()
     reconcile = None
     if config.resync_interval:
         reconcile = threading.Thread(target=run_periodically, name="resync", daemon=True,
@@ -65,5 +72,6 @@ def run(config: Config) -> None:
     bus.consume(EventIndexer(db, registry), stop, concurrency=config.worker_concurrency)
     if reconcile is not None:
         reconcile.join(30)  # a crawl stops after the repositories in hand
+    dispatch.join(15)
     db.close()
     log.info("worker stopped")

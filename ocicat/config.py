@@ -74,6 +74,23 @@ def _public_host(raw: str | None) -> str | None:
     return raw
 
 
+def _public_url(raw: str) -> str:
+    """The catalog's own URL, shown to every receiver of its events: an http(s) origin and path, nothing else."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"OCICAT_PUBLIC_URL must be an http(s) URL without query or fragment, got {raw!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("OCICAT_PUBLIC_URL must not hold credentials: it is sent with every catalog event")
+    return raw.rstrip("/")
+
+
+def _loopback_if_any(listen: str) -> str:
+    """OCICAT_LISTEN as a URL's host:port; an any-address (0.0.0.0, ::) is nobody's address: loopback instead."""
+    host, port = _listen(listen)
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 # The mechanisms a username and password are enough for (GSSAPI and OAUTHBEARER need more than an environment variable).
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -89,6 +106,7 @@ class KafkaConfig:
 
     bootstrap: tuple[str, ...]
     topic: str = "ocicat-events"
+    catalog_topic: str = "ocicat.catalog"  # every catalog event out, as a CloudEvent (indexer.delivery.topic)
     # Used when ocicat creates the topic: the most worker threads, across all workers, that can index at once.
     partitions: int = 12
     replication_factor: int = 1
@@ -103,7 +121,7 @@ class KafkaConfig:
 
 
 _KAFKA_SETTINGS = {
-    "OCICAT_KAFKA_BOOTSTRAP", "OCICAT_KAFKA_TOPIC", "OCICAT_KAFKA_PARTITIONS", "OCICAT_KAFKA_REPLICATION_FACTOR",
+    "OCICAT_KAFKA_BOOTSTRAP", "OCICAT_KAFKA_TOPIC", "OCICAT_KAFKA_CATALOG_TOPIC", "OCICAT_KAFKA_PARTITIONS", "OCICAT_KAFKA_REPLICATION_FACTOR",
     "OCICAT_KAFKA_GROUP", "OCICAT_KAFKA_SECURITY_PROTOCOL", "OCICAT_KAFKA_SASL_MECHANISM", "OCICAT_KAFKA_SASL_USERNAME",
     "OCICAT_KAFKA_SASL_PASSWORD", "OCICAT_KAFKA_SSL_CAFILE", "OCICAT_KAFKA_SSL_CERTFILE", "OCICAT_KAFKA_SSL_KEYFILE",
 }
@@ -128,8 +146,13 @@ def _kafka(env: dict) -> KafkaConfig | None:
     if not bootstrap:
         raise ConfigError("OCICAT_KAFKA_BOOTSTRAP must be host:port[,host:port...]")
     topic = given.get("OCICAT_KAFKA_TOPIC", KafkaConfig.topic)
-    if not KAFKA_TOPIC_RE.match(topic) or topic in (".", ".."):
-        raise ConfigError(f"OCICAT_KAFKA_TOPIC must be 1 to 249 of A-Z a-z 0-9 . _ -, got {topic!r}")
+    catalog_topic = given.get("OCICAT_KAFKA_CATALOG_TOPIC", KafkaConfig.catalog_topic)
+    for name, value in (("OCICAT_KAFKA_TOPIC", topic), ("OCICAT_KAFKA_CATALOG_TOPIC", catalog_topic)):
+        if not KAFKA_TOPIC_RE.match(value) or value in (".", ".."):
+            raise ConfigError(f"{name} must be 1 to 249 of A-Z a-z 0-9 . _ -, got {value!r}")
+    if catalog_topic == topic:
+        raise ConfigError(f"OCICAT_KAFKA_CATALOG_TOPIC must differ from OCICAT_KAFKA_TOPIC ({topic!r}): the registry's "
+                          "events go in one, the catalog's out of the other")
     protocol = given.get("OCICAT_KAFKA_SECURITY_PROTOCOL", KafkaConfig.security_protocol).upper()
     if protocol not in KAFKA_SECURITY_PROTOCOLS:
         raise ConfigError(f"OCICAT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, "
@@ -166,6 +189,7 @@ def _kafka(env: dict) -> KafkaConfig | None:
     return KafkaConfig(
         bootstrap=bootstrap,
         topic=topic,
+        catalog_topic=catalog_topic,
         partitions=_int(env, "OCICAT_KAFKA_PARTITIONS", KafkaConfig.partitions, 1),
         replication_factor=_int(env, "OCICAT_KAFKA_REPLICATION_FACTOR", KafkaConfig.replication_factor, 1),
         group=given.get("OCICAT_KAFKA_GROUP", KafkaConfig.group),
@@ -205,6 +229,9 @@ class Config:
     registry_token_keys: str | None = None
     registry_token_nested: bool = False
     kafka: KafkaConfig | None = None  # None: the PostgreSQL queue
+    # The catalog's URL as its users reach it: the CloudEvents ``source`` and the links in every catalog event.
+    public_url: str = "http://127.0.0.1:8080"
+    events_retention_days: int = 7  # catalog events are kept this long after they were dispatched
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -254,6 +281,8 @@ class Config:
             registry_token_keys=token_keys,
             registry_token_nested=_bool(env, "OCICAT_REGISTRY_TOKEN_NESTED"),
             kafka=_kafka(env),
+            public_url=_public_url(env.get("OCICAT_PUBLIC_URL") or f"http://{_loopback_if_any(listen)}"),
+            events_retention_days=_int(env, "OCICAT_EVENTS_RETENTION_DAYS", cls.events_retention_days, 1),
         )
 
     @property

@@ -45,12 +45,14 @@ KAFKA_LAG = Gauge("ocicat_kafka_consumer_lag", "Messages not yet settled on a pa
                   ["partition"], multiprocess_mode="livesum")
 RESYNC_REPOSITORIES = Counter("ocicat_resync_repositories_total", "Repositories a resync crawl reconciled, by outcome",
                               ["outcome"])
+CATALOG_EVENTS_DISPATCHED = Counter("ocicat_catalog_events_dispatched_total",
+                                    "Catalog events handed to the outputs (the Kafka catalog topic), by type", ["type"])
 API_SECONDS = Histogram("ocicat_api_request_seconds", "HTTP request latency, by route and method",
                         ["route", "method"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 
 class DatabaseCollector:
-    """Queue depth and open dead letters, counted in PostgreSQL when scraped."""
+    """Queue depth, open dead letters and catalog events waiting to go out, counted in PostgreSQL when scraped."""
 
     def __init__(self, db):
         self.db = db
@@ -60,7 +62,10 @@ class DatabaseCollector:
             with self.db.transaction() as cur:
                 cur.execute("SELECT (SELECT count(*) FROM event_queue) AS queued, "
                             "(SELECT count(*) FROM event_queue WHERE available_at > now()) AS delayed, "
-                            "(SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL) AS dead")
+                            "(SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL) AS dead, "
+                            "(SELECT count(*) FROM catalog_events WHERE dispatched_at IS NULL) AS undispatched, "
+                            "(SELECT coalesce(extract(epoch FROM now() - min(recorded_at)), 0) FROM catalog_events"
+                            " WHERE dispatched_at IS NULL) AS undispatched_age")
                 row = cur.fetchone()
         except Exception:  # noqa: BLE001 - a scrape must answer even with the database down
             log.warning("metrics: database unavailable", exc_info=True)
@@ -70,3 +75,7 @@ class DatabaseCollector:
         yield GaugeMetricFamily("ocicat_queue_delayed", "Queued events not due now: waiting for a retry, or leased by "
                                 "a worker indexing them", value=row["delayed"])
         yield GaugeMetricFamily("ocicat_dead_letters_open", "Dead letters not replayed", value=row["dead"])
+        yield GaugeMetricFamily("ocicat_catalog_events_undispatched", "Catalog events recorded but not yet handed to "
+                                "the outputs", value=row["undispatched"])
+        yield GaugeMetricFamily("ocicat_catalog_events_undispatched_age_seconds", "Age of the oldest catalog event "
+                                "not yet handed to the outputs (0 when none waits)", value=float(row["undispatched_age"]))

@@ -41,31 +41,32 @@ def client_options(kafka: KafkaConfig, role: str) -> dict:
     return options
 
 
-def ensure_topic(kafka: KafkaConfig, timeout_ms: int) -> int:
-    """Create the topic unless it exists; its partition count.
+def ensure_topic(kafka: KafkaConfig, timeout_ms: int, topic: str | None = None) -> int:
+    """Create the topic (the bus's, or ``topic``) unless it exists; its partition count.
 
     Brokers that auto-create topics would do it with their own default
     partition count, so every ocicat client calls this before it touches
     the topic. An existing topic is never changed: adding partitions moves
     repositories to other partitions, which is the operator's call.
     """
+    topic = topic or kafka.topic
     admin = KafkaAdminClient(**client_options(kafka, "admin"), bootstrap_timeout_ms=timeout_ms,
                              request_timeout_ms=timeout_ms)
     try:
         try:
             admin.create_topics(
-                {kafka.topic: {"num_partitions": kafka.partitions, "replication_factor": kafka.replication_factor}},
+                {topic: {"num_partitions": kafka.partitions, "replication_factor": kafka.replication_factor}},
                 timeout_ms=timeout_ms, wait_for_metadata=True,
             )
             log.info("created Kafka topic %s: %d partitions, replication factor %d",
-                     kafka.topic, kafka.partitions, kafka.replication_factor)
+                     topic, kafka.partitions, kafka.replication_factor)
             return kafka.partitions
         except TopicAlreadyExistsError:
-            [topic] = admin.describe_topics([kafka.topic])
-            count = len(topic["partitions"])
+            [described] = admin.describe_topics([topic])
+            count = len(described["partitions"])
             if count != kafka.partitions:
                 log.info("Kafka topic %s exists with %d partitions (OCICAT_KAFKA_PARTITIONS=%d applies only when "
-                         "ocicat creates it)", kafka.topic, count, kafka.partitions)
+                         "ocicat creates it)", topic, count, kafka.partitions)
             return count
     finally:
         admin.close()

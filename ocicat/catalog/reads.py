@@ -184,6 +184,12 @@ def list_tags(cur, repository_id: int, *, name: str | None, kind: str | None, so
     return cur.fetchall()
 
 
+# A chart version in brief, as tags, manifests and catalog events show it (NULL for a manifest that is no chart).
+CHART_BRIEF = """(SELECT jsonb_build_object('name', c.name, 'version', c.version, 'app_version', c.app_version,
+                                              'description', c.description)
+                     FROM helm_charts c WHERE c.manifest_id = {manifest_id})"""
+
+
 def has_manifest(cur, repository_id: int, digest: str) -> bool:
     cur.execute("SELECT 1 FROM manifests WHERE repository_id = %s AND digest = %s", (repository_id, digest))
     return cur.fetchone() is not None
@@ -204,9 +210,7 @@ def manifest(cur, repository_id: int, digest: str) -> dict | None:
                (SELECT coalesce(array_agg(t.name ORDER BY t.name), '{{}}') FROM tags t
                  WHERE t.repository_id = m.repository_id AND t.digest = m.digest) AS tags,
                (SELECT to_jsonb(ic) - 'manifest_id' FROM image_configs ic WHERE ic.manifest_id = m.id) AS image_config,
-               (SELECT jsonb_build_object('name', c.name, 'version', c.version, 'app_version', c.app_version,
-                                          'description', c.description)
-                  FROM helm_charts c WHERE c.manifest_id = m.id) AS chart
+               {CHART_BRIEF.format(manifest_id="m.id")} AS chart
           FROM manifests m
           {_ATTACHED}
          WHERE m.repository_id = %s AND m.digest = %s

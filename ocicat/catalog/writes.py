@@ -21,6 +21,7 @@ from datetime import datetime
 from psycopg2.extras import Json, execute_values
 
 from ..oci.classify import Classified
+from .reads import CHART_BRIEF
 from .visibility import wait_for_rule_changes
 
 
@@ -134,7 +135,8 @@ def save_manifest(
     classified: Classified,
     pushed_at: datetime,
     details: Details,
-) -> int:
+) -> bool:
+    """Write a fetched manifest and what hangs off it; True if it is new to the catalog (not a re-index)."""
     # Descriptor sizes are the pusher's claims: their sum is clamped to what bigint holds.
     size = min(manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers), 2**63 - 1)
     cur.execute(
@@ -188,7 +190,7 @@ def save_manifest(
         _insert_row(cur, "helm_charts", manifest_id, details.chart)
     if details.image_config is not None:
         _insert_row(cur, "image_configs", manifest_id, details.image_config)
-    return manifest_id
+    return row["inserted"]
 
 
 def _insert_row(cur, table: str, manifest_id: int, values: dict) -> None:
@@ -201,43 +203,83 @@ def _insert_row(cur, table: str, manifest_id: int, values: dict) -> None:
     )
 
 
-def set_subject(cur, repository_id: int, digest: str, subject_digest: str) -> None:
-    """Mark an indexed manifest as an attachment (a tag named it so after it was pushed)."""
+def set_subject(cur, repository_id: int, digest: str, subject_digest: str) -> str | None:
+    """Mark an indexed manifest as an attachment (a tag named it so after it was pushed); its kind if it was not one."""
     cur.execute(
-        "UPDATE manifests SET subject_digest = %s WHERE repository_id = %s AND digest = %s AND subject_digest IS NULL",
+        "UPDATE manifests SET subject_digest = %s WHERE repository_id = %s AND digest = %s AND subject_digest IS NULL"
+        " RETURNING kind",
         (subject_digest, repository_id, digest),
     )
+    row = cur.fetchone()
+    return row["kind"] if row else None
 
 
-def set_tag(cur, repository_id: int, tag: str, digest: str | None, event_at: datetime) -> bool:
-    """Point ``tag`` at ``digest`` (None: delete it) unless a newer event already moved it."""
+@dataclass(frozen=True)
+class TagChange:
+    """A tag row written: where it pointed before (None: nowhere, or a tombstone) and where it points now."""
+
+    previous: str | None
+    digest: str | None
+
+    @property
+    def moved(self) -> bool:
+        return self.previous != self.digest
+
+
+# The tag's previous digest comes from the statement's snapshot, taken before its own write; under the repository
+# lock no other transaction writes the row in between.
+_TAG_CHANGE = "WITH old AS (SELECT digest FROM tags WHERE repository_id = %(id)s AND name = %(tag)s) "
+
+
+def set_tag(cur, repository_id: int, tag: str, digest: str | None, event_at: datetime) -> TagChange | None:
+    """Point ``tag`` at ``digest`` (None: delete it) unless a newer event already moved it; None if it did."""
     cur.execute(
-        """
-        INSERT INTO tags (repository_id, name, digest, event_at) VALUES (%s, %s, %s, %s)
+        _TAG_CHANGE + """
+        INSERT INTO tags (repository_id, name, digest, event_at) VALUES (%(id)s, %(tag)s, %(digest)s, %(at)s)
         ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, event_at = excluded.event_at
         WHERE greatest(tags.event_at, tags.seen_at) < excluded.event_at
-        RETURNING 1
+        RETURNING (SELECT digest FROM old) AS previous, digest
         """,
-        (repository_id, tag, digest, event_at),
+        {"id": repository_id, "tag": tag, "digest": digest, "at": event_at},
     )
-    return cur.fetchone() is not None
+    row = cur.fetchone()
+    return TagChange(row["previous"], row["digest"]) if row else None
 
 
-def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> bool:
-    """Remove a manifest and the tags that pointed at it, unless pushed again after ``event_at``."""
+def describe_manifest(cur, repository_id: int, digest: str) -> dict:
+    """A manifest in brief, for the event announcing a tag on it: its kind and chart (each None if unknown)."""
+    cur.execute(f"SELECT m.kind, {CHART_BRIEF.format(manifest_id='m.id')} AS chart FROM manifests m"
+                " WHERE m.repository_id = %s AND m.digest = %s", (repository_id, digest))
+    return cur.fetchone() or {"kind": None, "chart": None}
+
+
+@dataclass(frozen=True)
+class DeletedManifest:
+    kind: str
+    subject_digest: str | None
+    chart: dict | None  # the chart version in brief, when it was one
+    tags: list[str]  # the tags that pointed at it, removed with it
+
+
+def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> DeletedManifest | None:
+    """Remove a manifest and the tags that pointed at it, unless pushed again after ``event_at``; None if kept."""
     cur.execute(
-        "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND greatest(pushed_at, seen_at) < %s RETURNING id",
+        "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND greatest(pushed_at, seen_at) < %s"
+        # RETURNING reads the statement's snapshot: the chart row the cascade removes is still there
+        f" RETURNING kind, subject_digest, {CHART_BRIEF.format(manifest_id='manifests.id')} AS chart",
         (repository_id, digest, event_at),
     )
-    deleted = cur.fetchone() is not None
+    deleted = cur.fetchone()
     # The tag keeps the time of the event that set it: the registry sends its own
     # tag-delete events for the tags that pointed here, and dating this removal
     # at the delete would wrongly refuse a retag that happened before it.
     cur.execute(
-        "UPDATE tags SET digest = NULL WHERE repository_id = %s AND digest = %s AND greatest(event_at, seen_at) < %s",
+        "UPDATE tags SET digest = NULL WHERE repository_id = %s AND digest = %s AND greatest(event_at, seen_at) < %s"
+        " RETURNING name",
         (repository_id, digest, event_at),
     )
-    return deleted
+    tags = sorted(row["name"] for row in cur.fetchall())
+    return DeletedManifest(deleted["kind"], deleted["subject_digest"], deleted["chart"], tags) if deleted else None
 
 
 # -- resync: observations of the registry's state, and the crawl's checkpoint ----------------
@@ -252,24 +294,25 @@ def observe_manifest(cur, repository_id: int, digest: str, seen_at: datetime) ->
     return cur.fetchone() is not None
 
 
-def observe_tag(cur, repository_id: int, tag: str, digest: str, seen_at: datetime) -> bool:
+def observe_tag(cur, repository_id: int, tag: str, digest: str, seen_at: datetime) -> TagChange | None:
     """A crawl saw ``tag`` point at ``digest`` at ``seen_at``, unless an event or crawl newer than that set it.
 
     A tag already there keeps its event time (the push time users see); a
     tag the crawl moved or brought back is dated at the observation.
     """
     cur.execute(
-        """
-        INSERT INTO tags (repository_id, name, digest, event_at, seen_at) VALUES (%s, %s, %s, %s, %s)
+        _TAG_CHANGE + """
+        INSERT INTO tags (repository_id, name, digest, event_at, seen_at) VALUES (%(id)s, %(tag)s, %(digest)s, %(at)s, %(at)s)
         ON CONFLICT (repository_id, name) DO UPDATE SET
             event_at = CASE WHEN tags.digest = excluded.digest THEN tags.event_at ELSE excluded.event_at END,
             digest = excluded.digest, seen_at = excluded.seen_at
         WHERE greatest(tags.event_at, tags.seen_at) < excluded.seen_at
-        RETURNING 1
+        RETURNING (SELECT digest FROM old) AS previous, digest
         """,
-        (repository_id, tag, digest, seen_at, seen_at),
+        {"id": repository_id, "tag": tag, "digest": digest, "at": seen_at},
     )
-    return cur.fetchone() is not None
+    row = cur.fetchone()
+    return TagChange(row["previous"], row["digest"]) if row else None
 
 
 # -- READMEs indexed before they were rendered at ingest (migration 0010) ------------------------------

@@ -68,3 +68,40 @@ def registry_manifests(registry_url: str, pushed: set[tuple[str, str]]) -> set[t
     """Which of the ``(repository, digest)`` pairs ever pushed the registry still has (a HEAD each)."""
     client = RegistryClient(registry_url)
     return {(repository, digest) for repository, digest in pushed if client.has_manifest(repository, digest)}
+
+
+def catalog_events(db, repository: str | None = None) -> list[dict]:
+    """The outbox's catalog events in id order (of one repository, or all)."""
+    with db.transaction() as cur:
+        cur.execute("SELECT * FROM catalog_events"
+                    " WHERE %(repository)s::text IS NULL OR repository = %(repository)s ORDER BY id",
+                    {"repository": repository})
+        return cur.fetchall()
+
+
+def replay_events(events: list[dict]) -> tuple[dict[str, dict[str, str]], set[tuple[str, str]], list]:
+    """What a receiver of every catalog event knows, replayed in order: the live tags per repository, the manifests
+    there, and the manifests announced more than once (published twice without a delete in between)."""
+    tags: dict[tuple[str, str], str | None] = {}
+    manifests: set[tuple[str, str]] = set()
+    twice = []
+    for event in events:
+        repository, kind = event["repository"], event["type"]
+        if kind.endswith(".published") or kind == "attachment.added":
+            key = (repository, event["digest"])
+            if key in manifests and kind != "attachment.added":  # an artifact can become an attachment later
+                twice.append(key)
+            manifests.add(key)
+            if event["tag"]:
+                tags[(repository, event["tag"])] = event["digest"]
+        elif kind == "tag.moved":
+            tags[(repository, event["tag"])] = event["digest"]
+        elif kind == "tag.deleted":
+            tags[(repository, event["tag"])] = None
+        elif kind == "manifest.deleted":
+            manifests.discard((repository, event["digest"]))
+    live: dict[str, dict[str, str]] = {}
+    for (repository, tag), digest in tags.items():
+        if digest is not None:
+            live.setdefault(repository, {})[tag] = digest
+    return live, manifests, twice

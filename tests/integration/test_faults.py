@@ -6,7 +6,7 @@ couple of seconds. Crashes, not restarts: the API (gunicorn and its workers) is 
 delivers, and later PostgreSQL (a server of the test's own, fsync on as in production): its postmaster and every
 backend SIGKILLed, the receiver asked to store an envelope meanwhile (it must answer 503, so the registry
 retries), then the server recovers from its WAL. At the end the catalog must equal the registry's own state, as a
-crawl of the registry shows it.
+crawl of the registry shows it, and the catalog events recorded on the way, replayed, must give that catalog.
 
 Scale: OPERATIONS (2,000 pushes and deletes by PUSHERS clients at once, over 8 repositories with 5 tags each,
 so tags keep moving): about a minute of pushing on this 2-core machine, with some 20 worker kills, and as long
@@ -36,12 +36,14 @@ from ocicat.db import Database
 from ocicat.events import Event
 
 from .probes import (
+    catalog_events,
     catalog_manifests,
     catalog_tags,
     dead_letters,
     queue_rows,
     registry_manifests,
     registry_tags,
+    replay_events,
     tag_digest,
 )
 
@@ -161,6 +163,12 @@ def test_catalog_converges_through_worker_api_and_database_crashes_and_a_faulty_
         assert catalog_tags(db) == truth
         assert catalog_manifests(db) == registry_manifests(registry.url, pushed)
         assert dead_letters(db) == []
+        # The outbox was written in the catalog's own transactions: replayed, its events give the same catalog
+        # (no event without its change, no change without its event), none announced twice, and all went out.
+        events = wait_until(lambda: (events := catalog_events(db)) and all(e["dispatched_at"] for e in events)
+                            and events, timeout=60, interval=0.5, what="every catalog event dispatched")
+        live, announced, twice = replay_events(events)
+        assert live == truth and announced == catalog_manifests(db) and twice == []
         with db.transaction() as cur:
             cur.execute("SELECT count(*) AS n, count(DISTINCT (repository_id, digest)) AS distinct_n FROM manifests")
             row = cur.fetchone()
