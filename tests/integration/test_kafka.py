@@ -140,7 +140,7 @@ def assignments(worker: Ocicat) -> list[set[int]]:
             for found in re.findall(r"kafka: assigned partitions \[([0-9, ]*)\]", worker.output())]
 
 
-def wait_sharing(*workers: Ocicat, timeout: float = 40) -> None:
+def wait_sharing(*workers: Ocicat, timeout: float = 120) -> None:
     """Wait until the workers' latest assignments split all partitions between them."""
     def shared():
         latest = [assignments(w)[-1] if assignments(w) else set() for w in workers]
@@ -237,7 +237,7 @@ def test_the_catalog_topic_carries_every_catalog_event_in_order_per_repository(c
     catalog event the outbox holds, as CloudEvents keyed by repository, in outbox order within each repository."""
     a, b = cluster.worker("a"), cluster.worker("b")
     wait_sharing(a, b)
-    dispatching = wait_until(lambda: [w for w in (a, b) if "dispatching catalog events" in w.output()], 30, 0.2,
+    dispatching = wait_until(lambda: [w for w in (a, b) if "dispatching catalog events" in w.output()], 60, 0.2,
                              "a worker to take the dispatcher's lock")
     assert len(dispatching) == 1
     repositories = one_repository_per_partition(f"out-{uuid.uuid4().hex[:8]}")
