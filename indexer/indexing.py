@@ -47,41 +47,49 @@ def _locked_repository(cur, name: str, at: datetime) -> int:
     return writes.ensure_repository(cur, name, at)
 
 
-def _save(cur, repository_id: int, event: Event, extracted: Extracted, crawl: bool) -> bool:
-    """Write a fetched manifest and announce it, with its tag, if it is new to the catalog; whether it was.
+def _save(cur, repository_id: int, event: Event, extracted: Extracted, crawl: bool, write_tag) -> None:
+    """Write a fetched manifest and its tag (``write_tag``: the event's rule or the crawl's), then announce what
+    changed: the manifest if it is new to the catalog, with its tag if the tag now points at it (a tag write refused
+    as older than the tag's last change is not announced), and the tag if it moved from another manifest.
 
-    A re-index (resync --reindex) announces nothing: nothing changed for the world outside."""
-    details = extracted.details
-    if not writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, extracted.classified,
-                                event.timestamp, details):
-        return False
-    classified = extracted.classified
-    chart = details.chart and {k: details.chart.get(k) for k in ("name", "version", "app_version", "description")}
-    outbox.record(cur, outbox.published_type(classified.kind, classified.subject_digest), event.repository,
-                  event.timestamp, crawl=crawl, tag=event.tag, digest=event.digest, kind=classified.kind,
-                  chart=chart, subject_digest=classified.subject_digest, error=details.error)
-    return True
+    A re-index (resync --reindex) announces nothing new: nothing changed for the world outside."""
+    details, classified = extracted.details, extracted.classified
+    new = writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, classified,
+                               event.timestamp, details)
+    change = _write_tag(cur, repository_id, event, crawl, write_tag)
+    # An attachment by its tag only (cosign's sha256-<hex>.sig) was announced by _write_tag, as attachment.added.
+    if new and not (classified.subject_digest is None and attachment_subject(event.tag)):
+        tagged = change is not None and change.digest == event.digest
+        chart = details.chart and {k: details.chart.get(k) for k in ("name", "version", "app_version", "description")}
+        outbox.record(cur, outbox.published_type(classified.kind, classified.subject_digest), event.repository,
+                      event.timestamp, crawl=crawl, tag=event.tag if tagged else None, digest=event.digest,
+                      kind=classified.kind, chart=chart, subject_digest=classified.subject_digest, error=details.error)
+    _announce_tag(cur, repository_id, event, change, crawl, published=new)
 
 
-def _mark_attachment(cur, repository_id: int, event: Event, crawl: bool) -> None:
-    """A cosign or referrers-fallback tag on a manifest pushed untagged first makes it an attachment."""
+def _write_tag(cur, repository_id: int, event: Event, crawl: bool, write_tag) -> writes.TagChange | None:
+    """The event's tag written (a cosign or referrers-fallback tag also marks its manifest an attachment)."""
+    if not event.tag:
+        return None
     subject = attachment_subject(event.tag)
     if subject:
         kind = writes.set_subject(cur, repository_id, event.digest, subject)
         if kind is not None:
             outbox.record(cur, "attachment.added", event.repository, event.timestamp, crawl=crawl, tag=event.tag,
                           digest=event.digest, kind=kind, chart=None, subject_digest=subject, error=None)
+    return write_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
 
 
 def _announce_tag(cur, repository_id: int, event: Event, change: writes.TagChange | None, crawl: bool,
                   published: bool = False) -> None:
     """``tag.moved`` for a tag pointed somewhere new, ``tag.deleted`` for one removed; nothing for a tag written
-    again where it was, or for the tag of a manifest just announced with it (``published``)."""
+    again where it was, or for a new tag of a manifest just announced with it (``published``)."""
     if change is None or not change.moved:
         return
     if change.digest is None:
         outbox.record(cur, "tag.deleted", event.repository, event.timestamp, crawl=crawl, tag=event.tag,
-                      previous_digest=change.previous)
+                      previous_digest=change.previous,
+                      kind=writes.describe_manifest(cur, repository_id, change.previous)["kind"])
     elif change.previous is not None or not published:
         outbox.record(cur, "tag.moved", event.repository, event.timestamp, crawl=crawl, tag=event.tag,
                       digest=change.digest, previous_digest=change.previous,
@@ -94,14 +102,14 @@ def _remove(cur, repository_id: int, event: Event, crawl: bool) -> None:
         _announce_tag(cur, repository_id, event, writes.set_tag(cur, repository_id, event.tag, None, event.timestamp),
                       crawl)
         return
-    deleted = writes.delete_manifest(cur, repository_id, event.digest, event.timestamp)
-    if deleted is None:
-        return
-    for tag in deleted.tags:
+    deleted, tags = writes.delete_manifest(cur, repository_id, event.digest, event.timestamp)
+    kind = deleted.kind if deleted else writes.describe_manifest(cur, repository_id, event.digest)["kind"]
+    for tag in tags:
         outbox.record(cur, "tag.deleted", event.repository, event.timestamp, crawl=crawl, tag=tag,
-                      previous_digest=event.digest)
-    outbox.record(cur, "manifest.deleted", event.repository, event.timestamp, crawl=crawl, digest=event.digest,
-                  kind=deleted.kind, chart=deleted.chart, subject_digest=deleted.subject_digest, tags=deleted.tags)
+                      previous_digest=event.digest, kind=kind)
+    if deleted is not None:
+        outbox.record(cur, "manifest.deleted", event.repository, event.timestamp, crawl=crawl, digest=event.digest,
+                      kind=deleted.kind, chart=deleted.chart, subject_digest=deleted.subject_digest, tags=tags)
 
 
 # -- the event path ------------------------------------------------------------------------------
@@ -150,10 +158,10 @@ class EventIndexer:
         if event.action == "delete":
             _remove(cur, repository_id, event, crawl=False)
         elif writes.touch_manifest(cur, repository_id, event.digest, event.timestamp):
-            self._tag(cur, repository_id, event)
+            _announce_tag(cur, repository_id, event, _write_tag(cur, repository_id, event, False, writes.set_tag),
+                          crawl=False)
         elif prepared.extracted is not None:
-            published = _save(cur, repository_id, event, prepared.extracted, crawl=False)
-            self._tag(cur, repository_id, event, published)
+            _save(cur, repository_id, event, prepared.extracted, False, writes.set_tag)
         elif prepared.gone:
             log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
         else:  # held when prepared, deleted since: prepared again, it is fetched (or found gone)
@@ -161,13 +169,6 @@ class EventIndexer:
         writes.refresh_repository(cur, repository_id, event.timestamp)
         metrics.INDEX_SECONDS.labels(event.action).observe(time.perf_counter() - prepared.started)
         log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
-
-    @staticmethod
-    def _tag(cur, repository_id: int, event: Event, published: bool = False) -> None:
-        if event.tag:
-            _mark_attachment(cur, repository_id, event, crawl=False)
-            change = writes.set_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
-            _announce_tag(cur, repository_id, event, change, crawl=False, published=published)
 
 
 # -- the crawl path --------------------------------------------------------------------------------
@@ -185,18 +186,12 @@ def apply_observation(cur, event: Event, extracted: Extracted | None, reindex: b
     if event.action == "delete":
         _remove(cur, repository_id, event, crawl=True)
     elif writes.observe_manifest(cur, repository_id, event.digest, event.timestamp) and not reindex:
-        _observe_tag(cur, repository_id, event)
+        _announce_tag(cur, repository_id, event, _write_tag(cur, repository_id, event, True, writes.observe_tag),
+                      crawl=True)
     elif extracted is not None:
-        _observe_tag(cur, repository_id, event, _save(cur, repository_id, event, extracted, crawl=True))
+        _save(cur, repository_id, event, extracted, True, writes.observe_tag)
     # Thousands of these per crawl, mostly unchanged: DEBUG only.
     log.debug("resync: %s %s %s", event.action, event.repository, event.tag or event.digest)
-
-
-def _observe_tag(cur, repository_id: int, event: Event, published: bool = False) -> None:
-    if event.tag:
-        _mark_attachment(cur, repository_id, event, crawl=True)
-        change = writes.observe_tag(cur, repository_id, event.tag, event.digest, event.timestamp)
-        _announce_tag(cur, repository_id, event, change, crawl=True, published=published)
 
 
 def refresh_after_crawl(cur, repository: str) -> None:

@@ -258,11 +258,12 @@ class DeletedManifest:
     kind: str
     subject_digest: str | None
     chart: dict | None  # the chart version in brief, when it was one
-    tags: list[str]  # the tags that pointed at it, removed with it
 
 
-def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> DeletedManifest | None:
-    """Remove a manifest and the tags that pointed at it, unless pushed again after ``event_at``; None if kept."""
+def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) -> tuple[DeletedManifest | None,
+                                                                                       list[str]]:
+    """Remove a manifest, unless pushed again after ``event_at``, and the tags that pointed at it before then:
+    what was removed (None if the manifest stays), and the tags removed (also when the manifest stays)."""
     cur.execute(
         "DELETE FROM manifests WHERE repository_id = %s AND digest = %s AND greatest(pushed_at, seen_at) < %s"
         # RETURNING reads the statement's snapshot: the chart row the cascade removes is still there
@@ -279,7 +280,7 @@ def delete_manifest(cur, repository_id: int, digest: str, event_at: datetime) ->
         (repository_id, digest, event_at),
     )
     tags = sorted(row["name"] for row in cur.fetchall())
-    return DeletedManifest(deleted["kind"], deleted["subject_digest"], deleted["chart"], tags) if deleted else None
+    return (DeletedManifest(deleted["kind"], deleted["subject_digest"], deleted["chart"]) if deleted else None), tags
 
 
 # -- resync: observations of the registry's state, and the crawl's checkpoint ----------------
