@@ -27,10 +27,12 @@ from ocicat.events import Publisher
 from . import receiver
 from .auth import Principal, RegistryTokens, anonymous
 from .deletes import Registry
+from .feeds import bp as feeds_bp
 from .openapi import build_spec, documented
 from .problems import problem
 from .routes import bp as catalog_bp
 from .security import DOCS_POLICY, secure
+from .subscriptions import bp as subscriptions_bp
 from .ui import bp as ui_bp
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
     app.register_blueprint(receiver.blueprint(bus, config.webhook_secrets))
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(subscriptions_bp)
+    app.register_blueprint(feeds_bp)
     app.register_blueprint(ui_bp)
     app.after_request(secure)
     # Frontends on other origins read the catalog; they need Link to page and ETag to revalidate.

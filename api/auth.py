@@ -11,11 +11,13 @@ Two kinds of bearer token are accepted:
   token spec): their ``access`` claim names repositories with actions, which
   map to view (``pull``) and delete (``delete``) rights, so a frontend can
   call ocicat with the token it already holds for the registry.
+Either comes as ``Bearer <token>`` or as HTTP Basic with the token as the password.
 Anything else in ``Authorization`` is refused (401), never read as anonymous.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -197,10 +199,23 @@ def _load_keys(path: str) -> tuple[list, jwt.PyJWKSet | None]:
 
 
 def authenticate(cur, header: str, registry_tokens: RegistryTokens | None, default_public: bool) -> Principal:
-    """The principal for an ``Authorization`` header; raises Unauthorized for any credential that is not valid."""
+    """The principal for an ``Authorization`` header; raises Unauthorized for any credential that is not valid.
+
+    ``Bearer <token>``, or ``Basic`` with the token as the password (any user name), for clients that speak only
+    Basic: feed readers, Helm's repository commands.
+    """
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+    if scheme.lower() == "basic" and len(token) <= 2 * MAX_TOKEN_LENGTH:
+        try:
+            _, colon, token = base64.b64decode(token, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise Unauthorized("invalid or expired token") from None
+        if not colon:
+            raise Unauthorized("invalid or expired token")
+    elif scheme.lower() != "bearer":
+        raise Unauthorized("invalid or expired token")
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("invalid or expired token")
     if token.startswith(accounts.TOKEN_PREFIX):
         account = accounts.authenticate(cur, token)

@@ -12,8 +12,8 @@ import math
 from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
-from flask import request
-from marshmallow import ValidationError
+from flask import jsonify, request
+from marshmallow import Schema, ValidationError
 
 from ocicat.untrusted import storable
 
@@ -105,3 +105,10 @@ def link_header(next_cursor: str | None) -> dict:
         return {}
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
     return {"Link": f'<{request.script_root}{quote(request.path)}?{urlencode(args)}>; rel="next"'}
+
+
+def list_response(body: dict, schema: Schema):
+    """A list answer: ``{"items", "next_cursor"}`` and the Link header to the next page."""
+    response = jsonify({"items": schema.dump(body["items"], many=True), "next_cursor": body["next_cursor"]})
+    response.headers.update(link_header(body["next_cursor"]))
+    return response

@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, current_app, g, jsonify, request
-from marshmallow import Schema
 
 from ocicat.catalog import reads
 from ocicat.catalog.visibility import Visibility
 from ocicat.oci.names import DIGEST_RE, REPOSITORY_RE
 
-from . import auth, deletes
+from . import caller, deletes
 from .openapi import documented
-from .pagination import decode_cursor, link_header, page
+from .pagination import decode_cursor, link_header, list_response, page
 from .problems import problem
 from .schemas import (
     ChartListArgs,
@@ -40,20 +39,7 @@ bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}\Z")
 
 
-@bp.before_request
-def _authenticate():
-    """Resolve the caller once per request; a credential that is not valid is a 401, never anonymous."""
-    services = current_app.extensions["ocicat"]
-    header = request.headers.get("Authorization")
-    if not header:
-        g.principal = services.anonymous
-        return None
-    try:
-        with services.db.transaction() as cur:
-            g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public)
-    except auth.Unauthorized as exc:
-        return problem(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="ocicat"'})
-    return None
+bp.before_request(caller.authenticate)
 
 
 def _access() -> Visibility:
@@ -73,12 +59,6 @@ def _db():
     return current_app.extensions["ocicat"].db
 
 
-def _list_response(body: dict, schema: Schema):
-    response = jsonify({"items": schema.dump(body["items"], many=True), "next_cursor": body["next_cursor"]})
-    response.headers.update(link_header(body["next_cursor"]))
-    return response
-
-
 @bp.get("/namespaces")
 @documented("List the namespaces directly below a namespace (the top level without one)", args=NamespaceListArgs,
             response=Namespace, listing=True, errors=(400, 401))
@@ -88,7 +68,7 @@ def list_namespaces():
     with _db().transaction() as cur:
         rows = reads.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
                                        limit=args["limit"] + 1)
-    return _list_response(page(rows, args["limit"], lambda r: [r["name"]]), Namespace())
+    return list_response(page(rows, args["limit"], lambda r: [r["name"]]), Namespace())
 
 
 @bp.get("/repositories")
@@ -100,7 +80,7 @@ def list_repositories():
     with _db().transaction() as cur:
         rows = reads.list_repositories(cur, _access(), namespace=args["namespace"], kind=args["kind"], q=args["q"],
                                          sort=args["sort"], after=after, limit=args["limit"] + 1)
-    return _list_response(page(rows, args["limit"], key), Repository())
+    return list_response(page(rows, args["limit"], key), Repository())
 
 
 @bp.get("/repositories/<path:name>")
@@ -123,7 +103,7 @@ def list_tags(name: str):
             return _not_found(name)
         rows = reads.list_tags(cur, repository_id, name=args["name"], kind=args["kind"], sort=args["sort"],
                                  after=after, limit=args["limit"] + 1)
-    return _list_response(page(rows, args["limit"], key), Tag())
+    return list_response(page(rows, args["limit"], key), Tag())
 
 
 @bp.get("/charts")
@@ -135,7 +115,7 @@ def list_charts():
     with _db().transaction() as cur:
         rows = reads.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
                                    limit=args["limit"] + 1)
-    return _list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
+    return list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
 
 
 @bp.get("/charts/<path:name>/-/versions")
@@ -150,7 +130,7 @@ def list_chart_versions(name: str):
         rows = reads.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
     if not rows and after is None:
         return problem(404, f"chart {name!r} not found")
-    return _list_response(page(rows, args["limit"], key), ChartListItem())
+    return list_response(page(rows, args["limit"], key), ChartListItem())
 
 
 @bp.get("/search")
@@ -233,7 +213,7 @@ def _delete(name: str, reference: str, what: str):
     try:
         deletes.request_delete(services.db, services.registry, g.principal, name, reference, what)
     except deletes.DeleteRefused as exc:
-        challenge = {"WWW-Authenticate": 'Bearer realm="ocicat"'} if exc.status == 401 else None
+        challenge = caller.CHALLENGE if exc.status == 401 else None
         return problem(exc.status, exc.detail, headers=challenge)
     return jsonify(Deletion().dump({"repository": name, "reference": reference, "status": "accepted"})), 202
 

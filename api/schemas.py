@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
+from ocicat.catalog.outbox import EVENT_TYPES
 from ocicat.oci.classify import ALL_KINDS
-from ocicat.oci.names import NAMESPACE_RE
+from ocicat.oci.names import NAMESPACE_RE, REPOSITORY_RE
+from ocicat.subscriptions import FORMATS, SECRET_RE
 
 from .pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -222,3 +224,87 @@ class Deletion(Schema):
     repository = fields.Str()
     reference = fields.Str()
     status = fields.Str()
+
+
+# -- subscriptions to catalog events ----------------------------------------------------------------------------
+
+
+class SubscriptionFilters(Schema):
+    """Which events a subscription receives: each filter given must match (none: every event its owner may see)."""
+
+    class Meta:
+        unknown = RAISE
+
+    namespace = fields.Str(validate=[validate.Length(max=255),
+                                     validate.Regexp(NAMESPACE_RE, error="not a repository path")],
+                           metadata={"description": "this path and everything below it"})
+    repository = fields.Str(validate=[validate.Length(max=255),
+                                      validate.Regexp(REPOSITORY_RE, error="not a repository name")])
+    kinds = fields.List(fields.Str(validate=validate.OneOf(sorted(ALL_KINDS))), validate=validate.Length(min=1))
+    event_types = fields.List(fields.Str(validate=validate.OneOf(EVENT_TYPES)), validate=validate.Length(min=1))
+    chart = fields.Str(validate=validate.Length(min=1, max=255), metadata={"description": "a chart's name"})
+
+
+_SUBSCRIPTION_NAME = fields.Str(validate=[validate.Length(min=1, max=100),
+                                          validate.Regexp(r"^[^\x00-\x1f\x7f]+$", error="no control characters")])
+_URL = fields.Str(validate=validate.Length(min=1, max=2048))
+_FORMAT = fields.Str(validate=validate.OneOf(FORMATS))
+
+
+class SubscriptionCreate(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.Str(required=True, validate=_SUBSCRIPTION_NAME.validate)
+    url = fields.Str(required=True, validate=_URL.validate)
+    format = fields.Str(load_default="cloudevents", validate=_FORMAT.validate)
+    filters = fields.Nested(SubscriptionFilters, load_default=dict)
+    secret = fields.Str(load_default=None, validate=validate.Regexp(SECRET_RE, error="must be whsec_ and the base64 "
+                                                                                       "of 24 to 64 random bytes"),
+                        metadata={"description": "your own signing secret; one is made for you without it"})
+
+
+class SubscriptionUpdate(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = _SUBSCRIPTION_NAME
+    url = _URL
+    format = _FORMAT
+    filters = fields.Nested(SubscriptionFilters)
+    paused = fields.Bool(metadata={"description": "false resumes a paused or failing subscription"})
+
+
+class Subscription(Schema):
+    id = fields.Int()
+    name = fields.Str()
+    owner = fields.Str()
+    url = fields.Str()
+    format = fields.Str()
+    filters = fields.Dict()
+    paused = fields.Bool()
+    failing_since = fields.DateTime(allow_none=True)
+    failure_reason = fields.Str(allow_none=True)
+    created_at = fields.DateTime()
+    secret = fields.Str(metadata={"description": "the signing secret: shown only when created or rotated"})
+
+
+class Delivery(Schema):
+    id = fields.Int()
+    event_id = fields.Int(allow_none=True, metadata={"description": "null for a ping"})
+    event_type = fields.Str(allow_none=True)
+    repository = fields.Str(allow_none=True)
+    tag = fields.Str(allow_none=True)
+    state = fields.Str(metadata={"description": "pending, delivered, failed or skipped"})
+    attempts = fields.Int()
+    next_attempt_at = fields.DateTime()
+    last_status = fields.Int(allow_none=True)
+    last_error = fields.Str(allow_none=True)
+    latency_ms = fields.Float(allow_none=True)
+    response_excerpt = fields.Str(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class Ping(Schema):
+    delivery_id = fields.Int()

@@ -52,7 +52,7 @@ def shown_path(path: str) -> str:
     return path or "/"
 
 
-def _user_id(cur, name: str) -> int:
+def user_id(cur, name: str) -> int:
     cur.execute("SELECT id FROM users WHERE name = %s", (name,))
     row = cur.fetchone()
     if row is None:
@@ -73,7 +73,7 @@ def create_user(cur, name: str, admin: bool = False) -> None:
 
 def delete_user(cur, name: str) -> None:
     """Remove a user with their tokens and grants."""
-    cur.execute("DELETE FROM users WHERE id = %s", (_user_id(cur, name),))
+    cur.execute("DELETE FROM users WHERE id = %s", (user_id(cur, name),))
 
 
 def list_users(cur) -> list[dict]:
@@ -96,7 +96,7 @@ def create_token(cur, user: str, description: str = "", expires_in: timedelta | 
     cur.execute(
         "INSERT INTO api_tokens (user_id, description, secret_sha256, expires_at)"
         " VALUES (%s, %s, %s, now() + %s) RETURNING id",
-        (_user_id(cur, user), description, hashlib.sha256(secret.encode()).digest(), expires_in),
+        (user_id(cur, user), description, hashlib.sha256(secret.encode()).digest(), expires_in),
     )
     token_id = cur.fetchone()["id"]
     return token_id, f"{TOKEN_PREFIX}{token_id}_{secret}"
@@ -174,21 +174,21 @@ def grant(cur, user: str, path: str, role: str) -> None:
     """Give ``user`` ``role`` on ``path`` and everything below it (replacing a role held there)."""
     if role not in LEVELS:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    user_id = _user_id(cur, user)
+    holder = user_id(cur, user)
     cur.execute(
         "INSERT INTO grants (user_id, path, role) VALUES (%s, %s, %s)"
         " ON CONFLICT (user_id, path) DO UPDATE SET role = excluded.role, created_at = now()",
-        (user_id, normalize_path(path), role),
+        (holder, normalize_path(path), role),
     )
-    _grants_changed(cur, user_id)
+    _grants_changed(cur, holder)
 
 
 def revoke(cur, user: str, path: str) -> None:
-    user_id = _user_id(cur, user)
-    cur.execute("DELETE FROM grants WHERE user_id = %s AND path = %s RETURNING 1", (user_id, normalize_path(path)))
+    holder = user_id(cur, user)
+    cur.execute("DELETE FROM grants WHERE user_id = %s AND path = %s RETURNING 1", (holder, normalize_path(path)))
     if cur.fetchone() is None:
         raise AccountError(f"{user!r} holds no role on {shown_path(normalize_path(path))!r}")
-    _grants_changed(cur, user_id)
+    _grants_changed(cur, holder)
 
 
 def list_grants(cur, user: str | None = None) -> list[dict]:

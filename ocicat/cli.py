@@ -22,11 +22,14 @@ from datetime import timedelta
 
 import click
 
-from . import accounts, logs
+from . import accounts, logs, subscriptions
 from .catalog import visibility as visibility_rules
+from .catalog.outbox import EVENT_TYPES
 from .config import Config, ConfigError
 from .db import Database, database_url
 from .migrate import migrate as apply_migrations
+from .oci.classify import ALL_KINDS
+from .outbound import Refused
 
 log = logging.getLogger("ocicat")
 
@@ -71,6 +74,17 @@ def worker() -> None:
     # One process: its metrics are its own (OCICAT_WORKER_METRICS_LISTEN), never written into the API's directory.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     indexer_worker.run(config)
+
+
+@main.command()
+def deliver() -> None:
+    """Send webhook deliveries only (beside workers run with OCICAT_WORKER_DELIVERY=false)."""
+    from indexer import worker as indexer_worker
+
+    config = _config()
+    _ready_database(config)
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    indexer_worker.deliver(config)
 
 
 @main.command()
@@ -136,7 +150,7 @@ def build_app(config: Config):
 
 @main.command()
 def serve() -> None:
-    """Run API, receiver and worker together: everything a single machine needs.
+    """Run API, receiver, worker and deliverer together: everything a single machine needs.
 
     The database is resolved here once (the embedded one stays up as long as
     this process lives) and handed to the children, which are stopped together
@@ -144,8 +158,10 @@ def serve() -> None:
     status is non-zero, so a supervisor restarts the whole set.
     """
     config = _config()
-    env = {**os.environ, "OCICAT_DATABASE_URL": _ready_database(config)}
-    children = [subprocess.Popen([sys.executable, "-m", "ocicat", role], env=env) for role in ("api", "worker")]
+    # Webhook deliveries in a process of their own, at a lower CPU priority than indexing (indexer.worker.deliver).
+    env = {**os.environ, "OCICAT_DATABASE_URL": _ready_database(config), "OCICAT_WORKER_DELIVERY": "false"}
+    children = [subprocess.Popen([sys.executable, "-m", "ocicat", role], env=env)
+                for role in ("api", "worker", "deliver")]
     host, port = config.listen_address
     # With JSON logs the addresses are log lines too, so that every line of the output is one object.
     say = log.info if config.log_format == "json" else click.echo
@@ -276,13 +292,13 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
 
 
 @contextmanager
-def _accounts():
-    """A transaction on the catalog database; a bad name, path or role is a usage error."""
+def _session():
+    """A transaction on the catalog database; a bad name, path, role or subscription is a usage error."""
     db = Database(_ready_database(_config()), maxconn=1)
     try:
         with db.transaction() as cur:
             yield cur
-    except accounts.AccountError as exc:
+    except (accounts.AccountError, subscriptions.SubscriptionError, Refused) as exc:
         raise click.UsageError(str(exc)) from None
     finally:
         db.close()
@@ -318,14 +334,14 @@ def user() -> None:
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="May see and delete everything.")
 def user_create(name: str, admin: bool) -> None:
-    with _accounts() as cur:
+    with _session() as cur:
         accounts.create_user(cur, name, admin)
     click.echo(f"created {'administrator' if admin else 'user'} {name}")
 
 
 @user.command("list")
 def user_list() -> None:
-    with _accounts() as cur:
+    with _session() as cur:
         rows = accounts.list_users(cur)
     for row in rows:
         _line(row["name"], "admin" if row["admin"] else "-", f"{row['grants']} role(s)",
@@ -336,7 +352,7 @@ def user_list() -> None:
 @click.argument("name")
 def user_delete(name: str) -> None:
     """Delete a user, their tokens and their roles."""
-    with _accounts() as cur:
+    with _session() as cur:
         accounts.delete_user(cur, name)
     click.echo(f"deleted user {name}")
 
@@ -352,7 +368,7 @@ def token() -> None:
 @click.option("--expires-in-days", type=click.IntRange(min=1), default=None, help="Expiry (default: never).")
 def token_create(user_name: str, description: str, expires_in_days: int | None) -> None:
     """Create a token for USER and print it: it is shown this once and never stored."""
-    with _accounts() as cur:
+    with _session() as cur:
         _, secret = accounts.create_token(cur, user_name, description,
                                           None if expires_in_days is None else timedelta(days=expires_in_days))
     click.echo(secret)
@@ -361,7 +377,7 @@ def token_create(user_name: str, description: str, expires_in_days: int | None) 
 @token.command("list")
 @click.option("--user", "user_name", default=None, help="Only this user's tokens.")
 def token_list(user_name: str | None) -> None:
-    with _accounts() as cur:
+    with _session() as cur:
         rows = accounts.list_tokens(cur, user_name)
     for row in rows:
         state = "revoked" if row["revoked_at"] else "expired" if row["expired"] else "active"
@@ -372,7 +388,7 @@ def token_list(user_name: str | None) -> None:
 @token.command("revoke")
 @click.argument("token_id", type=int)
 def token_revoke(token_id: int) -> None:
-    with _accounts() as cur:
+    with _session() as cur:
         accounts.revoke_token(cur, token_id)
     click.echo(f"revoked token {token_id}")
 
@@ -383,7 +399,7 @@ def token_revoke(token_id: int) -> None:
 @click.argument("role", type=click.Choice(accounts.ROLES))
 def grant(user_name: str, path: str, role: str) -> None:
     """Give USER ROLE on PATH and everything below it ('/' for the whole registry)."""
-    with _accounts() as cur:
+    with _session() as cur:
         accounts.grant(cur, user_name, path, role)
     click.echo(f"{user_name} is {role} on {accounts.shown_path(accounts.normalize_path(path))}")
 
@@ -393,7 +409,7 @@ def grant(user_name: str, path: str, role: str) -> None:
 @click.argument("path")
 def revoke(user_name: str, path: str) -> None:
     """Take away USER's role on PATH."""
-    with _accounts() as cur:
+    with _session() as cur:
         accounts.revoke(cur, user_name, path)
     click.echo(f"{user_name} holds no role on {accounts.shown_path(accounts.normalize_path(path))} any more")
 
@@ -402,7 +418,7 @@ def revoke(user_name: str, path: str) -> None:
 @click.option("--user", "user_name", default=None, help="Only this user's roles.")
 def roles(user_name: str | None) -> None:
     """List the roles granted."""
-    with _accounts() as cur:
+    with _session() as cur:
         rows = accounts.list_grants(cur, user_name)
     for row in rows:
         _line(row["user"], accounts.shown_path(row["path"]), row["role"])
@@ -417,7 +433,7 @@ def visibility() -> None:
 @click.argument("path")
 @click.argument("value", type=click.Choice(["public", "private"]))
 def visibility_set(path: str, value: str) -> None:
-    with _accounts() as cur:
+    with _session() as cur:
         changed = visibility_rules.set_rule(cur, path, value == "public")
     click.echo(f"{accounts.shown_path(accounts.normalize_path(path))} is {value} ({changed} repositories)")
 
@@ -426,7 +442,7 @@ def visibility_set(path: str, value: str) -> None:
 @click.argument("path")
 def visibility_unset(path: str) -> None:
     """Drop PATH's rule: a shorter rule, or OCICAT_DEFAULT_VISIBILITY, decides again."""
-    with _accounts() as cur:
+    with _session() as cur:
         changed = visibility_rules.set_rule(cur, path, None)
     click.echo(f"dropped the rule on {accounts.shown_path(accounts.normalize_path(path))} ({changed} repositories)")
 
@@ -434,7 +450,7 @@ def visibility_unset(path: str) -> None:
 @visibility.command("list")
 def visibility_list() -> None:
     config = _config()
-    with _accounts() as cur:
+    with _session() as cur:
         rows = visibility_rules.list_rules(cur)
     _line("(default)", config.default_visibility)
     for row in rows:
@@ -446,7 +462,7 @@ def visibility_list() -> None:
 def who_can_see(path: str) -> None:
     """Who may view PATH: anyone (public), administrators, and the roles that cover it."""
     config = _config()
-    with _accounts() as cur:
+    with _session() as cur:
         answer = visibility_rules.who_can_see(cur, path, config.default_public)
     rule = f"rule on {accounts.shown_path(answer['rule'])}" if answer["rule"] is not None else "default"
     click.echo(f"{accounts.shown_path(answer['path'])}: {'public' if answer['public'] else 'private'} ({rule})")
@@ -454,3 +470,112 @@ def who_can_see(path: str) -> None:
         _line(name, "admin")
     for row in answer["grants"]:
         _line(row["user"], f"{row['role']} on {accounts.shown_path(row['path'])}")
+
+
+@main.group()
+def subscription() -> None:
+    """Webhook subscriptions to catalog events (the API's /api/v1/subscriptions, for an operator)."""
+
+
+def _subscription(cur, subscription_id: int) -> dict:
+    row = subscriptions.get(cur, subscription_id)
+    if row is None:
+        raise click.UsageError(f"no subscription {subscription_id}")
+    return row
+
+
+@subscription.command("create")
+@click.argument("user_name", metavar="USER")
+@click.argument("name")
+@click.argument("url")
+@click.option("--format", "format_", type=click.Choice(subscriptions.FORMATS), default="cloudevents",
+              show_default=True)
+@click.option("--namespace", default=None, help="Only events at or below this path.")
+@click.option("--repository", default=None, help="Only events of this repository.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(sorted(ALL_KINDS)), help="Only these kinds (repeat).")
+@click.option("--event-type", "event_types", multiple=True, type=click.Choice(EVENT_TYPES),
+              help="Only these event types (repeat).")
+@click.option("--chart", default=None, help="Only events of charts of this name.")
+def subscription_create(user_name, name, url, format_, namespace, repository, kinds, event_types, chart) -> None:
+    """Subscribe URL to the catalog events USER may see; prints the signing secret, once."""
+    filters = {key: value for key, value in (("namespace", namespace and accounts.normalize_path(namespace)),
+                                             ("repository", repository), ("kinds", list(kinds)),
+                                             ("event_types", list(event_types)), ("chart", chart)) if value}
+    with _session() as cur:
+        _config().delivery_allow.check_url(url)
+        row, secret = subscriptions.create(cur, accounts.user_id(cur, user_name), name, url, format_, filters)
+    click.echo(f"created subscription {row['id']} for {user_name}; its signing secret (shown once): {secret}")
+
+
+@subscription.command("list")
+@click.option("--user", "user_name", default=None, help="Only this user's subscriptions.")
+def subscription_list(user_name: str | None) -> None:
+    with _session() as cur:
+        owner = accounts.user_id(cur, user_name) if user_name else None
+        rows = subscriptions.list_(cur, owner, 0, 10_000)
+    for row in rows:
+        state = "paused" if row["paused"] else ("failing" if row["failing_since"] else "active")
+        _line(row["id"], row["owner"], row["name"], row["format"], row["url"], json.dumps(row["filters"]), state,
+              row["failure_reason"] or "-")
+
+
+@subscription.command("delete")
+@click.argument("subscription_id", type=int)
+def subscription_delete(subscription_id: int) -> None:
+    with _session() as cur:
+        _subscription(cur, subscription_id)
+        subscriptions.delete(cur, subscription_id)
+    click.echo(f"deleted subscription {subscription_id}")
+
+
+@subscription.command("pause")
+@click.argument("subscription_id", type=int)
+def subscription_pause(subscription_id: int) -> None:
+    with _session() as cur:
+        _subscription(cur, subscription_id)
+        subscriptions.update(cur, subscription_id, {"paused": True})
+    click.echo(f"paused subscription {subscription_id}")
+
+
+@subscription.command("resume")
+@click.argument("subscription_id", type=int)
+def subscription_resume(subscription_id: int) -> None:
+    """Resume a paused or failing subscription (its pending deliveries go out again)."""
+    with _session() as cur:
+        _subscription(cur, subscription_id)
+        subscriptions.update(cur, subscription_id, {"paused": False})
+    click.echo(f"resumed subscription {subscription_id}")
+
+
+@subscription.command("rotate-secret")
+@click.argument("subscription_id", type=int)
+def subscription_rotate_secret(subscription_id: int) -> None:
+    """A new signing secret (printed once); the previous one keeps signing beside it for a day."""
+    with _session() as cur:
+        _subscription(cur, subscription_id)
+        secret = subscriptions.rotate_secret(cur, subscription_id)
+    click.echo(f"new signing secret of subscription {subscription_id} (shown once): {secret}")
+
+
+@subscription.command("ping")
+@click.argument("subscription_id", type=int)
+def subscription_ping(subscription_id: int) -> None:
+    """Send a test event; `ocicat subscription deliveries ID` shows how it went."""
+    with _session() as cur:
+        _subscription(cur, subscription_id)
+        delivery_id = subscriptions.ping(cur, subscription_id)
+    click.echo(f"queued ping delivery {delivery_id}")
+
+
+@subscription.command("deliveries")
+@click.argument("subscription_id", type=int)
+@click.option("--limit", default=50, show_default=True)
+def subscription_deliveries(subscription_id: int, limit: int) -> None:
+    """Recent deliveries, newest first."""
+    with _session() as cur:
+        _subscription(cur, subscription_id)
+        rows = subscriptions.deliveries(cur, subscription_id, None, limit)
+    for row in rows:
+        _line(row["id"], row["event_type"] or "ping", row["repository"] or "-", row["state"],
+              f"{row['attempts']} attempt(s)", row["last_status"] or "-", row["last_error"] or "-",
+              f"{row['latency_ms']:.0f} ms" if row["latency_ms"] is not None else "-", _when(row["created_at"]))

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import logs
+from .outbound import Guard
 
 
 class ConfigError(ValueError):
@@ -39,11 +40,29 @@ def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-def _bool(env: dict, name: str) -> bool:
-    raw = (env.get(name) or "false").lower()
+def _bool(env: dict, name: str, default: bool = False) -> bool:
+    raw = (env.get(name) or str(default)).lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
     return raw in ("true", "1", "yes")
+
+
+def _seconds(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise ConfigError(f"{name} must be a number of seconds above 0, got {raw!r}")
+    return value
+
+
+def _delivery_allow(raw: str | None) -> Guard:
+    try:
+        return Guard.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"OCICAT_DELIVERY_ALLOW must list host names, addresses or CIDRs: {exc}") from None
 
 
 def _listen(raw: str) -> tuple[str, int]:
@@ -231,7 +250,14 @@ class Config:
     kafka: KafkaConfig | None = None  # None: the PostgreSQL queue
     # The catalog's URL as its users reach it: the CloudEvents ``source`` and the links in every catalog event.
     public_url: str = "http://127.0.0.1:8080"
-    events_retention_days: int = 7  # catalog events are kept this long after they were dispatched
+    events_retention_days: int = 7  # catalog events (and finished deliveries) are kept this long
+    # Webhook deliveries (indexer.delivery.send): where targets may resolve to beyond public addresses, how many
+    # requests a deliverer has in flight, how often a delivery is tried and how the waits between tries grow.
+    delivery_allow: Guard = field(default_factory=Guard)
+    delivery_concurrency: int = 16
+    delivery_attempts: int = 12
+    delivery_backoff_seconds: float = 5.0
+    worker_delivery: bool = True  # False: deliveries are left to `ocicat deliver` processes
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -283,6 +309,11 @@ class Config:
             kafka=_kafka(env),
             public_url=_public_url(env.get("OCICAT_PUBLIC_URL") or f"http://{_loopback_if_any(listen)}"),
             events_retention_days=_int(env, "OCICAT_EVENTS_RETENTION_DAYS", cls.events_retention_days, 1),
+            delivery_allow=_delivery_allow(env.get("OCICAT_DELIVERY_ALLOW")),
+            delivery_concurrency=_int(env, "OCICAT_DELIVERY_CONCURRENCY", cls.delivery_concurrency, 1),
+            delivery_attempts=_int(env, "OCICAT_DELIVERY_ATTEMPTS", cls.delivery_attempts, 1),
+            delivery_backoff_seconds=_seconds(env, "OCICAT_DELIVERY_BACKOFF_SECONDS", cls.delivery_backoff_seconds),
+            worker_delivery=_bool(env, "OCICAT_WORKER_DELIVERY", default=True),
         )
 
     @property

@@ -47,6 +47,11 @@ RESYNC_REPOSITORIES = Counter("ocicat_resync_repositories_total", "Repositories 
                               ["outcome"])
 CATALOG_EVENTS_DISPATCHED = Counter("ocicat_catalog_events_dispatched_total",
                                     "Catalog events handed to the outputs (the Kafka catalog topic), by type", ["type"])
+DELIVERIES = Counter("ocicat_deliveries_total", "Webhook delivery attempts, by what became of them (delivered, "
+                     "pending: to be retried, failed: out of retries or 410 Gone, skipped: the owner may not see it)",
+                     ["state"])
+DELIVERY_SECONDS = Histogram("ocicat_delivery_seconds", "Time for a webhook target to answer one delivery",
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 API_SECONDS = Histogram("ocicat_api_request_seconds", "HTTP request latency, by route and method",
                         ["route", "method"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
@@ -65,7 +70,9 @@ class DatabaseCollector:
                             "(SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL) AS dead, "
                             "(SELECT count(*) FROM catalog_events WHERE dispatched_at IS NULL) AS undispatched, "
                             "(SELECT coalesce(extract(epoch FROM now() - min(recorded_at)), 0) FROM catalog_events"
-                            " WHERE dispatched_at IS NULL) AS undispatched_age")
+                            " WHERE dispatched_at IS NULL) AS undispatched_age, "
+                            "(SELECT count(*) FROM deliveries WHERE state = 'pending') AS deliveries_pending, "
+                            "(SELECT count(*) FROM subscriptions WHERE failing_since IS NOT NULL) AS failing")
                 row = cur.fetchone()
         except Exception:  # noqa: BLE001 - a scrape must answer even with the database down
             log.warning("metrics: database unavailable", exc_info=True)
@@ -79,3 +86,7 @@ class DatabaseCollector:
                                 "the outputs", value=row["undispatched"])
         yield GaugeMetricFamily("ocicat_catalog_events_undispatched_age_seconds", "Age of the oldest catalog event "
                                 "not yet handed to the outputs (0 when none waits)", value=float(row["undispatched_age"]))
+        yield GaugeMetricFamily("ocicat_deliveries_pending", "Webhook deliveries waiting to be sent or retried",
+                                value=row["deliveries_pending"])
+        yield GaugeMetricFamily("ocicat_subscriptions_failing", "Subscriptions marked failing (a delivery ran out of "
+                                "retries, or the target answered 410 Gone)", value=row["failing"])

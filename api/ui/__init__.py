@@ -50,5 +50,6 @@ for rule, endpoint, page in [
     ("/charts/<path:name_and_version>", "chart", "chart"),
     ("/search", "search", "search"),
     ("/sign-in", "sign_in", "sign-in"),
+    ("/subscriptions", "subscriptions", "subscriptions"),
 ]:
     bp.add_url_rule(rule, endpoint, _shell, defaults={"page": page})

@@ -1,5 +1,9 @@
 """The dispatcher: catalog events from the outbox to the outputs, in order, by one process of all the workers.
 
+The outputs: the Kafka catalog topic when Kafka is configured (indexer.delivery.topic), and the webhook
+subscriptions, each event fanned out into one delivery per subscription it matches (ocicat.subscriptions.fan_out),
+which the deliverers send (indexer.delivery.send).
+
 Every worker runs a dispatcher thread; the one holding a session-level advisory lock works, the others wait to take
 over (a killed holder's session ends, and with it the lock). One dispatcher reading the outbox in id order keeps one
 repository's events in order on every output. A batch is handed to the outputs and marked dispatched in one
@@ -20,7 +24,7 @@ import psycopg2
 import psycopg2.extensions
 from kafka.errors import KafkaError
 
-from ocicat import metrics
+from ocicat import metrics, subscriptions
 from ocicat.catalog import outbox
 from ocicat.db import Database, connect
 
@@ -94,13 +98,16 @@ class Dispatcher:
         return conn
 
     def dispatch_batch(self) -> int:
-        """Hand the oldest undispatched events to the outputs and mark them; how many there were."""
+        """Hand the oldest undispatched events to the outputs and mark them, in one transaction; how many there
+        were."""
         with self.db.transaction() as cur:
             rows = outbox.undispatched(cur, BATCH)
             if rows:
                 if self.topic is not None:
                     self.topic.send([cloudevent(row, self.public_url) for row in rows])
-                outbox.mark_dispatched(cur, [row["id"] for row in rows])
+                ids = [row["id"] for row in rows]
+                subscriptions.fan_out(cur, ids)
+                outbox.mark_dispatched(cur, ids)
         for row in rows:
             metrics.CATALOG_EVENTS_DISPATCHED.labels(row["type"]).inc()
         return len(rows)

@@ -9,29 +9,17 @@ the API resource added here: they depend on OCICAT_PUBLIC_URL, which may change 
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import json
+from datetime import datetime, timezone
 
-from cloudevents.core.bindings import kafka
+from cloudevents.core.bindings import http, kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from ocicat.catalog.outbox import links
+
 TYPE_PREFIX = "dev.ocicat."
 _FORMAT = JSONFormat()
-
-
-def links(public_url: str, event_type: str, data: dict) -> dict:
-    """Where a receiver reads more: the chart version, else the manifest (an attachment's subject), else, for what
-    was deleted, the repository."""
-    repository = quote(data["repository"])
-    ui, api = f"{public_url}/ui/repositories/{repository}", f"{public_url}/api/v1/repositories/{repository}"
-    if event_type in ("tag.deleted", "manifest.deleted"):
-        return {"ui": ui, "api": api}
-    if data.get("chart"):
-        version = quote(data["chart"]["version"], safe="")
-        return {"ui": f"{public_url}/ui/charts/{repository}/{version}",
-                "api": f"{public_url}/api/v1/charts/{repository}/-/versions/{version}"}
-    digest = data.get("subject_digest") or data["digest"]
-    return {"ui": f"{ui}/-/manifests/{digest}", "api": f"{api}/-/manifests/{digest}"}
 
 
 def cloudevent(row: dict, public_url: str) -> CloudEvent:
@@ -50,6 +38,45 @@ def cloudevent(row: dict, public_url: str) -> CloudEvent:
         },
         data={**data, "links": links(public_url, row["type"], data)},
     )
+
+
+def ping(delivery_id: int, subscription: str, public_url: str) -> CloudEvent:
+    """The test event a subscription's owner sends from the API, the CLI or the UI."""
+    return CloudEvent(
+        attributes={"id": f"ping-{delivery_id}", "source": public_url, "type": TYPE_PREFIX + "ping",
+                    "time": datetime.now(timezone.utc), "datacontenttype": "application/json"},
+        data={"subscription": subscription, "message": "ocicat can reach this URL"},
+    )
+
+
+def http_message(event: CloudEvent, format_: str) -> http.HTTPMessage:
+    """An event as an HTTP request: CloudEvents structured mode (the whole event as ``application/cloudevents+json``),
+    binary mode (attributes as ``ce-*`` headers, the data as the JSON body), or a Slack incoming-webhook message."""
+    if format_ == "cloudevents":
+        return http.to_structured(event, _FORMAT)
+    if format_ == "cloudevents-binary":
+        return http.to_binary(event, _FORMAT)
+    body = json.dumps({"text": slack_text(event)}, ensure_ascii=False).encode()
+    return http.HTTPMessage(headers={"content-type": "application/json"}, body=body)
+
+
+def slack_text(event: CloudEvent) -> str:
+    """One line for a chat channel, with a link to the page (Slack's mrkdwn: <url|text>, with & < > escaped)."""
+    data = event.get_data() or {}
+    kind = event.get_type().removeprefix(TYPE_PREFIX)
+    if kind == "ping":
+        return "ocicat: test message for subscription " + _escape(data.get("subscription", ""))
+    chart = data.get("chart")
+    what = (f"{chart['name']} {chart['version']}" if chart and kind != "manifest.deleted" else event.get_subject())
+    text = f"{_escape(kind)}: {_escape(what)}"
+    if data.get("previous_digest") and kind == "tag.moved":
+        text += f" (was {_escape(data['previous_digest'][:19])})"
+    link = (data.get("links") or {}).get("ui")
+    return f"<{_escape(link)}|{text}>" if link else text
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def kafka_message(event: CloudEvent) -> kafka.KafkaMessage:

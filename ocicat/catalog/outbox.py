@@ -15,11 +15,18 @@ rows of one repository are written under its lock, so their ids are in commit or
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from psycopg2.extras import Json
 
+from ..oci.classify import ALL_KINDS
+from .visibility import VISIBLE, Visibility
+
 # A new manifest of a kind not named here publishes as ``<kind>.published`` (image.published, wasm.published, ...).
 _KIND_TYPES = {"helm-chart": "chart.version.published"}
+# Every event type, for subscription filters.
+EVENT_TYPES = tuple(sorted({"attachment.added", "tag.moved", "tag.deleted", "manifest.deleted"}
+                           | {_KIND_TYPES.get(kind, f"{kind}.published") for kind in ALL_KINDS}))
 
 # NOTIFY'd with every event, delivered at commit: the dispatcher wakes at once instead of polling.
 CHANNEL = "ocicat_catalog_events"
@@ -45,12 +52,27 @@ def record(cur, type_: str, repository: str, occurred_at: datetime, *, crawl: bo
     )
 
 
-_COLUMNS = "id, type, repository, tag, digest, crawl, data, occurred_at, recorded_at"
+_COLUMNS = "e.id, e.type, e.repository, e.tag, e.digest, e.crawl, e.data, e.occurred_at, e.recorded_at"
+
+
+def links(public_url: str, event_type: str, data: dict) -> dict:
+    """Where a receiver reads more: the chart version, else the manifest (an attachment's subject), else, for what
+    was deleted, the repository."""
+    repository = quote(data["repository"])
+    ui, api = f"{public_url}/ui/repositories/{repository}", f"{public_url}/api/v1/repositories/{repository}"
+    if event_type in ("tag.deleted", "manifest.deleted"):
+        return {"ui": ui, "api": api}
+    if data.get("chart"):
+        version = quote(data["chart"]["version"], safe="")
+        return {"ui": f"{public_url}/ui/charts/{repository}/{version}",
+                "api": f"{public_url}/api/v1/charts/{repository}/-/versions/{version}"}
+    digest = data.get("subject_digest") or data["digest"]
+    return {"ui": f"{ui}/-/manifests/{digest}", "api": f"{api}/-/manifests/{digest}"}
 
 
 def undispatched(cur, limit: int) -> list[dict]:
     """The oldest events not yet handed to the outputs, locked until the caller's transaction ends."""
-    cur.execute(f"SELECT {_COLUMNS} FROM catalog_events WHERE dispatched_at IS NULL ORDER BY id LIMIT %s"
+    cur.execute(f"SELECT {_COLUMNS} FROM catalog_events e WHERE dispatched_at IS NULL ORDER BY id LIMIT %s"
                 " FOR UPDATE SKIP LOCKED", (limit,))
     return cur.fetchall()
 
@@ -60,10 +82,29 @@ def mark_dispatched(cur, ids: list[int]) -> None:
 
 
 def prune(cur, retention: timedelta, limit: int = 10_000) -> int:
-    """Delete up to ``limit`` dispatched events recorded more than ``retention`` ago; how many were deleted."""
+    """Delete up to ``limit`` dispatched events recorded more than ``retention`` ago, unless a delivery of one is still
+    pending; how many were deleted."""
     cur.execute(
         "DELETE FROM catalog_events WHERE id IN (SELECT id FROM catalog_events"
-        " WHERE recorded_at < now() - %s AND dispatched_at IS NOT NULL ORDER BY recorded_at LIMIT %s)",
+        " WHERE recorded_at < now() - %s AND dispatched_at IS NOT NULL ORDER BY recorded_at LIMIT %s)"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = catalog_events.id AND d.state = 'pending')",
         (retention, limit),
     )
     return cur.rowcount
+
+
+def latest(cur, seen: Visibility, *, namespace: str | None = None, repository: str | None = None,
+           types: tuple[str, ...] | None = None, limit: int = 50) -> list[dict]:
+    """The newest events (kept for OCICAT_EVENTS_RETENTION_DAYS) of repositories the caller may see: at or below
+    ``namespace``, or of ``repository``, of ``types`` if given; for feeds."""
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM catalog_events e JOIN repositories r ON r.name = e.repository"
+        " WHERE (%(namespace)s::text IS NULL OR e.repository = %(namespace)s"
+        "        OR starts_with(e.repository, %(namespace)s || '/'))"
+        "   AND (%(repository)s::text IS NULL OR e.repository = %(repository)s)"
+        "   AND (%(types)s::text[] IS NULL OR e.type = ANY(%(types)s))"
+        f"  AND {VISIBLE} ORDER BY e.id DESC LIMIT %(limit)s",
+        {"namespace": namespace, "repository": repository, "types": list(types) if types else None, "limit": limit,
+         **seen.params},
+    )
+    return cur.fetchall()

@@ -53,3 +53,10 @@ def test_compose_services_reach_the_kafka_node_it_runs():
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false" and kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
     grace = services["ocicat-worker"]["stop_grace_period"]
     assert grace.endswith("s") and int(grace[:-1]) > SHUTDOWN_GRACE_SECONDS
+
+
+def test_compose_delivers_webhooks_from_a_process_apart_from_the_workers():
+    services = _compose()["services"]
+    assert Config.from_env(services["ocicat-worker"]["environment"]).worker_delivery is False
+    assert Config.from_env(services["ocicat-api"]["environment"]).public_url == "http://localhost:8080"
+    assert services["ocicat-deliver"]["command"] == ["deliver"]

@@ -6,7 +6,8 @@ couple of seconds. Crashes, not restarts: the API (gunicorn and its workers) is 
 delivers, and later PostgreSQL (a server of the test's own, fsync on as in production): its postmaster and every
 backend SIGKILLed, the receiver asked to store an envelope meanwhile (it must answer 503, so the registry
 retries), then the server recovers from its WAL. At the end the catalog must equal the registry's own state, as a
-crawl of the registry shows it, and the catalog events recorded on the way, replayed, must give that catalog.
+crawl of the registry shows it, the catalog events recorded on the way, replayed, must give that catalog, and a
+webhook subscriber to every event must have received each of them, exactly once after deduping by webhook-id.
 
 Scale: OPERATIONS (2,000 pushes and deletes by PUSHERS clients at once, over 8 repositories with 5 tags each,
 so tags keep moving): about a minute of pushing on this 2-core machine, with some 20 worker kills, and as long
@@ -15,6 +16,7 @@ again for the last worker to drain what the killed ones left.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -31,7 +33,9 @@ from harness.oci import push_image
 from harness.postgres import PostgresServer
 from harness.processes import OCICAT, REPO_ROOT, Ocicat, free_port, python_env, wait_http, wait_until
 from harness.registry import Registry
+from harness.webhooks import Receiver
 from indexer.bus import PostgresQueue
+from ocicat import accounts, subscriptions
 from ocicat.db import Database
 from ocicat.events import Event
 
@@ -97,9 +101,16 @@ def test_catalog_converges_through_worker_api_and_database_crashes_and_a_faulty_
     proxy = FaultyProxy(registry.url)
     env = python_env(OCICAT_DATABASE_URL=url, OCICAT_LISTEN=f"127.0.0.1:{port}", OCICAT_REGISTRY_URL=proxy.url,
                      OCICAT_WEBHOOK_SECRETS=secret, OCICAT_API_WORKERS=1, OCICAT_MAX_ATTEMPTS=50,
-                     OCICAT_WORKER_CONCURRENCY=4)
+                     OCICAT_WORKER_CONCURRENCY=4, OCICAT_DELIVERY_ALLOW="127.0.0.1",
+                     OCICAT_DELIVERY_BACKOFF_SECONDS=0.5)
     subprocess.run([*OCICAT, "migrate"], env=env, cwd=REPO_ROOT, check=True, capture_output=True, timeout=60)
     api = Ocicat("api", env, tmp_path / "api.log").start()
+    hook = Receiver()  # a subscriber to every catalog event, delivered by the workers that keep being killed
+    setup = Database(url, maxconn=1)
+    with setup.transaction() as cur:
+        accounts.create_user(cur, "watcher", admin=True)
+        subscriptions.create(cur, accounts.user_id(cur, "watcher"), "everything", hook.url, "cloudevents", {})
+    setup.close()
     killer = None
     final = None
     db = None
@@ -169,6 +180,14 @@ def test_catalog_converges_through_worker_api_and_database_crashes_and_a_faulty_
                             and events, timeout=60, interval=0.5, what="every catalog event dispatched")
         live, announced, twice = replay_events(events)
         assert live == truth and announced == catalog_manifests(db) and twice == []
+        # Every event reached the subscriber; a delivery sent again after a kill carries the same webhook-id, so a
+        # receiver deduping by it sees each event exactly once.
+        wait_until(lambda: not _pending_deliveries(db), timeout=180, interval=0.5, what="every delivery made")
+        by_message = {}
+        for request in hook.requests():
+            event_id = json.loads(request.body)["id"]
+            assert by_message.setdefault(request.headers["webhook-id"], event_id) == event_id
+        assert sorted(by_message.values()) == sorted(str(e["id"]) for e in events)
         with db.transaction() as cur:
             cur.execute("SELECT count(*) AS n, count(DISTINCT (repository_id, digest)) AS distinct_n FROM manifests")
             row = cur.fetchone()
@@ -185,6 +204,13 @@ def test_catalog_converges_through_worker_api_and_database_crashes_and_a_faulty_
                 process.stop()
         proxy.close()
         registry.close()
+        hook.close()
+
+
+def _pending_deliveries(db) -> int:
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM deliveries WHERE state <> 'delivered'")
+        return cur.fetchone()["n"]
 
 
 def test_sigterm_lets_the_worker_finish_the_event_in_hand_on_the_postgresql_queue(make_database, tmp_path):

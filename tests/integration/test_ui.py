@@ -23,6 +23,7 @@ from harness.browser import ARTIFACTS, launch, offline
 from harness.helm import helm_push, make_chart
 from harness.oci import push_artifact, push_chart, push_image, push_index
 from harness.processes import wait_until
+from harness.webhooks import Receiver
 from ocicat import accounts
 from ocicat.catalog import visibility
 from ocicat.oci.media_types import OCI_MANIFEST
@@ -511,7 +512,8 @@ def test_a_narrow_screen_needs_no_sideways_scrolling(open_page, catalog, name, p
 def private_stack(make_database, tmp_path_factory):
     """A private catalog (OCICAT_DEFAULT_VISIBILITY=private) on a real ``ocicat serve``: one chart in a private
     namespace, one image in a public one, and a reporter on the private namespace with a real API token."""
-    running = start_stack(make_database, tmp_path_factory.mktemp("private-ui"), OCICAT_DEFAULT_VISIBILITY="private")
+    running = start_stack(make_database, tmp_path_factory.mktemp("private-ui"), OCICAT_DEFAULT_VISIBILITY="private",
+                          OCICAT_DELIVERY_ALLOW="127.0.0.1")  # the subscriptions page's receiver
     try:
         ns = f"ui{uuid.uuid4().hex[:6]}"
         secret_chart, open_image = f"{ns}/private/vault", f"{ns}/open/gateway"
@@ -607,3 +609,34 @@ def test_a_token_revoked_while_signed_in_is_dropped_and_said_so(open_page, priva
     shoot(page, "token-refused", full_page=False)
     watch.errors = [e for e in watch.errors if "401" not in e and "404" not in e]
     watch.assert_quiet()
+
+
+def test_a_subscription_made_pinged_paused_and_deleted_in_the_ui(open_page, private_stack):
+    hook = Receiver()
+    try:
+        page, watch = open_page("/ui/sign-in", base=private_stack["stack"].api)
+        page.get_by_label("API token").fill(private_stack["token"])
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Subscriptions").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Subscriptions")
+        page.get_by_label("Name", exact=True).fill("team hook")
+        page.get_by_label("Target URL").fill(hook.url)
+        page.get_by_label("Namespace").fill(private_stack["ns"])
+        page.get_by_role("button", name="Subscribe").click()
+        expect(page.locator("#notice")).to_contain_text("whsec_")  # the secret, shown once
+        card = page.get_by_role("region", name="team hook")
+        expect(card).to_contain_text(f"namespace: {private_stack['ns']}")
+
+        card.get_by_role("button", name="Send a ping").click()
+        wait_until(lambda: any(b"dev.ocicat.ping" in r.body for r in hook.requests()), timeout=30, what="the ping")
+        page.reload()
+        expect(page.get_by_role("region", name="team hook").locator(".deliveries")).to_contain_text("delivered")
+        shoot(page, "subscriptions")
+
+        page.get_by_role("region", name="team hook").get_by_role("button", name="Pause").click()
+        expect(page.get_by_role("region", name="team hook")).to_contain_text("paused")
+        page.get_by_role("region", name="team hook").get_by_role("button", name="Delete").click()
+        expect(page.locator("main")).to_contain_text("No subscriptions yet.")
+        watch.assert_quiet()
+    finally:
+        hook.close()

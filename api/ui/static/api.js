@@ -56,3 +56,14 @@ export async function whoIs(candidate) {
   if (!response.ok) throw await problem(response);
   return response.json();
 }
+
+/** POST, PATCH or DELETE a resource with the session's token; the JSON answer (null for 204). */
+export async function send(method, resource, body = undefined) {
+  const headers = { Accept: 'application/json', Authorization: `Bearer ${session.token()}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(url(resource), {
+    method, headers, credentials: 'omit', body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw await problem(response);
+  return response.status === 204 ? null : response.json();
+}

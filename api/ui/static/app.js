@@ -20,6 +20,7 @@ const ROUTES = [
   [/^charts\/(.+)\/([^/]+)$/, 'chart', (m) => ({ name: m[1], version: m[2] })],
   [/^search$/, 'search', () => ({})],
   [/^sign-in$/, 'sign-in', () => ({})],
+  [/^subscriptions$/, 'subscriptions', () => ({})],
 ];
 
 let current = null; // the navigation being rendered; a newer one makes it stale
@@ -96,6 +97,7 @@ function showSession(who) {
   }
   box.replaceChildren(
     h('span', { class: 'who' }, 'Signed in as ', h('strong', null, who.user || 'token'), who.admin ? ' (admin)' : ''),
+    h('a', { href: `${ROOT}subscriptions` }, 'Subscriptions'),
     h('button', { type: 'button', onclick: () => { session.drop(); notice('Signed out.'); render(false); } }, 'Sign out'),
   );
 }

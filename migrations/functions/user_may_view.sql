@@ -1,0 +1,11 @@
+-- Whether a user may view a repository now: an administrator, a public path (by the longest visibility rule, else
+-- the configured default), or a role of reporter and above on the path or one of its ancestors. Asked for each
+-- delivery of a catalog event when it is sent, so a revoked grant stops deliveries at once (indexer.delivery.send).
+CREATE OR REPLACE FUNCTION user_may_view(viewer bigint, name text, default_public boolean) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT u.admin FROM users u WHERE u.id = viewer), false)
+        OR coalesce(path_public(name), default_public)
+        OR EXISTS (SELECT 1 FROM grants g
+                    WHERE g.user_id = viewer AND role_level(g.role) >= role_level('reporter')
+                      AND (g.path = name OR g.path = ANY (path_ancestors(name))))
+$$;
