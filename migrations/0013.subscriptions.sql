@@ -12,6 +12,8 @@ CREATE TABLE subscriptions (
     rotated_at      timestamptz,
     filters         jsonb NOT NULL DEFAULT '{}',  -- namespace, repository, kinds, event_types, chart
     paused          boolean NOT NULL DEFAULT false,
+    -- a deliverer is sending a run of its deliveries (one deliverer per subscription at a time, in order)
+    leased_until    timestamptz,
     failing_since   timestamptz,  -- a delivery ran out of retries, or the target answered 410 Gone
     failure_reason  text,
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -19,7 +21,7 @@ CREATE TABLE subscriptions (
 );
 
 -- One row per event per matching subscription (event_id NULL: a ping). A subscription's pending deliveries go out
--- one at a time in id order; ``leased_until`` marks the one a deliverer is sending.
+-- one at a time in id order, by the deliverer holding the subscription's lease.
 CREATE TABLE deliveries (
     id               bigserial PRIMARY KEY,
     subscription_id  bigint NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
@@ -27,7 +29,6 @@ CREATE TABLE deliveries (
     state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed', 'skipped')),
     attempts         int NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
-    leased_until     timestamptz,
     last_status      int,
     last_error       text,
     latency_ms       real,
@@ -37,5 +38,4 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_pending_idx ON deliveries (subscription_id, id) WHERE state = 'pending';
 CREATE INDEX deliveries_recent_idx ON deliveries (subscription_id, id DESC);
-CREATE INDEX deliveries_finished_idx ON deliveries (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX deliveries_event_idx ON deliveries (event_id) WHERE state = 'pending';

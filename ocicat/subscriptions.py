@@ -25,7 +25,7 @@ SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}\Z")
 FILTERS = ("namespace", "repository", "kinds", "event_types", "chart")
 # The secret before a rotation keeps signing this long, so receivers can switch without missing a delivery.
 ROTATION_OVERLAP = timedelta(hours=24)
-LEASE_SECONDS = 60  # a deliverer that dies mid-send leaves its delivery to another after this
+LEASE_SECONDS = 60  # a deliverer that dies mid-run leaves the subscription to another after this
 # NOTIFY'd when deliveries are created or scheduled: deliverers wake at once instead of polling.
 CHANNEL = "ocicat_deliveries"
 
@@ -143,42 +143,37 @@ def ping(cur, subscription_id: int) -> int:
     return cur.fetchone()["id"]
 
 
-# For each subscription whose oldest pending delivery is due and not being sent: a run of its oldest pending
-# deliveries, leased to the caller, with what sending them needs, and whether the owner may see the event's
-# repository now. A run is sent in order, and what follows a failed delivery is released (:func:`release`).
+# Subscriptions not paused whose oldest pending delivery is due, and that no other deliverer is sending, leased to
+# the caller; for each, a run of its oldest pending deliveries with what sending them needs, and whether the owner
+# may see the event's repository now. One lease a run, not one a delivery: a delivery costs its insert and the
+# write of its outcome, nothing more (bench/events.py).
 _CLAIM = """
-WITH heads AS (
-    SELECT s.id AS subscription_id, h.id FROM subscriptions s
-     CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at, d.leased_until FROM deliveries d
-                          WHERE d.subscription_id = s.id AND d.state = 'pending' ORDER BY d.id LIMIT 1) h
-     WHERE h.next_attempt_at <= now() AND (h.leased_until IS NULL OR h.leased_until < now())
+WITH due AS (
+    SELECT s.id FROM subscriptions s
+     WHERE NOT s.paused AND (s.leased_until IS NULL OR s.leased_until < now())
+       AND (SELECT d.next_attempt_at FROM deliveries d WHERE d.subscription_id = s.id AND d.state = 'pending'
+             ORDER BY d.id LIMIT 1) <= now()
      LIMIT %(subscriptions)s
-), runs AS (
-    SELECT r.id FROM heads h
-     CROSS JOIN LATERAL (SELECT d.id FROM deliveries d
-                          WHERE d.subscription_id = h.subscription_id AND d.state = 'pending' AND d.id >= h.id
-                          ORDER BY d.id LIMIT %(run)s) r
-), locked AS (
-    SELECT d.id FROM deliveries d
-     WHERE d.id IN (SELECT id FROM runs) AND d.state = 'pending' AND (d.leased_until IS NULL OR d.leased_until < now())
        FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE deliveries d SET leased_until = now() + make_interval(secs => %(lease)s)
-      FROM locked WHERE d.id = locked.id
-    RETURNING d.id, d.subscription_id, d.event_id, d.attempts
+), leased AS (
+    UPDATE subscriptions s SET leased_until = now() + make_interval(secs => %(lease)s)
+      FROM due WHERE s.id = due.id
+    RETURNING s.id, s.owner_id, s.name, s.url, s.format, s.secrets, s.rotated_at
 )
-SELECT c.id, c.subscription_id, c.attempts + 1 AS attempt, s.url, s.format, s.secrets, s.rotated_at,
-       s.name AS subscription, e.id AS event_id, e.type, e.repository, e.tag, e.digest, e.data, e.occurred_at,
-       e.id IS NULL OR user_may_view(s.owner_id, e.repository, %(default_public)s) AS visible
-  FROM claimed c JOIN subscriptions s ON s.id = c.subscription_id
-  LEFT JOIN catalog_events e ON e.id = c.event_id
- ORDER BY c.subscription_id, c.id
+SELECT d.id, l.id AS subscription_id, d.attempts + 1 AS attempt, l.url, l.format, l.secrets, l.rotated_at,
+       l.name AS subscription, e.id AS event_id, e.type, e.repository, e.tag, e.digest, e.data, e.occurred_at,
+       e.id IS NULL OR user_may_view(l.owner_id, e.repository, %(default_public)s) AS visible
+  FROM leased l
+ CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.subscription_id = l.id AND d.state = 'pending'
+                      ORDER BY d.id LIMIT %(run)s) d
+  LEFT JOIN catalog_events e ON e.id = d.event_id
+ ORDER BY l.id, d.id
 """
 
 
 def claim(cur, subscriptions: int, run: int, default_public: bool) -> list[list[dict]]:
-    """Runs of deliveries to send now, one run (of up to ``run``, in order) for each of up to ``subscriptions``
-    subscriptions whose oldest pending delivery is due and not being sent by another deliverer."""
+    """Runs of deliveries to send now, in order: one run (of up to ``run``) for each of up to ``subscriptions``
+    subscriptions, leased to the caller until :func:`release` (or LEASE_SECONDS, if the caller dies)."""
     cur.execute(_CLAIM, {"subscriptions": subscriptions, "run": run, "lease": LEASE_SECONDS,
                          "default_public": default_public})
     runs: dict[int, list[dict]] = {}
@@ -187,9 +182,9 @@ def claim(cur, subscriptions: int, run: int, default_public: bool) -> list[list[
     return list(runs.values())
 
 
-def release(cur, delivery_ids: list[int]) -> None:
-    """Give back claimed deliveries that were not sent (they follow one that failed, which goes first again)."""
-    cur.execute("UPDATE deliveries SET leased_until = NULL WHERE id = ANY(%s)", (delivery_ids,))
+def release(cur, subscription_ids: list[int]) -> None:
+    """End the leases of subscriptions whose runs are over (their outcomes recorded in the same transaction)."""
+    cur.execute("UPDATE subscriptions SET leased_until = NULL WHERE id = ANY(%s)", (subscription_ids,))
 
 
 @dataclass(frozen=True)
@@ -214,7 +209,7 @@ def finish(cur, outcomes: list[Outcome]) -> None:
         cur,
         "UPDATE deliveries d SET state = v.state, attempts = d.attempts + 1, last_status = v.status,"
         " last_error = v.error, latency_ms = v.latency_ms, response_excerpt = v.excerpt,"
-        " next_attempt_at = coalesce(v.retry_at, d.next_attempt_at), leased_until = NULL,"
+        " next_attempt_at = coalesce(v.retry_at, d.next_attempt_at),"
         " finished_at = CASE WHEN v.state = 'pending' THEN NULL ELSE now() END"
         " FROM (VALUES %s) v(id, state, status, error, latency_ms, excerpt, retry_at) WHERE d.id = v.id",
         [(o.delivery_id, o.state, o.status, o.error, o.latency_ms, o.excerpt, o.retry_at) for o in outcomes],
@@ -247,7 +242,8 @@ def deliveries(cur, subscription_id: int, before_id: int | None, limit: int) -> 
 
 
 def prune(cur, retention: timedelta, limit: int = 10_000) -> int:
-    """Delete up to ``limit`` finished deliveries older than ``retention``; how many were deleted."""
-    cur.execute("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE finished_at < now() - %s"
-                " ORDER BY finished_at LIMIT %s)", (retention, limit))
+    """Delete up to ``limit`` finished deliveries made more than ``retention`` ago (the oldest, in id order: no
+    index to maintain for it); how many were deleted."""
+    cur.execute("DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE created_at < now() - %s"
+                " AND state <> 'pending' ORDER BY id LIMIT %s)", (retention, limit))
     return cur.rowcount

@@ -135,19 +135,19 @@ class Deliverer:
         return runs
 
     def _send_run(self, run: list[dict]) -> None:
-        """One subscription's deliveries, in order; after one that is not done (to be retried, or failed for
-        good), the rest are given back, to go after it."""
+        """One subscription's deliveries, in order, up to one that is not done (to be retried, or failed for good):
+        the rest go after it, with the next run."""
         try:
-            for n, delivery in enumerate(run):
+            for delivery in run:
                 outcome = self.attempt(delivery)
                 self._outcomes.put(outcome)
                 metrics.DELIVERIES.labels(outcome.state).inc()
                 if outcome.latency_ms is not None:
                     metrics.DELIVERY_SECONDS.observe(outcome.latency_ms / 1000)
                 if outcome.state not in ("delivered", "skipped"):
-                    self._outcomes.put([d["id"] for d in run[n + 1:]])
                     break
-        except Exception:  # noqa: BLE001 - the leases run out and the run is sent again
+            self._outcomes.put(run[0]["subscription_id"])  # the run is over: its lease ends with its outcomes
+        except Exception:  # noqa: BLE001 - the lease runs out and the run is sent again
             log.exception("sending deliveries of subscription %s failed", run[0]["subscription"])
         finally:
             with self._lock:
@@ -155,7 +155,8 @@ class Deliverer:
             self._wakeup.set()
 
     def _record(self, stop: threading.Event) -> None:
-        """Write outcomes (and runs given back) in batches: one transaction for whatever arrived meanwhile."""
+        """Write outcomes in batches, one transaction for whatever arrived meanwhile, ending the leases of the runs
+        that are over in the same transaction (so the next run starts after its predecessor's outcomes)."""
         done = False
         while not done:
             batch = [self._outcomes.get()]
@@ -166,7 +167,7 @@ class Deliverer:
                     break
             done = None in batch
             outcomes = [item for item in batch if isinstance(item, subscriptions.Outcome)]
-            released = [i for item in batch if isinstance(item, list) for i in item]
+            released = [item for item in batch if isinstance(item, int)]
             try:
                 with self.db.transaction() as cur:
                     if outcomes:

@@ -259,3 +259,21 @@ def test_atom_feeds_of_a_namespace_a_repository_and_a_chart_follow_the_readers_p
     assert entries(f"charts/{chart}") == [("chart.version.published: webapp 1.0.0",
                                            f"{hooks.api}/ui/charts/{chart}/1.0.0")]
     assert [title for title, _ in entries(f"repositories/{namespace}/app")] == [f"image.published: {namespace}/app:v1"]
+
+
+def test_a_paused_subscription_sends_nothing_until_resumed(hooks, receiver):
+    _, admin = _user(hooks, admin=True)
+    paused = _subscribe(hooks, admin, receiver.url)
+    other = Receiver()
+    try:
+        active = _subscribe(hooks, admin, other.url)
+        url = f"{hooks.api}/api/v1/subscriptions"
+        assert requests.patch(f"{url}/{paused['id']}", json={"paused": True}, headers=admin, timeout=10).ok
+        requests.post(f"{url}/{paused['id']}/ping", headers=admin, timeout=10).raise_for_status()
+        requests.post(f"{url}/{active['id']}/ping", headers=admin, timeout=10).raise_for_status()
+        _events(other, 1, "the active subscription's ping")  # the deliverer had its chance at both
+        assert receiver.requests() == []
+        assert requests.patch(f"{url}/{paused['id']}", json={"paused": False}, headers=admin, timeout=10).ok
+        _events(receiver, 1, "the ping, once resumed")
+    finally:
+        other.close()
