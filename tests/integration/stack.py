@@ -49,6 +49,9 @@ def start_stack(make_database, log_dir: Path, command: str = "serve", **settings
         "OCICAT_REGISTRY_URL": registry.url,
         "OCICAT_WEBHOOK_SECRETS": f"old-secret,{secret}",
         "OCICAT_API_WORKERS": 1,
+        # Few connections per stack (threads + 2): the PostgreSQL server's 100 are shared by every stack a run has
+        # open, and by whatever else runs beside it (bench/api.py).
+        "OCICAT_API_THREADS": 4,
         "OCICAT_MAX_ATTEMPTS": 3,
         **settings,
     })

@@ -22,7 +22,8 @@ from .conftest import SERVER_URL
 SMALLEST = {
     "ingest": ["--count", "5", "--repositories", "2"],
     "resync": ["--count", "40", "--repositories", "4", "--concurrency", "2"],
-    "kafka": ["--count", "4", "--repositories", "2", "--partitions", "2", "--latency-events", "5"],
+    "kafka": ["--count", "4", "--repositories", "2", "--partitions", "2", "--latency-events", "5",
+              "--worker-concurrency", "2"],
     "soak": ["--minutes", "0.1", "--sample-seconds", "2"],
     "ui": ["--rounds", "1"],
     "parse": ["--seconds", "0.05"],
