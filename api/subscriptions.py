@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from ocicat import subscriptions
+from ocicat import accounts, subscriptions
 from ocicat.outbound import Refused
 
 from . import caller
@@ -35,12 +35,11 @@ def _json(schema: type[Schema]) -> dict:
 def _signed_in():
     if not g.principal.authenticated:
         return problem(401, "sign in to manage subscriptions", headers=caller.CHALLENGE)
-    with _services().db.transaction() as cur:
-        cur.execute("SELECT id FROM users WHERE name = %s", (g.principal.user,))
-        row = cur.fetchone()
-    if row is None:  # signed in with a registry token for a user ocicat does not know
+    try:
+        with _services().db.transaction() as cur:
+            g.user_id = accounts.user_id(cur, g.principal.user)
+    except accounts.AccountError:  # signed in with a registry token for a user ocicat does not know
         return problem(403, "subscriptions belong to ocicat users: sign in with an ocicat API token")
-    g.user_id = row["id"]
     return None
 
 

@@ -81,7 +81,6 @@ class Deliverer:
     def __init__(self, db: Database, guard: Guard, public_url: str, default_public: bool, concurrency: int,
                  attempts: int, backoff_seconds: float, retention_days: int):
         self.db = db
-        self.guard = guard
         self.public_url = public_url
         self.default_public = default_public
         self.concurrency = concurrency

@@ -168,8 +168,7 @@ def test_a_failing_target_is_retried_with_backoff_while_other_subscriptions_are_
         attempts = _events(flaky, 4, "the flaky target's retries, then success")
         assert on_time.at < attempts[2].at  # delivered while the flaky target was still failing
         assert len({a.headers["webhook-id"] for a in attempts}) == 1  # the same message, retried
-        gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:])]
-        assert gaps[0] >= 0.3 * 0.8 and gaps[1] >= 9.5  # backoff after the 500; the stall hit the 10 s read timeout
+        # (the backoff schedule itself is tests/unit/test_deliveries.py's: no timing is asserted here)
     finally:
         flaky.close()
         healthy.close()
