@@ -28,6 +28,8 @@ from . import receiver
 from .auth import Principal, RegistryTokens, anonymous
 from .deletes import Registry
 from .feeds import bp as feeds_bp
+from .helm_repository import bp as helm_bp
+from .monocular import bp as monocular_bp
 from .openapi import build_spec, documented
 from .problems import problem
 from .routes import bp as catalog_bp
@@ -46,7 +48,7 @@ class Services:
 
     config: Config
     db: Database
-    registry: Registry  # deletes through the API, with ocicat's own credentials
+    registry: Registry  # deletes through the API and Helm repository archives, with ocicat's own credentials
     registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
     anonymous: Principal  # callers without a token
 
@@ -88,6 +90,8 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
     app.register_blueprint(catalog_bp)
     app.register_blueprint(subscriptions_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(helm_bp)
+    app.register_blueprint(monocular_bp)
     app.register_blueprint(ui_bp)
     app.after_request(secure)
     # Frontends on other origins read the catalog; they need Link to page and ETag to revalidate.

@@ -8,9 +8,11 @@ from . import auth
 from .problems import problem
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ocicat"'}
+# For clients that speak only HTTP Basic (feed readers, Helm's repository commands): the token is the password.
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="ocicat", charset="UTF-8"'}
 
 
-def authenticate():
+def authenticate(challenge: dict = CHALLENGE):
     """Resolve the caller into ``g.principal`` (a ``before_request`` hook); a credential that is not valid is a 401,
     never anonymous."""
     services = current_app.extensions["ocicat"]
@@ -22,5 +24,5 @@ def authenticate():
         with services.db.transaction() as cur:
             g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public)
     except auth.Unauthorized as exc:
-        return problem(401, str(exc), headers=CHALLENGE)
+        return problem(401, str(exc), headers=challenge)
     return None

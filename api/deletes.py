@@ -20,9 +20,13 @@ log = logging.getLogger(__name__)
 
 
 class Registry(Protocol):
-    """What a delete needs of the registry client (indexer.registry.RegistryClient, wired in by the command line)."""
+    """What the API needs of the registry client (indexer.registry.RegistryClient, wired in by the command line):
+    deletes, and the chart archives a Helm repository serves (api.helm_repository)."""
 
     def delete_manifest(self, repository: str, reference: str, bearer: str | None = None) -> None:
+        ...
+
+    def open_blob(self, repository: str, digest: str, max_bytes: int):
         ...
 
 

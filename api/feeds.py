@@ -21,7 +21,6 @@ bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 bp.before_request(caller.authenticate)
 
 ENTRIES = 50
-_CHALLENGE = {"WWW-Authenticate": 'Basic realm="ocicat feeds", charset="UTF-8"'}
 
 
 def _feed(title: str, events: list[dict]) -> Response:
@@ -60,7 +59,7 @@ def _hidden(name: str, repository: bool):
     """404 for what the caller may not see or that does not exist; 401 first for an anonymous caller."""
     if not g.principal.authenticated:
         return problem(401, "sign in (HTTP Basic, your API token as the password) to read this feed",
-                       headers=_CHALLENGE)
+                       headers=caller.BASIC_CHALLENGE)
     return problem(404, f"{'repository' if repository else 'namespace'} {name!r} not found")
 
 

@@ -11,6 +11,7 @@ from ocicat.catalog.visibility import Visibility
 from ocicat.oci.names import DIGEST_RE, REPOSITORY_RE
 
 from . import caller, deletes
+from .helm_index import repository_of
 from .openapi import documented
 from .pagination import decode_cursor, link_header, list_response, page
 from .problems import problem
@@ -197,7 +198,9 @@ def _chart_version_response(row: dict | None, name: str, reference: str, what: s
     if row is None:
         return _not_found(name, reference, what)
     # Helm reads "+" in a reference's tag and looks up "_" itself (helm#10166).
-    row["reference"] = f"oci://{current_app.extensions['ocicat'].config.registry_host}/{name}:{row['version']}"
+    config = current_app.extensions["ocicat"].config
+    row["reference"] = f"oci://{config.registry_host}/{name}:{row['version']}"
+    row["helm_repository"] = repository_of(row["namespace"], config.public_url)
     return jsonify(ChartVersion().dump(row))
 
 

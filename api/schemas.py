@@ -20,10 +20,10 @@ class ListArgs(Schema):
     cursor = fields.Str(load_default=None, validate=validate.Length(max=2048))
 
 
-def _text(max_length: int, **kwargs):
+def _text(max_length: int, min_length: int = 1, **kwargs):
     """A free-text parameter: bounded, and without the NUL PostgreSQL cannot take."""
     return fields.Str(
-        validate=[validate.Length(min=1, max=max_length),
+        validate=[validate.Length(min=min_length, max=max_length),
                   validate.Regexp(r"^[^\x00]*$", error="must not contain NUL")],
         **kwargs,
     )
@@ -63,6 +63,14 @@ class SearchArgs(ListArgs):
     q = _text(200, required=True)
     namespace = _NAMESPACE
     kind = _KIND
+
+
+class MonocularSearchArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    q = _text(200, min_length=0, load_default="",
+              metadata={"description": "keywords, as helm search hub joins them; empty: every chart, by name"})
 
 
 class Namespace(Schema):
@@ -185,10 +193,16 @@ class Manifest(ManifestSummary):
     image_config = fields.Nested(ImageConfig, allow_none=True)
 
 
+class HelmRepository(Schema):
+    name = fields.Str(metadata={"description": "a name to helm repo add it by: the namespace's last part"})
+    url = fields.Str(metadata={"description": "the classic Helm repository serving the chart (/helm/<namespace>)"})
+
+
 class ChartVersion(ChartListItem):
     """A chart version: the list item's fields, every other Chart.yaml field, and the chart's contents."""
 
     reference = fields.Str()
+    helm_repository = fields.Nested(HelmRepository)
     api_version = fields.Str(allow_none=True)
     kube_version = fields.Str(allow_none=True)
     home = fields.Str(allow_none=True)

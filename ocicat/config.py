@@ -258,6 +258,7 @@ class Config:
     delivery_attempts: int = 12
     delivery_backoff_seconds: float = 5.0
     worker_delivery: bool = True  # False: deliveries are left to `ocicat deliver` processes
+    helm_index_cache_mb: int = 64  # gzipped Helm repository indexes an API process keeps (api.helm_index)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -314,6 +315,7 @@ class Config:
             delivery_attempts=_int(env, "OCICAT_DELIVERY_ATTEMPTS", cls.delivery_attempts, 1),
             delivery_backoff_seconds=_seconds(env, "OCICAT_DELIVERY_BACKOFF_SECONDS", cls.delivery_backoff_seconds),
             worker_delivery=_bool(env, "OCICAT_WORKER_DELIVERY", default=True),
+            helm_index_cache_mb=_int(env, "OCICAT_HELM_INDEX_CACHE_MB", cls.helm_index_cache_mb, 0),
         )
 
     @property

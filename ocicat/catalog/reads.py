@@ -18,9 +18,12 @@ _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_co
 # [namespace, namespace + "!"), which those indexes (the public repositories' too) answer.
 _TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
 
+# A namespace and everything below it (NULL: the whole catalog), one range of the namespace tree index; params: subtree().
+IN_SUBTREE = f"(%(namespace)s::text IS NULL OR ({_TREE_KEY} >= %(tree_start)s AND {_TREE_KEY} < %(tree_stop)s))"
+
 _REPOSITORY_FILTERS = f"""
 r.manifest_count > 0 AND {VISIBLE}
-AND (%(namespace)s::text IS NULL OR ({_TREE_KEY} >= %(tree_start)s AND {_TREE_KEY} < %(tree_stop)s))
+AND {IN_SUBTREE}
 AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
 AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
 """
@@ -51,11 +54,16 @@ REPOSITORY_SORTS = {
 }
 
 
-def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None = None) -> dict:
+def subtree(namespace: str | None) -> dict:
+    """The parameters of :data:`IN_SUBTREE` (and of search's namespace filter) for ``namespace``."""
     namespace = None if namespace is None else namespace.strip("/")
     tree = None if namespace is None else namespace.replace("/", " ")
     return {"namespace": namespace, "namespace_prefix": None if namespace is None else _like_escape(namespace) + "/%",
-            "tree_start": tree, "tree_stop": None if tree is None else tree + "!", "kind": kind, "tsquery": tsquery}
+            "tree_start": tree, "tree_stop": None if tree is None else tree + "!"}
+
+
+def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None = None) -> dict:
+    return {**subtree(namespace), "kind": kind, "tsquery": tsquery}
 
 
 def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
@@ -288,6 +296,23 @@ def list_charts(cur, seen: Visibility, *, namespace, q, after: str | None, limit
         """,
         {**seen.within(namespace).params, **_filters(namespace, None, prefix_query(cur, q)), "after": after,
          "limit": limit},
+    )
+    return cur.fetchall()
+
+
+def latest_charts(cur, repository_ids: list[int]) -> list[dict]:
+    """The latest chart version of each repository (found by a read that filtered by visibility), in the order
+    given."""
+    cur.execute(
+        f"""
+        SELECT r.name AS repository, r.namespace, {_CHART_SUMMARY}
+          FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS given(id, position)
+          JOIN repositories r ON r.id = given.id
+          JOIN manifests m ON m.id = r.latest_chart_id
+          JOIN helm_charts c ON c.manifest_id = m.id
+         ORDER BY given.position
+        """,
+        {"ids": repository_ids},
     )
     return cur.fetchall()
 

@@ -47,8 +47,8 @@ def ensure_repository(cur, name: str, event_at: datetime) -> int:
     return row["id"]
 
 
-# After every event: the repository's figures, and its search document from its newest manifest
-# that is not an attachment. Weights: A names, B title and description, C keywords and
+# After every event: the repository's figures, a new change number (migration 0014), and its search document
+# from its newest manifest that is not an attachment. Weights: A names, B title and description, C keywords and
 # maintainers, D annotations and namespace. (A version tag is any tag but a sha256-<hex>
 # attachment tag on a manifest that is not an attachment, as the tags API lists them.)
 _REFRESH_REPOSITORY = """
@@ -60,6 +60,7 @@ UPDATE repositories r SET
     size_bytes = figures.size_bytes,
     last_pushed_at = figures.last_pushed_at,
     latest_chart_id = figures.latest_chart_id,
+    change_serial = nextval('repository_changes'),
     search = setweight(to_tsvector('simple', r.name || ' ' || translate(r.name, '/_.', '   ')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.title, '')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.description, '')), 'B')

@@ -272,6 +272,10 @@ def test_browse_to_a_pushed_chart_and_see_everything_helm_knows(open_page, stack
 
     helm.pull(pull.text_content().split()[-1], destination=tmp_path, plain_http=True)  # the command works as shown
     assert (tmp_path / "webapp-1.2.3.tgz").exists()
+    # Beside it, the classic Helm repository of the chart's namespace, which Helm reads as shown.
+    add = page.locator(".command", has_text="helm repo add").locator("code")
+    expect(add).to_have_text(f"helm repo add charts {stack.api}/helm/{catalog['ns']}/charts")
+    assert "1.2.3" in [v["version"] for v in helm.repo_index(add.text_content().split()[-1])["entries"]["webapp"]]
 
     versions = page.locator("#versions li")
     expect(versions).to_have_count(2)
@@ -390,10 +394,13 @@ def test_a_copied_command_runs_no_more_than_it_says_whatever_the_chart_is_called
     """The install command used to put the chart's name in unquoted: this one's name put a pipeline to sh on the
     clipboard. Every word is quoted for the shell now, and the chart says what Helm makes of its name."""
     page, watch = open_page(f"/ui/charts/{catalog['inject']}/1.0.0")
-    install = page.locator(".command", has_text="install").locator("code")
-    expect(install).to_contain_text("helm install")
+    commands = page.locator(".command", has_text="helm install").locator("code")
+    expect(commands).to_have_count(2)
+    install, from_repository = commands.all()
     words = shlex.split(install.text_content())
     assert words[:3] == ["helm", "install", INJECTED_NAME] and len(words) == 4 and words[3].startswith("oci://")
+    assert shlex.split(from_repository.text_content()) == ["helm", "install", INJECTED_NAME,
+                                                            f"charts/{INJECTED_NAME}", "--version", "1.0.0"]
     assert shlex.split(page.locator(".command", has_text="pull").locator("code").text_content())[:2] == ["helm", "pull"]
     expect(page.get_by_role("list", name="Warnings")).to_contain_text("Helm refuses to load a chart named so")
     watch.assert_quiet()

@@ -104,7 +104,11 @@ export default async function chart({ name, version }) {
       c.warnings.length ? h('ul', { class: 'warnings', 'aria-label': 'Warnings' }, c.warnings.map((w) => h('li', null, w))) : null,
       section('Use it', 'use',
         command('pull', ['helm', 'pull', c.reference]),
-        command('install', ['helm', 'install', c.name, c.reference])),
+        command('install', ['helm', 'install', c.name, c.reference]),
+        h('p', { class: 'muted' }, 'Or from the classic Helm repository of its namespace (helm search repo, Argo CD, Flux):'),
+        command('repo add', ['helm', 'repo', 'add', c.helm_repository.name, c.helm_repository.url]),
+        command('install from the repository',
+          ['helm', 'install', c.name, `${c.helm_repository.name}/${c.name}`, '--version', c.version])),
       h('nav', { class: 'toc', 'aria-label': 'On this page' }, h('ul', null,
         [['About', 'about'], ['README', 'readme'], ['Values', 'values'], ['Schema', 'schema'], ['Versions', 'versions']]
           .map(([text, id]) => h('li', null, h('a', { href: `#${id}` }, text))))),

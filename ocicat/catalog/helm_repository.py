@@ -1,0 +1,122 @@
+"""The catalog as classic Helm chart repositories, one per namespace: which chart versions an ``index.yaml`` lists,
+whether it changed, and which archive a chart URL names. The SQL behind api.helm_repository.
+
+Helm keys an index by chart name, so one index holds one repository per name. Where several repositories under the
+namespace carry charts of the same name, the shallowest wins, then one whose last path part is the chart's name,
+then the first by name; the others are listed by the index of their own namespace. An archive request is resolved
+by the same rule over its own namespace, so a URL an index lists always names the archive it described.
+
+Listed are the chart versions a tag points at (what ``helm pull oci://`` finds), that indexed without error, whose
+version is SemVer (Helm drops any other from an index) and whose name can be a file name.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ocicat.oci.media_types import HELM_CHART_LAYERS, HELM_PROVENANCE
+
+from .reads import IN_SUBTREE, subtree
+from .visibility import VISIBLE, Visibility
+
+# What Helm accepts as a chart's name, and what can be part of "<name>-<version>.tgz" in a URL.
+CHART_NAME = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# What "<name>-<version>" of an archive's file name can be (anything else is no chart's), and where it may split:
+# before a version's first digit (Helm allows a leading "v").
+_FILE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-v?[0-9][0-9A-Za-z.+-]{0,127}\Z")
+_VERSION_START = re.compile(r"-(?=v?[0-9])")
+
+_SCOPE = f"""
+r.latest_chart_id IS NOT NULL AND {VISIBLE}
+AND (CASE WHEN %(recursive)s THEN {IN_SUBTREE} ELSE r.namespace = %(own_namespace)s END)
+"""
+
+# Chart version order as Helm sorts an index (newest first, pure SemVer precedence): unlike the catalog's own
+# order (reads.list_chart_versions: releases before every prerelease), a release sorts above its own prereleases
+# only. A release's key gains "\x02", above the "\x01" that starts a prerelease's identifiers (indexer.helm.version_order).
+_HELM_ORDER = """v.version_key || CASE WHEN v.prerelease THEN '' ELSE E'\\x02' END COLLATE "C" DESC,
+                 v.pushed_at DESC, v.manifest_id DESC"""
+
+_VERSIONS = f"""
+WITH v AS MATERIALIZED (
+    SELECT r.id AS repository_id, r.name AS repository, r.namespace, m.id AS manifest_id, m.pushed_at,
+           c.api_version, c.name, c.version, c.kube_version, c.description, c.type, c.keywords, c.home, c.sources,
+           c.dependencies, c.maintainers, c.icon, c.app_version, c.deprecated, c.annotations, c.condition, c.tags,
+           c.prerelease, c.version_key, archive.digest AS archive_digest, archive.size_bytes AS archive_size,
+           prov.digest AS prov_digest, prov.size_bytes AS prov_size
+      FROM repositories r
+      JOIN manifests m ON m.repository_id = r.id AND m.subject_digest IS NULL AND m.error IS NULL
+      JOIN helm_charts c ON c.manifest_id = m.id
+      CROSS JOIN LATERAL (SELECT l.digest, l.size_bytes FROM layers l
+                           WHERE l.manifest_id = m.id AND l.media_type = ANY (%(archive_types)s)
+                           ORDER BY l.position LIMIT 1) archive
+      LEFT JOIN LATERAL (SELECT l.digest, l.size_bytes FROM layers l
+                          WHERE l.manifest_id = m.id AND l.media_type = %(prov_type)s
+                          ORDER BY l.position LIMIT 1) prov ON true
+     WHERE {_SCOPE}
+       AND c.prerelease IS NOT NULL AND c.name ~ %(chart_name)s
+       AND (%(names)s::text[] IS NULL OR c.name = ANY (%(names)s::text[]))
+       AND EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest)
+),
+winners AS (
+    SELECT DISTINCT ON (v.name) v.name, v.repository_id FROM v
+     ORDER BY v.name, length(v.repository) - length(replace(v.repository, '/', '')),
+              split_part(v.repository, '/', -1) <> v.name, v.repository
+)
+SELECT * FROM (
+    SELECT DISTINCT ON (v.name, v.version) v.* FROM v JOIN winners w USING (name, repository_id)
+     WHERE %(version)s::text IS NULL OR v.version = %(version)s
+     ORDER BY v.name, v.version, v.pushed_at DESC, v.manifest_id DESC
+) v
+ORDER BY v.name, {_HELM_ORDER}
+"""
+
+_FINGERPRINT = f"""
+SELECT md5(string_agg(r.id || ':' || r.change_serial, ',' ORDER BY r.id)) AS fingerprint,
+       max(r.updated_at) AS changed_at
+  FROM repositories r WHERE {_SCOPE}
+"""
+
+
+def _params(seen: Visibility, namespace: str, recursive: bool) -> dict:
+    return {**seen.within(namespace or None).params, **subtree(namespace or None), "recursive": recursive,
+            "own_namespace": namespace}
+
+
+def fingerprint(cur, seen: Visibility, namespace: str, recursive: bool) -> dict | None:
+    """What an index's contents depend on, in one index-range read: the chart repositories the caller may see
+    under ``namespace`` ('' the whole catalog) and each one's change number (migration 0014). None when there is
+    none. ``fingerprint`` changes whenever the index would; ``changed_at`` is the latest event among them."""
+    cur.execute(_FINGERPRINT, _params(seen, namespace, recursive))
+    row = cur.fetchone()
+    return row if row["fingerprint"] is not None else None
+
+
+def versions(cur, seen: Visibility, namespace: str, recursive: bool, itersize: int = 2000):
+    """Every chart version the index lists, by chart name, newest first in Helm's order, in ``cur``'s
+    transaction. The rows are streamed through a server-side cursor: a namespace can hold 100,000 versions."""
+    with cur.connection.cursor(name="helm_repository_versions", cursor_factory=type(cur)) as rows:
+        rows.itersize = itersize
+        rows.execute(_VERSIONS, {**_params(seen, namespace, recursive), **_common(None, None)})
+        yield from rows
+
+
+def archive(cur, seen: Visibility, namespace: str, stem: str) -> dict | None:
+    """The chart version behind ``<stem>.tgz`` (``<name>-<version>``) in ``namespace``'s own index, or None.
+
+    A name and a version can both hold "-" ("my-chart-1.0.0-rc.1"), so each place a version can start is tried.
+    """
+    if not _FILE_STEM.match(stem):
+        return None
+    candidates = {stem[:m.start()]: stem[m.end():] for m in _VERSION_START.finditer(stem)}
+    for name, version in candidates.items():
+        cur.execute(_VERSIONS, {**_params(seen, namespace, False), **_common([name], version)})
+        row = cur.fetchone()
+        if row is not None:
+            return row
+    return None
+
+
+def _common(names: list[str] | None, version: str | None) -> dict:
+    return {"archive_types": list(HELM_CHART_LAYERS), "prov_type": HELM_PROVENANCE, "chart_name": CHART_NAME,
+            "names": names, "version": version}
