@@ -85,8 +85,8 @@ def _write_index(namespace: str, recursive: bool) -> Index | None:
         row = helm_repository.fingerprint(cur, g.principal.view, namespace, recursive)
         if row is None:
             return None
-        rows = helm_repository.versions(cur, g.principal.view, namespace, recursive)
-        data, size = gzipped(write(rows, namespace, row["changed_at"]))
+        entries = helm_repository.entries(cur, g.principal.view, namespace, recursive)
+        data, size = gzipped(write(entries, row["changed_at"]))
     return Index(gzipped=data, size=size, etag=_etag(row, namespace, recursive), last_modified=row["changed_at"])
 
 
@@ -159,14 +159,28 @@ def chart_file(namespace: str, filename: str):
     return Response(_verified(body, stack, f"{row['repository']}@{digest}"), mimetype=mimetype, headers=headers)
 
 
+def _pieces(body):
+    """The blob in pieces of STREAM_CHUNK bytes (the last one shorter): a read gives what has arrived, often a few
+    kilobytes, and each piece sent costs a system call and a pass through the server."""
+    pending, size = [], 0
+    while chunk := body.read(STREAM_CHUNK):
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 def _verified(body, stack: ExitStack, what: str):
     """The blob's bytes as they arrive, the last piece only once the digest matched (ocicat.registry's Body)."""
     with stack:
         held = b""
-        while chunk := body.read(STREAM_CHUNK):
+        for piece in _pieces(body):
             if held:
                 yield held
-            held = chunk
+            held = piece
         try:
             body.verify()
         except (PermanentError, TransientError) as exc:

@@ -37,22 +37,18 @@ AND (CASE WHEN %(recursive)s THEN {IN_SUBTREE} ELSE r.namespace = %(own_namespac
 _HELM_ORDER = """v.version_key || CASE WHEN v.prerelease THEN '' ELSE E'\\x02' END COLLATE "C" DESC,
                  v.pushed_at DESC, v.manifest_id DESC"""
 
-_VERSIONS = f"""
+# The chart versions an index lists (narrow rows: the entries are written from the chosen ones only).
+_CHOSEN = f"""
 WITH v AS MATERIALIZED (
     SELECT r.id AS repository_id, r.name AS repository, r.namespace, m.id AS manifest_id, m.pushed_at,
-           c.api_version, c.name, c.version, c.kube_version, c.description, c.type, c.keywords, c.home, c.sources,
-           c.dependencies, c.maintainers, c.icon, c.app_version, c.deprecated, c.annotations, c.condition, c.tags,
-           c.prerelease, c.version_key, archive.digest AS archive_digest, archive.size_bytes AS archive_size,
-           prov.digest AS prov_digest, prov.size_bytes AS prov_size
+           c.name, c.version, c.prerelease, c.version_key,
+           archive.digest AS archive_digest, archive.size_bytes AS archive_size
       FROM repositories r
       JOIN manifests m ON m.repository_id = r.id AND m.subject_digest IS NULL AND m.error IS NULL
       JOIN helm_charts c ON c.manifest_id = m.id
       CROSS JOIN LATERAL (SELECT l.digest, l.size_bytes FROM layers l
                            WHERE l.manifest_id = m.id AND l.media_type = ANY (%(archive_types)s)
                            ORDER BY l.position LIMIT 1) archive
-      LEFT JOIN LATERAL (SELECT l.digest, l.size_bytes FROM layers l
-                          WHERE l.manifest_id = m.id AND l.media_type = %(prov_type)s
-                          ORDER BY l.position LIMIT 1) prov ON true
      WHERE {_SCOPE}
        AND c.prerelease IS NOT NULL AND c.name ~ %(chart_name)s
        AND (%(names)s::text[] IS NULL OR c.name = ANY (%(names)s::text[]))
@@ -62,13 +58,37 @@ winners AS (
     SELECT DISTINCT ON (v.name) v.name, v.repository_id FROM v
      ORDER BY v.name, length(v.repository) - length(replace(v.repository, '/', '')),
               split_part(v.repository, '/', -1) <> v.name, v.repository
-)
-SELECT * FROM (
+),
+chosen AS (
     SELECT DISTINCT ON (v.name, v.version) v.* FROM v JOIN winners w USING (name, repository_id)
      WHERE %(version)s::text IS NULL OR v.version = %(version)s
      ORDER BY v.name, v.version, v.pushed_at DESC, v.manifest_id DESC
-) v
-ORDER BY v.name, {_HELM_ORDER}
+)
+"""
+
+# Entries: the chart's own (helm_charts.index_entry), then when the catalog saw it pushed (as `helm repo index`
+# dates a chart when it indexes it), the archive's SHA-256 (hex: Helm 4 caches charts by it, and a chart layer's
+# digest is exactly that), and the archive's URL relative to the index: its own namespace's
+# charts/<name>-<version>.tgz, so that Helm sends the index's credentials with it (same origin) and a chart has one
+# URL in every index.
+_ENTRIES = _CHOSEN + f"""
+SELECT v.name, left(coalesce(c.index_entry, helm_index_entry(c)), -1)
+               || ',"created":"' || to_char(v.pushed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
+               || CASE WHEN v.archive_digest LIKE 'sha256:%%'
+                       THEN ',"digest":"' || substr(v.archive_digest, 8) || '"' ELSE '' END
+               || ',"urls":[' || to_json(CASE WHEN v.namespace = %(own_namespace)s THEN ''
+                                              ELSE substr(v.namespace, %(below)s) || '/' END
+                                         || 'charts/' || v.name || '-' || v.version || '.tgz')::text || ']}}'
+  FROM chosen v JOIN helm_charts c ON c.manifest_id = v.manifest_id
+ ORDER BY v.name, {_HELM_ORDER}
+"""
+
+_ARCHIVE = _CHOSEN + """
+SELECT v.repository, v.archive_digest, v.archive_size, prov.digest AS prov_digest, prov.size_bytes AS prov_size
+  FROM chosen v
+  LEFT JOIN LATERAL (SELECT l.digest, l.size_bytes FROM layers l
+                      WHERE l.manifest_id = v.manifest_id AND l.media_type = %(prov_type)s
+                      ORDER BY l.position LIMIT 1) prov ON true
 """
 
 _FINGERPRINT = f"""
@@ -80,7 +100,7 @@ SELECT md5(string_agg(r.id || ':' || r.change_serial, ',' ORDER BY r.id)) AS fin
 
 def _params(seen: Visibility, namespace: str, recursive: bool) -> dict:
     return {**seen.within(namespace or None).params, **subtree(namespace or None), "recursive": recursive,
-            "own_namespace": namespace}
+            "own_namespace": namespace, "below": len(namespace) + 2 if namespace else 1}
 
 
 def fingerprint(cur, seen: Visibility, namespace: str, recursive: bool) -> dict | None:
@@ -92,12 +112,14 @@ def fingerprint(cur, seen: Visibility, namespace: str, recursive: bool) -> dict 
     return row if row["fingerprint"] is not None else None
 
 
-def versions(cur, seen: Visibility, namespace: str, recursive: bool, itersize: int = 2000):
-    """Every chart version the index lists, by chart name, newest first in Helm's order, in ``cur``'s
-    transaction. The rows are streamed through a server-side cursor: a namespace can hold 100,000 versions."""
-    with cur.connection.cursor(name="helm_repository_versions", cursor_factory=type(cur)) as rows:
+def entries(cur, seen: Visibility, namespace: str, recursive: bool, itersize: int = 2000):
+    """(chart name, entry as JSON text) of every chart version the index lists, by chart name, newest first in
+    Helm's order, in ``cur``'s transaction. Streamed through a server-side cursor: a namespace can hold 100,000
+    versions."""
+    cur.execute("SET LOCAL work_mem = '64MB'")  # the sorts of 100,000 entries, in memory
+    with cur.connection.cursor(name="helm_repository_entries") as rows:
         rows.itersize = itersize
-        rows.execute(_VERSIONS, {**_params(seen, namespace, recursive), **_common(None, None)})
+        rows.execute(_ENTRIES, {**_params(seen, namespace, recursive), **_common(None, None)})
         yield from rows
 
 
@@ -110,7 +132,7 @@ def archive(cur, seen: Visibility, namespace: str, stem: str) -> dict | None:
         return None
     candidates = {stem[:m.start()]: stem[m.end():] for m in _VERSION_START.finditer(stem)}
     for name, version in candidates.items():
-        cur.execute(_VERSIONS, {**_params(seen, namespace, False), **_common([name], version)})
+        cur.execute(_ARCHIVE, {**_params(seen, namespace, False), **_common([name], version)})
         row = cur.fetchone()
         if row is not None:
             return row

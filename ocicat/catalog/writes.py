@@ -189,6 +189,7 @@ def save_manifest(
         )
     if details.chart is not None:
         _insert_row(cur, "helm_charts", manifest_id, details.chart)
+        cur.execute("UPDATE helm_charts c SET index_entry = helm_index_entry(c) WHERE manifest_id = %s", (manifest_id,))
     if details.image_config is not None:
         _insert_row(cur, "image_configs", manifest_id, details.image_config)
     return row["inserted"]
