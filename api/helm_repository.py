@@ -33,6 +33,7 @@ from . import caller
 from .helm_index import Index, IndexCache, gunzipped, gzipped, write
 from .openapi import documented
 from .problems import problem
+from .schemas import HelmIndexArgs
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,13 @@ def _write_index(namespace: str, recursive: bool) -> Index | None:
 @bp.get("/<path:namespace>/index.yaml")
 @documented("A classic Helm chart repository's index of the chart versions under a namespace (the whole catalog "
             "at /helm/index.yaml; ?recursive=false: the namespace's own level only), for helm repo add, Argo CD "
-            "and Flux", response_type="application/yaml", errors=(401, 404))
+            "and Flux", args=HelmIndexArgs, response_type="application/yaml", errors=(400, 401, 404))
 def index(namespace: str):
     what = f"a chart repository at {namespace or 'the top level'!r}"
     namespace = _namespace(namespace)
     if namespace is None:
         return _absent(what)
-    recursive = request.args.get("recursive", "true").lower() not in ("false", "0", "no")
+    recursive = HelmIndexArgs().load(request.args)["recursive"]
     with _services().db.transaction() as cur:
         row = helm_repository.fingerprint(cur, g.principal.view, namespace, recursive)
     if row is None:

@@ -65,6 +65,14 @@ class SearchArgs(ListArgs):
     kind = _KIND
 
 
+class HelmIndexArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    recursive = fields.Bool(load_default=True, metadata={
+        "description": "false: the namespace's own repositories only, not those of the namespaces below it"})
+
+
 class MonocularSearchArgs(Schema):
     class Meta:
         unknown = EXCLUDE

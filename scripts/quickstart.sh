@@ -83,6 +83,7 @@ ocicat is running on its embedded defaults (data in $OCICAT_DATA_DIR).
   Sample chart: http://$OCICAT_LISTEN/ui/charts/samples/charts/webapp/1.2.3+build.4
   API:          http://$OCICAT_LISTEN/api/v1/repositories
   Chart (JSON): http://$OCICAT_LISTEN/api/v1/charts/samples/charts/webapp/-/versions/1.2.3+build.4
+  Helm repo:    http://$OCICAT_LISTEN/helm/samples  (helm repo add samples http://$OCICAT_LISTEN/helm/samples)
   Registry:     http://127.0.0.1:$registry_port  (helm push <chart>.tgz oci://127.0.0.1:$registry_port/<namespace> --plain-http)
 Press Ctrl-C to stop.
 EOF2

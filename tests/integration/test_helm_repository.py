@@ -9,6 +9,7 @@ import base64
 import gzip
 import hashlib
 import http.client
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -124,6 +125,8 @@ def test_helm_lists_pulls_and_verifies_charts_from_the_namespace_repository(char
     # The namespace's own level only.
     own = requests.get(f"{url}/index.yaml", params={"recursive": "false"}, auth=auth, timeout=10)
     assert sorted(yaml.safe_load(own.content)["entries"]) == ["db", "webapp"]
+    bad = requests.get(f"{url}/index.yaml", params={"recursive": "maybe"}, auth=auth, timeout=10)
+    assert bad.status_code == 400 and "recursive" in bad.json()["errors"]
 
 
 def test_the_index_is_gzipped_revalidated_and_the_same_bytes_until_the_namespace_changes(charts, tmp_path):
@@ -270,3 +273,38 @@ def test_helm_search_hub_finds_charts_by_keyword_as_far_as_the_caller_may_see(ch
     assert webapp[0]["relationships"]["latestChartVersion"]["data"]["version"] in ("1.1.0", "1.2.0")
     assert "secret" not in {h["id"].rsplit("/", 1)[-1] for h in
                             requests.get(search, params={"q": ""}, headers=reporter, timeout=10).json()["data"]}
+
+
+def _entry(db, **chart) -> dict:
+    """What helm_index_entry (migrations/functions) writes of a chart row with these columns."""
+    row = {"name": "webapp", "version": "1.2.3", "keywords": [], "sources": [], "maintainers": [], "dependencies": [],
+           "annotations": {}, "deprecated": False, **chart}
+    with db.transaction() as cur:
+        cur.execute("SELECT helm_index_entry(jsonb_populate_record(NULL::helm_charts, %s::jsonb)) AS entry",
+                    (json.dumps(row),))
+        return json.loads(cur.fetchone()["entry"])
+
+
+def test_an_entry_has_the_fields_helm_repo_index_writes_in_its_order_and_omits_empty_ones(db):
+    entry = _entry(db, api_version="v2", app_version="1.16.0", description="Web app", home="", kube_version=">=1.25.0",
+                   type="application", keywords=["web"], maintainers=[{"name": "Ops", "email": "o@x.y"}],
+                   annotations={"category": "web"}, deprecated=True)
+    assert entry == {"annotations": {"category": "web"}, "apiVersion": "v2", "appVersion": "1.16.0", "deprecated": True,
+                     "description": "Web app", "keywords": ["web"], "kubeVersion": ">=1.25.0",
+                     "maintainers": [{"email": "o@x.y", "name": "Ops"}], "name": "webapp", "type": "application",
+                     "version": "1.2.3"}
+    assert list(entry) == sorted(entry)
+
+
+def test_maintainers_and_dependencies_keep_only_what_helm_decodes(db):
+    """The indexer checks the top-level types; inside these maps anything can come, and one number where Helm wants
+    a string, or (for Helm before 3.13) one key it does not know, would make it refuse the whole index."""
+    entry = _entry(db, maintainers=[{"name": "Ops", "email": 5, "phone": "123"}, {"url": ["x"]}, {}],
+                   dependencies=[{"name": "redis", "version": "17.x", "repository": "oci://r", "tags": ["a", 1],
+                                  "enabled": "yes", "import-values": ["child"], "alias": 3, "extra": {"x": 1}},
+                                 {"name": "db", "enabled": True, "condition": "db.enabled"}])
+    assert entry["maintainers"] == [{"name": "Ops"}]
+    assert entry["dependencies"] == [
+        {"name": "redis", "version": "17.x", "repository": "oci://r", "tags": ["a"], "import-values": ["child"]},
+        {"condition": "db.enabled", "enabled": True, "name": "db"}]
+    assert "maintainers" not in _entry(db, maintainers=[{"phone": "1"}])

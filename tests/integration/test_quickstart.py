@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 
+import helm_python as helm
 import psutil
 import requests
 
@@ -33,6 +34,12 @@ def test_quickstart_runs_on_embedded_defaults_and_stops_cleanly(tmp_path):
         chart = requests.get(f"http://{listen}/api/v1/charts/samples/charts/webapp/-/versions/1.2.3+build.4", timeout=5)
         assert chart.json()["app_version"] == "2.4.1"
         assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()  # the embedded server's own data
+        # The Helm repository it prints, as Helm reads it; the samples are one level down, in samples/charts.
+        assert f"helm repo add samples http://{listen}/helm/samples" in output
+        index = helm.repo_index(f"http://{listen}/helm/samples")
+        assert [v["version"] for v in index["entries"]["webapp"]] == ["1.3.0", "1.2.3+build.4"]
+        helm.pull("webapp", repo_url=f"http://{listen}/helm/samples", version="1.2.3+build.4", destination=tmp_path)
+        assert (tmp_path / "webapp-1.2.3+build.4.tgz").exists()
 
         children = psutil.Process(script.pid).children(recursive=True)
     finally:
