@@ -26,6 +26,7 @@ registry's. Exits 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -137,7 +138,6 @@ class HelmRepo(Run):
         return response, body, elapsed
 
     def index(self, namespace: str, versions: int, cold_runs: int, revalidations: int) -> None:
-        args = self.args
         path = f"/helm/{namespace}/index.yaml"
         gzip_ok = {"Accept-Encoding": "gzip"}
         print(f"\n{versions:,} versions: GET {path}")
@@ -148,8 +148,6 @@ class HelmRepo(Run):
                 " WHERE id = (SELECT min(id) FROM repositories WHERE namespace = %s)", (namespace,))
             response, body, elapsed = self.get(path, **gzip_ok)
             cold.append(elapsed)
-        import gzip
-
         listed = sum(len(v) for v in json.loads(gzip.decompress(body))["entries"].values())
         if listed != versions:
             raise RuntimeError(f"the index lists {listed:,} versions, not {versions:,}")
