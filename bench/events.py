@@ -89,7 +89,7 @@ class Events(Run):
         self.setup()
         api = self.start("api")
         self.wait_api(api)
-        self.start("deliver")
+        deliverer = self.start("deliver")
         worker = self.start("worker")
         wait_until(lambda: "dispatching catalog events" in worker.output(), timeout=60, what="the dispatcher")
 
@@ -149,17 +149,39 @@ class Events(Run):
                                           seed=f"{self.run_id}-{phase}-{n}", session=self.push_http))
             wait_until(lambda: scalar(self.db(), "SELECT count(*) FROM event_queue") >= args.count, timeout=120,
                        what="the events queued")
+            before = _cpu_seconds(deliverer)
             worker = self.start("worker")
             wait_until(lambda: self.indexed_span(digests)[2] == len(digests), timeout=600, interval=0.2,
                        what="every image indexed")
             first, last, indexed = self.indexed_span(digests)
+            used = {who: seconds - before.get(who, 0.0) for who, seconds in _cpu_seconds(deliverer, worker).items()}
             rates[label] = (indexed - 1) / (last - first).total_seconds()
             print(f"      {label}: {indexed} indexed in {(last - first).total_seconds():.2f} s: "
-                  f"{rates[label]:.1f} manifests/s")
+                  f"{rates[label]:.1f} manifests/s; CPU seconds until then: "
+                  + ", ".join(f"{who} {seconds:.2f}" for who, seconds in used.items()))
         ratio = rates[f"{args.subscriptions} subscriptions"] / rates["no subscription"]
         verdict = self.targets.at_least(f"indexing with {args.subscriptions} subscriptions / without", ratio,
                                         INDEXING_RATIO_TARGET, "x", digits=2)
         print(f"      ratio {ratio:.2f}x: {verdict}")
+
+
+def _cpu_seconds(deliverer, worker=None) -> dict[str, float]:
+    """CPU time (user + system) used so far by the worker, the deliverer, PostgreSQL (every server process) and the
+    receivers (this process): where the time of the indexing phases goes."""
+    import psutil
+
+    def used(process) -> float:
+        try:
+            times = process.cpu_times()
+            return times.user + times.system
+        except psutil.Error:
+            return 0.0
+
+    figures = {"worker": used(psutil.Process(worker.process.pid)) if worker else 0.0,
+               "deliverer": used(psutil.Process(deliverer.process.pid)),
+               "postgresql": sum(used(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"),
+               "receivers": used(psutil.Process())}
+    return figures
 
 
 def main() -> int:

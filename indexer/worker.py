@@ -33,15 +33,17 @@ DELIVERY_CONNECTIONS = 2  # a deliverer's claims and its recorder's batches: sho
 
 def deliverer(config: Config, db: Database) -> Deliverer:
     return Deliverer(db, config.delivery_allow, config.public_url, config.default_public, config.delivery_concurrency,
-                     config.delivery_attempts, config.delivery_backoff_seconds, config.events_retention_days)
+                     config.delivery_attempts, config.delivery_backoff_seconds, config.events_retention_days,
+                     yield_to_indexing=config.kafka is None)
 
 
 def deliver(config: Config) -> None:
     """``ocicat deliver``: send webhook deliveries only, until SIGTERM or SIGINT (beside workers run with
     OCICAT_WORKER_DELIVERY=false, as ``ocicat serve`` does).
 
-    Its CPU priority is lowered (nice 10): on cores it shares with workers, indexing comes first and deliveries
-    take what is left; a fan-out to a hundred subscribers costs a hundred requests per event, indexing one.
+    Its CPU priority is lowered (nice 10), and it slows down while events wait to be indexed (send.BACKLOG): on
+    cores it shares with workers, indexing comes first and deliveries take what is left; a fan-out to a hundred
+    subscribers costs a hundred requests per event, indexing one.
     """
     os.nice(DELIVER_NICE)
     db = Database(database_url(config), maxconn=DELIVERY_CONNECTIONS)
@@ -91,7 +93,7 @@ def run(config: Config) -> None:
         log.info("worker metrics on http://%s:%d/metrics", host, port)
     threading.Thread(target=readme_backfill.run, args=(db, stop), name="readme-backfill", daemon=True).start()
     dispatcher = Dispatcher(db, config.public_url, CatalogTopic(config.kafka) if kafka else None,
-                            config.events_retention_days)
+                            config.events_retention_days, yield_to_indexing=not kafka)
     background = [threading.Thread(target=dispatcher.run, args=(stop,), name="dispatch", daemon=True)]
     if config.worker_delivery:
         background.append(threading.Thread(target=deliverer(config, db).run, args=(stop,), name="deliver",

@@ -75,6 +75,12 @@ def remove(cur, event_id: str) -> None:
     cur.execute("DELETE FROM event_queue WHERE event_id = %s", (event_id,))
 
 
+def backlog(cur, more_than: int) -> bool:
+    """Whether more than ``more_than`` events wait to be indexed (or are being indexed): reads that many rows at most."""
+    cur.execute("SELECT count(*) > %s AS busy FROM (SELECT 1 FROM event_queue LIMIT %s) q", (more_than, more_than + 1))
+    return cur.fetchone()["busy"]
+
+
 def ready(cur) -> None:
     """Raise unless the table is there."""
     cur.execute("SELECT 1 FROM event_queue LIMIT 0")

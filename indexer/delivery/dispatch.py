@@ -9,7 +9,8 @@ over (a killed holder's session ends, and with it the lock). One dispatcher read
 repository's events in order on every output. A batch is handed to the outputs and marked dispatched in one
 transaction: a crash in between hands it over again (at least once; receivers dedupe by the event's id). Woken by
 the NOTIFY each recorded event sends at commit, so an event is out within milliseconds of its catalog change.
-Dispatched events are kept for ``OCICAT_EVENTS_RETENTION_DAYS``, then pruned.
+While events wait to be indexed, it hands out one event at a time, paced (indexer.delivery.yielding). Dispatched
+events are kept for ``OCICAT_EVENTS_RETENTION_DAYS``, then pruned.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ocicat import metrics, subscriptions
 from ocicat.catalog import outbox
 from ocicat.db import Database, connect
 
+from . import yielding
 from .render import cloudevent
 from .topic import CatalogTopic
 
@@ -41,8 +43,10 @@ _LOCK = "SELECT pg_try_advisory_lock(hashtextextended('ocicat.catalog_events.dis
 
 
 class Dispatcher:
-    def __init__(self, db: Database, public_url: str, topic: CatalogTopic | None, retention_days: int):
+    def __init__(self, db: Database, public_url: str, topic: CatalogTopic | None, retention_days: int,
+                 yield_to_indexing: bool):
         self.db = db
+        self.yield_to_indexing = yield_to_indexing  # the bus is the PostgreSQL queue, whose backlog it sees (yielding)
         self.public_url = public_url
         self.topic = topic
         self.retention = timedelta(days=retention_days)
@@ -59,7 +63,11 @@ class Dispatcher:
                     if conn is None:
                         stop.wait(IDLE_WAKEUP_SECONDS)
                         continue
-                if self.dispatch_batch() == BATCH:
+                if self.yield_to_indexing and yielding.indexing_busy(self.db):
+                    self.dispatch_batch(1)
+                    stop.wait(yielding.PAUSE_SECONDS)
+                    continue
+                if self.dispatch_batch(BATCH) == BATCH:
                     continue  # more are waiting
                 failures = 0
                 if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
@@ -97,11 +105,11 @@ class Dispatcher:
         log.info("dispatching catalog events%s", f" to Kafka topic {self.topic.topic}" if self.topic else "")
         return conn
 
-    def dispatch_batch(self) -> int:
-        """Hand the oldest undispatched events to the outputs and mark them, in one transaction; how many there
-        were."""
+    def dispatch_batch(self, limit: int) -> int:
+        """Hand the oldest undispatched events (up to ``limit``) to the outputs and mark them, in one transaction; how
+        many there were."""
         with self.db.transaction() as cur:
-            rows = outbox.undispatched(cur, BATCH)
+            rows = outbox.undispatched(cur, limit)
             if rows:
                 if self.topic is not None:
                     self.topic.send([cloudevent(row, self.public_url) for row in rows])

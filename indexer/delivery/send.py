@@ -4,7 +4,8 @@ A deliverer (in every worker, or ``ocicat deliver``) claims, for each subscripti
 is due, a run of its oldest pending deliveries (ocicat.subscriptions.claim: leased, so deliverers in several
 processes never send one subscription's deliveries at once or out of order) and sends each run in order on a pool
 of threads, one request per subscription at a time: a slow or dead target holds up only its own subscription,
-never the others or indexing. Outcomes are written in batches by one recorder thread; a run's next claim waits
+never the others or indexing (and while events wait to be indexed, deliveries slow down: indexer.delivery.yielding).
+Outcomes are written in batches by one recorder thread; a run's next claim waits
 for them, so order holds across runs too.
 
 Each request is signed per Standard Webhooks (the ``standardwebhooks`` library): ``webhook-id`` (``msg_`` and the
@@ -39,6 +40,7 @@ from ocicat import metrics, subscriptions
 from ocicat.db import Database, connect
 from ocicat.outbound import Guard, Refused, guarded_pool
 
+from . import yielding
 from .render import cloudevent, http_message, ping
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,9 @@ def _excerpt(response: urllib3.BaseHTTPResponse, deadline: float) -> str:
 
 class Deliverer:
     def __init__(self, db: Database, guard: Guard, public_url: str, default_public: bool, concurrency: int,
-                 attempts: int, backoff_seconds: float, retention_days: int):
+                 attempts: int, backoff_seconds: float, retention_days: int, yield_to_indexing: bool):
         self.db = db
+        self.yield_to_indexing = yield_to_indexing  # the bus is the PostgreSQL queue, whose backlog it sees (yielding)
         self.public_url = public_url
         self.default_public = default_public
         self.concurrency = concurrency
@@ -104,7 +107,8 @@ class Deliverer:
             while not stop.is_set():
                 self._wakeup.clear()
                 try:
-                    runs = self._claim()
+                    busy = self.yield_to_indexing and yielding.indexing_busy(self.db)
+                    runs = self._claim(1 if busy else self.concurrency)
                     if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
                         with self.db.transaction() as cur:
                             subscriptions.prune(cur, self.retention)
@@ -115,16 +119,18 @@ class Deliverer:
                     continue
                 for run in runs:
                     pool.submit(self._send_run, run)
-                if not runs:
+                if busy:
+                    stop.wait(yielding.PAUSE_SECONDS)
+                elif not runs:
                     self._wakeup.wait(IDLE_WAKEUP_SECONDS)
         self._outcomes.put(None)  # the recorder writes what is left, then stops
         for thread in threads:
             thread.join(10)
 
-    def _claim(self) -> list[list[dict]]:
-        """A run for each free sender (a sender is busy until its run is sent)."""
+    def _claim(self, senders: int) -> list[list[dict]]:
+        """A run for each of ``senders`` that is free (a sender is busy until its run is sent)."""
         with self._lock:
-            free = self.concurrency - self._in_flight
+            free = senders - self._in_flight
         if free <= 0:
             return []
         with self.db.transaction() as cur:
