@@ -27,7 +27,7 @@ SMALLEST = {
     "soak": ["--minutes", "0.1", "--sample-seconds", "2"],
     "ui": ["--rounds", "1"],
     "parse": ["--seconds", "0.05"],
-    "events": ["--pushes", "3", "--subscriptions", "3", "--count", "20"],
+    "events": ["--pushes", "3", "--subscriptions", "3", "--count", "20", "--rounds", "1"],
     "helmrepo": ["--versions", "10000", "--cold", "2", "--revalidations", "20", "--archive-mb", "2"],
     "api": ["--namespaces", "20", "--charts", "40", "--tags", "12000", "--requests", "5", "--deep-pages", "1",
             "--registry-charts", "5", "--rounds", "1", "--churn", "20", "--mix-requests", "10",
