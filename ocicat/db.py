@@ -8,12 +8,14 @@ single machine needs nothing installed beforehand.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import psycopg2
+import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
 
@@ -68,6 +70,26 @@ SESSION_DEFAULTS = {
 def connect(url: str) -> "psycopg2.extensions.connection":
     """One new connection with ocicat's session defaults."""
     return psycopg2.connect(url, **SESSION_DEFAULTS)
+
+
+def listen(url: str, channel: str) -> "psycopg2.extensions.connection":
+    """A new connection listening on ``channel`` (in autocommit mode: a NOTIFY arrives between transactions), for
+    threads that sleep until something is committed (the queue's claimers, the dispatcher, the deliverers)."""
+    conn = connect(url)
+    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    conn.cursor().execute(f"LISTEN {channel}")
+    return conn
+
+
+def notified(conn, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for a NOTIFY on a listening connection: whether one came (all that came are
+    taken). Raises psycopg2.Error when the connection is lost."""
+    if select.select([conn], [], [], timeout) == ([], [], []):
+        return False
+    conn.poll()
+    came = bool(conn.notifies)
+    conn.notifies.clear()
+    return came
 
 
 class Database:

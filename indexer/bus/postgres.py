@@ -18,14 +18,13 @@ is applied once: the first transaction to lock it settles it.
 from __future__ import annotations
 
 import logging
-import select
 import threading
 import time
 
 import psycopg2
 import psycopg2.extensions
 
-from ocicat.db import Database, connect
+from ocicat.db import Database, listen, notified
 from ocicat.errors import backoff_seconds
 from ocicat.events import DeadLetter, Event
 
@@ -125,9 +124,7 @@ class PostgresQueue:
         while not stop.is_set():
             try:
                 if conn is None:
-                    conn = connect(self.db.url)
-                    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-                    conn.cursor().execute(f"LISTEN {queue_table.CHANNEL}")
+                    conn = listen(self.db.url, queue_table.CHANNEL)
                     self._wake()  # events may have arrived while not listening
                 if time.monotonic() - last_renew > RENEW_EVERY_SECONDS:
                     with self._leased_lock:
@@ -138,11 +135,8 @@ class PostgresQueue:
                 if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
                     dedupe.prune(conn.cursor())
                     last_prune = time.monotonic()
-                if select.select([conn], [], [], IDLE_WAKEUP_SECONDS) != ([], [], []):
-                    conn.poll()
-                    if conn.notifies:
-                        conn.notifies.clear()
-                        self._wake()
+                if notified(conn, IDLE_WAKEUP_SECONDS):
+                    self._wake()
             except psycopg2.Error as exc:
                 log.warning("queue listener lost its connection (%s); reconnecting", str(exc).strip())
                 if conn is not None:

@@ -16,7 +16,6 @@ events are kept for ``OCICAT_EVENTS_RETENTION_DAYS``, then pruned.
 from __future__ import annotations
 
 import logging
-import select
 import threading
 import time
 from datetime import timedelta
@@ -27,7 +26,7 @@ from kafka.errors import KafkaError
 
 from ocicat import metrics, subscriptions
 from ocicat.catalog import outbox
-from ocicat.db import Database, connect
+from ocicat.db import Database, listen, notified
 
 from . import yielding
 from .render import cloudevent
@@ -76,9 +75,7 @@ class Dispatcher:
                     if pruned:
                         log.info("pruned %d catalog events older than %s", pruned, self.retention)
                     last_prune = time.monotonic()
-                if select.select([conn], [], [], IDLE_WAKEUP_SECONDS) != ([], [], []):
-                    conn.poll()
-                    conn.notifies.clear()
+                notified(conn, IDLE_WAKEUP_SECONDS)
             except (psycopg2.Error, KafkaError, OSError) as exc:
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** failures)
@@ -94,14 +91,12 @@ class Dispatcher:
 
     def _take_over(self):
         """A listening connection holding the dispatcher's lock, or None while another process holds it."""
-        conn = connect(self.db.url)
-        conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        conn = listen(self.db.url, outbox.CHANNEL)
         cur = conn.cursor()
         cur.execute(_LOCK)
         if not cur.fetchone()[0]:
             conn.close()
             return None
-        cur.execute(f"LISTEN {outbox.CHANNEL}")
         log.info("dispatching catalog events%s", f" to Kafka topic {self.topic.topic}" if self.topic else "")
         return conn
 

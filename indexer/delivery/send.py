@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import queue
 import random
-import select
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,7 @@ import urllib3
 from standardwebhooks.webhooks import Webhook
 
 from ocicat import metrics, subscriptions
-from ocicat.db import Database, connect
+from ocicat.db import Database, listen, notified
 from ocicat.outbound import Guard, Refused, guarded_pool
 
 from . import yielding
@@ -238,15 +237,10 @@ class Deliverer:
         while not stop.is_set():
             try:
                 if conn is None:
-                    conn = connect(self.db.url)
-                    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-                    conn.cursor().execute(f"LISTEN {subscriptions.CHANNEL}")
+                    conn = listen(self.db.url, subscriptions.CHANNEL)
                     self._wakeup.set()
-                if select.select([conn], [], [], IDLE_WAKEUP_SECONDS) != ([], [], []):
-                    conn.poll()
-                    if conn.notifies:
-                        conn.notifies.clear()
-                        self._wakeup.set()
+                if notified(conn, IDLE_WAKEUP_SECONDS):
+                    self._wakeup.set()
             except psycopg2.Error:
                 if conn is not None:
                     conn.close()
