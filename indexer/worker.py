@@ -16,7 +16,7 @@ from ocicat import metrics
 from ocicat.config import Config
 from ocicat.db import Database, database_url
 
-from . import readme_backfill
+from . import backfill
 from .bus import describe_bus, open_bus
 from .delivery.dispatch import Dispatcher
 from .delivery.send import Deliverer
@@ -91,7 +91,7 @@ def run(config: Config) -> None:
         host, port = config.listen_address_of(config.worker_metrics_listen)
         start_http_server(port, host)
         log.info("worker metrics on http://%s:%d/metrics", host, port)
-    threading.Thread(target=readme_backfill.run, args=(db, stop), name="readme-backfill", daemon=True).start()
+    threading.Thread(target=backfill.run, args=(db, stop), name="backfill", daemon=True).start()
     dispatcher = Dispatcher(db, config.public_url, CatalogTopic(config.kafka) if kafka else None,
                             config.events_retention_days, yield_to_indexing=not kafka)
     background = [threading.Thread(target=dispatcher.run, args=(stop,), name="dispatch", daemon=True)]

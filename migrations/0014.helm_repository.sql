@@ -8,6 +8,7 @@
 CREATE SEQUENCE repository_changes;
 ALTER TABLE repositories ADD COLUMN change_serial bigint NOT NULL DEFAULT 0;
 
--- Each chart version's index entry, written when it is indexed (functions/helm_index_entry.sql); NULL for charts
--- indexed before this migration, whose entries are written when an index is (ocicat.catalog.helm_repository).
+-- Each chart version's index entry, written when it is indexed (functions/helm_index_entry.sql); for charts indexed
+-- before this migration, by the workers in the background when they start (indexer.backfill), and meanwhile
+-- whenever an index is written (ocicat.catalog.helm_repository).
 ALTER TABLE helm_charts ADD COLUMN index_entry text;

@@ -189,10 +189,22 @@ def save_manifest(
         )
     if details.chart is not None:
         _insert_row(cur, "helm_charts", manifest_id, details.chart)
-        cur.execute("UPDATE helm_charts c SET index_entry = helm_index_entry(c) WHERE manifest_id = %s", (manifest_id,))
+        cur.execute(f"UPDATE helm_charts c SET {_INDEX_ENTRY} WHERE manifest_id = %s", (manifest_id,))
     if details.image_config is not None:
         _insert_row(cur, "image_configs", manifest_id, details.image_config)
     return row["inserted"]
+
+
+# A chart version's entry in a Helm repository's index (migration 0014, functions/helm_index_entry.sql).
+_INDEX_ENTRY = "index_entry = helm_index_entry(c)"
+
+
+def write_index_entries(cur, limit: int) -> int:
+    """The index entries of up to ``limit`` chart versions indexed before entries were written at ingest (others
+    skip those it holds); how many."""
+    cur.execute(f"UPDATE helm_charts c SET {_INDEX_ENTRY} WHERE manifest_id IN (SELECT manifest_id FROM helm_charts"
+                f" WHERE index_entry IS NULL ORDER BY manifest_id LIMIT %s FOR UPDATE SKIP LOCKED)", (limit,))
+    return cur.rowcount
 
 
 def _insert_row(cur, table: str, manifest_id: int, values: dict) -> None:

@@ -21,7 +21,7 @@ from harness.events import fresh_push_event
 from harness.helm import helm_push, make_chart
 from harness.oci import push_artifact, push_chart
 from harness.processes import wait_until
-from indexer import readme_backfill
+from indexer import backfill
 from indexer.bus import PostgresQueue
 from indexer.indexing import EventIndexer
 from indexer.readme import MAX_README_CHARS
@@ -161,8 +161,9 @@ def test_the_readme_is_made_safe_html_once_when_indexed_and_a_hostile_one_stays_
             assert chart["readme_html"] is None  # shown as text
 
 
-def test_readmes_of_charts_indexed_before_rendering_moved_to_ingest_are_rendered_by_the_workers(db, registry):
-    """Charts indexed by an older ocicat have a README and no HTML: a worker renders them, once, in the background."""
+def test_what_charts_indexed_by_an_older_ocicat_lack_is_written_by_the_workers(db, registry):
+    """Charts indexed by an older ocicat have a README and no HTML, and no Helm index entry: a worker writes them,
+    once, in the background."""
     repository = f"backfill-{uuid.uuid4().hex[:8]}/chart"
     digest = _push_raw_chart(SimpleNamespace(registry=registry), repository, "1.0.0", chart_tgz(
         {"Chart.yaml": "apiVersion: v1\nname: chart\nversion: 1.0.0\n", "README.md": "# Before\n"}, top="chart"))
@@ -170,10 +171,14 @@ def test_readmes_of_charts_indexed_before_rendering_moved_to_ingest_are_rendered
     queue.publish([Event.load(fresh_push_event(repository, digest, "1.0.0"))], [])
     assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
     with db.transaction() as cur:
-        cur.execute("UPDATE helm_charts SET readme_html = NULL RETURNING 1")  # as migration 0010 found them
+        cur.execute("SELECT index_entry FROM helm_charts")
+        entry = cur.fetchone()["index_entry"]
+        # as migrations 0010 and 0014 found them
+        cur.execute("UPDATE helm_charts SET readme_html = NULL, index_entry = NULL RETURNING 1")
         assert cur.fetchall()
-    assert readme_backfill.run(db, threading.Event()) == 1
-    assert readme_backfill.run(db, threading.Event()) == 0  # once
+    assert backfill.run(db, threading.Event()) == {"readmes": 1, "index entries": 1}
+    assert backfill.run(db, threading.Event()) == {"readmes": 0, "index entries": 0}  # once
     with db.transaction() as cur:
-        cur.execute("SELECT readme_html FROM helm_charts")
-        assert cur.fetchone()["readme_html"] == "<h1>Before</h1>\n"
+        cur.execute("SELECT readme_html, index_entry FROM helm_charts")
+        row = cur.fetchone()
+        assert row["readme_html"] == "<h1>Before</h1>\n" and row["index_entry"] == entry

@@ -1,0 +1,63 @@
+"""What ocicat writes at ingest now but did not when earlier charts were indexed, written by the workers in the
+background, a batch per transaction, once: READMEs rendered to HTML (migration 0010) and Helm index entries
+(migration 0014).
+
+Every worker makes one pass of each in id order when it starts, skipping what another holds; a README that cannot
+be rendered (too large, too deeply nested) stays text and is only looked at again by the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ocicat.catalog import writes
+from ocicat.db import Database
+
+from .readme import MAX_README_CHARS, readme_html
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+def run(db: Database, stop: threading.Event) -> dict[str, int]:
+    """One pass of each; how many of each it wrote. Failures are logged: the next start tries again."""
+    return {"readmes": readmes(db, stop), "index entries": index_entries(db, stop)}
+
+
+def readmes(db: Database, stop: threading.Event) -> int:
+    after, rendered = 0, 0
+    try:
+        while not stop.is_set():
+            with db.transaction() as cur:
+                rows = writes.readmes_to_render(cur, after, MAX_README_CHARS, BATCH)
+                for row in rows:
+                    html = readme_html(row["readme"])
+                    writes.set_readme_html(cur, row["manifest_id"], html)
+                    rendered += html is not None
+            if len(rows) < BATCH:
+                break
+            after = rows[-1]["manifest_id"]
+    except Exception:  # noqa: BLE001 - the worker goes on; the next start tries again
+        log.warning("rendering the READMEs of earlier charts failed", exc_info=True)
+    if rendered:
+        log.info("rendered %d README(s) of charts indexed before READMEs were rendered at ingest", rendered)
+    return rendered
+
+
+def index_entries(db: Database, stop: threading.Event) -> int:
+    written = 0
+    try:
+        while not stop.is_set():
+            with db.transaction() as cur:
+                batch = writes.write_index_entries(cur, BATCH)
+            written += batch
+            if batch < BATCH:
+                break
+    except Exception:  # noqa: BLE001 - the worker goes on; the next start tries again
+        log.warning("writing the Helm index entries of earlier charts failed", exc_info=True)
+    if written:
+        log.info("wrote the Helm index entries of %d chart version(s) indexed before they were written at ingest",
+                 written)
+    return written
