@@ -26,7 +26,7 @@ class Registry(Protocol):
     def delete_manifest(self, repository: str, reference: str, bearer: str | None = None) -> None:
         ...
 
-    def open_blob(self, repository: str, digest: str, max_bytes: int):
+    def open_blob(self, repository: str, digest: str, max_bytes: int, min_rate: int):
         ...
 
 

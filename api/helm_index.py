@@ -29,6 +29,12 @@ def repository_of(namespace: str, public_url: str) -> dict:
     return {"name": namespace.rpartition("/")[2] or "ocicat", "url": f"{public_url}/helm/{quote(namespace)}".rstrip("/")}
 
 
+# Characters JSON may hold as they are but YAML may not (outside YAML 1.1's printable set: go-yaml, js-yaml and
+# PyYAML refuse a document with one) or reads as line breaks (NEL, LS, PS), escaped as JSON writes any character:
+# one chart's description must neither break its index nor change in it.
+_NOT_YAML = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, 0xFFFE, 0xFFFF)}
+
+
 def write(entries: Iterable[tuple[str, str]], generated: datetime) -> Iterator[bytes]:
     """The index, in pieces, from (chart name, entry as JSON text) grouped by chart name, in the order Helm lists
     versions (newest first): the catalog writes the entries (ocicat.catalog.helm_repository)."""
@@ -40,7 +46,7 @@ def write(entries: Iterable[tuple[str, str]], generated: datetime) -> Iterator[b
             current = name
         else:
             yield b",\n"
-        yield text.encode()
+        yield text.translate(_NOT_YAML).encode()
     yield (b"]" if current is not None else b"") + b"\n},\"generated\":" + json.dumps(generated.isoformat()).encode() + b"}\n"
 
 
@@ -92,19 +98,23 @@ class IndexCache:
                 self._items.move_to_end(etag)
             return index
 
-    def get_or_write(self, etag: str, write: Callable[[], Index]) -> Index:
+    def get_or_write(self, etag: str, write: Callable[[], Index | None]) -> Index | None:
         """The index of ``etag``, written by ``write`` unless another thread has it or is writing it. What
-        ``write`` returns may be newer (a later ETag): the catalog changed in between; it is kept under its own."""
+        ``write`` returns may be newer (a later ETag): the catalog changed in between; it is kept under its own.
+        None when ``write`` found nothing to list."""
         with self._lock:
             writing = self._writing.setdefault(etag, threading.Lock())
-        with writing:
-            index = self.get(etag)
-            if index is None:
-                index = write()
-                self._put(index)
+        try:
+            with writing:
+                index = self.get(etag)
+                if index is None:
+                    index = write()
+                    if index is not None:
+                        self._put(index)
+                return index
+        finally:
             with self._lock:
                 self._writing.pop(etag, None)
-            return index
 
     def _put(self, index: Index) -> None:
         with self._lock:

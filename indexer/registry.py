@@ -119,13 +119,15 @@ class RegistryClient:
         with self.open_blob(repository, digest, max_bytes) as body:
             return body.read_all()
 
-    def open_blob(self, repository: str, digest: str, max_bytes: int):
+    def open_blob(self, repository: str, digest: str, max_bytes: int, min_rate: int = MIN_TRANSFER_RATE):
         """A blob as a stream, for a consumer that must not hold it all in memory (chart layers).
 
         Call ``verify()`` on it after a successful read: the digest can only be
-        checked once every byte has been seen.
+        checked once every byte has been seen. ``min_rate``: the slowest transfer
+        (bytes/s) the whole body is given time for; a consumer that passes it on to
+        a client of its own goes at that client's pace and gives a lower one.
         """
-        return self._open(repository, f"blobs/{digest}", digest, max_bytes, {})
+        return self._open(repository, f"blobs/{digest}", digest, max_bytes, {}, min_rate)
 
     def delete_manifest(self, repository: str, reference: str, bearer: str | None = None) -> None:
         """Delete a manifest (by digest) or a tag; NotFound if the registry has neither.
@@ -180,7 +182,8 @@ class RegistryClient:
         raise TransientError(f"{path}: more than {MAX_LIST_PAGES} pages")
 
     @contextmanager
-    def _open(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict) -> Iterator["Body"]:
+    def _open(self, repository: str, path: str, digest: str, max_bytes: int, headers: dict,
+              min_rate: int = MIN_TRANSFER_RATE) -> Iterator["Body"]:
         # Digests come from manifests (untrusted): anything but a plain digest could
         # walk the URL elsewhere on the registry ("sha256:x/../../_catalog").
         if not DIGEST_RE.match(digest):
@@ -190,7 +193,7 @@ class RegistryClient:
             if response.status_code == 404:
                 raise NotFound(f"{repository}@{digest}")
             _raise_for_status(response)
-            yield Body(response, digest, max_bytes, path)
+            yield Body(response, digest, max_bytes, path, min_rate)
 
     def _request(self, method: str, repository: str | None, path: str, headers: dict, stream: bool = False,
                  action: str = "pull", authorization: str | None = None, scope: str | None = None):
@@ -290,7 +293,8 @@ class Body:
     against a server that trickles bytes.
     """
 
-    def __init__(self, response: requests.Response, digest: str | None, max_bytes: int, what: str):
+    def __init__(self, response: requests.Response, digest: str | None, max_bytes: int, what: str,
+                 min_rate: int = MIN_TRANSFER_RATE):
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise PermanentError(f"{what} is {declared} bytes, over the {max_bytes} byte limit")
@@ -303,7 +307,7 @@ class Body:
         self._total = 0
         # The whole body must arrive in time: a fixed allowance plus what the
         # declared size needs at a slow but honest transfer rate.
-        allowance = READ_DEADLINE_SECONDS + (int(declared) if declared and declared.isdigit() else 0) / MIN_TRANSFER_RATE
+        allowance = READ_DEADLINE_SECONDS + (int(declared) if declared and declared.isdigit() else 0) / min_rate
         self._deadline = time.monotonic() + allowance
         self._allowance = allowance
 

@@ -49,7 +49,7 @@ import psycopg2
 import psycopg2.extras
 
 from ocicat import metrics
-from ocicat.catalog import crawl_state
+from ocicat.catalog import crawl_state, writes
 from ocicat.db import Database, connect
 from ocicat.errors import Busy, NotFound, TransientError, backoff_seconds
 from ocicat.events import Event
@@ -108,6 +108,15 @@ class Summary:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _apply(cur, repository: str, observations: list[Seen]) -> None:
+    """A chunk of observations, in the caller's transaction. The repository's figures wait for the end of its
+    crawl, but its change number moves with every chunk, so that nothing revalidated by it (a Helm index's ETag)
+    stays as it was while the chunk's changes are visible."""
+    for seen in observations:
+        apply_observation(cur, seen.event, seen.extracted, seen.reindex)
+    writes.mark_changed(cur, repository)
 
 
 class Resync:
@@ -216,8 +225,7 @@ class Resync:
             chunk = [seen for seen in self._fetches.map(lambda tag: self._observe(name, tag, settled),
                                                          tags[start:start + CHUNK]) if seen]
             chunk.sort(key=lambda seen: seen.extracted is None)  # a manifest is stored before its other tags
-            self._locked(lambda cur: [apply_observation(cur, seen.event, seen.extracted, seen.reindex)
-                                      for seen in chunk], name)
+            self._locked(lambda cur: _apply(cur, name, chunk), name)
             reached.update(seen.event.digest for seen in chunk)
             outcome.observed += len(chunk)
         with self.db.transaction() as cur:
@@ -228,8 +236,7 @@ class Resync:
                  for tag in sorted(set(known_tags) - set(tags))]
         later += self._fetches.map(lambda digest: self._check(name, digest), sorted(known_manifests - reached))
         if later:
-            self._locked(lambda cur: [apply_observation(cur, seen.event, seen.extracted, seen.reindex)
-                                      for seen in later], name)
+            self._locked(lambda cur: _apply(cur, name, later), name)
             outcome.removed += sum(seen.event.action == "delete" for seen in later)
             outcome.observed += sum(seen.event.action == "push" for seen in later)
         if outcome.observed or outcome.removed:

@@ -23,7 +23,7 @@ from .visibility import VISIBLE, Visibility
 CHART_NAME = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # What "<name>-<version>" of an archive's file name can be (anything else is no chart's), and where it may split:
 # before a version's first digit (Helm allows a leading "v").
-_FILE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-v?[0-9][0-9A-Za-z.+-]{0,127}\Z")
+_FILE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,249}-v?[0-9][0-9A-Za-z.+-]{0,127}\Z")
 _VERSION_START = re.compile(r"-(?=v?[0-9])")
 
 _SCOPE = f"""
@@ -61,7 +61,8 @@ winners AS (
 ),
 chosen AS (
     SELECT DISTINCT ON (v.name, v.version) v.* FROM v JOIN winners w USING (name, repository_id)
-     WHERE %(version)s::text IS NULL OR v.version = %(version)s
+     WHERE %(versions)s::text[] IS NULL
+        OR (v.name, v.version) IN (SELECT * FROM unnest(%(names)s::text[], %(versions)s::text[]))
      ORDER BY v.name, v.version, v.pushed_at DESC, v.manifest_id DESC
 )
 """
@@ -126,19 +127,17 @@ def entries(cur, seen: Visibility, namespace: str, recursive: bool, itersize: in
 def archive(cur, seen: Visibility, namespace: str, stem: str) -> dict | None:
     """The chart version behind ``<stem>.tgz`` (``<name>-<version>``) in ``namespace``'s own index, or None.
 
-    A name and a version can both hold "-" ("my-chart-1.0.0-rc.1"), so each place a version can start is tried.
+    A name and a version can both hold "-" ("my-chart-1.0.0-rc.1"): every place a version can start is tried, in
+    one statement, and where two charts would have the same file name the one with the shorter name is meant.
     """
     if not _FILE_STEM.match(stem):
         return None
-    candidates = {stem[:m.start()]: stem[m.end():] for m in _VERSION_START.finditer(stem)}
-    for name, version in candidates.items():
-        cur.execute(_ARCHIVE, {**_params(seen, namespace, False), **_common([name], version)})
-        row = cur.fetchone()
-        if row is not None:
-            return row
-    return None
+    splits = [(stem[:m.start()], stem[m.end():]) for m in _VERSION_START.finditer(stem)]
+    cur.execute(_ARCHIVE + " ORDER BY length(v.name) LIMIT 1",
+                {**_params(seen, namespace, False), **_common([n for n, _ in splits], [v for _, v in splits])})
+    return cur.fetchone()
 
 
-def _common(names: list[str] | None, version: str | None) -> dict:
+def _common(names: list[str] | None, versions: list[str] | None) -> dict:
     return {"archive_types": list(HELM_CHART_LAYERS), "prov_type": HELM_PROVENANCE, "chart_name": CHART_NAME,
-            "names": names, "version": version}
+            "names": names, "versions": versions}

@@ -101,6 +101,11 @@ def refresh_repository(cur, repository_id: int, event_at: datetime | None) -> No
     cur.execute(_REFRESH_REPOSITORY, {"id": repository_id, "event_at": event_at})
 
 
+def mark_changed(cur, repository: str) -> None:
+    """A new change number for the repository (as a refresh takes), for writes that leave the refresh for later."""
+    cur.execute("UPDATE repositories SET change_serial = nextval('repository_changes') WHERE name = %s", (repository,))
+
+
 def manifest_indexed(cur, repository: str, digest: str) -> bool:
     """Whether the catalog holds the manifest: asked before fetching it (content behind a digest never changes)."""
     cur.execute("SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id"

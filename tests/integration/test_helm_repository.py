@@ -55,12 +55,21 @@ def charts(make_database, tmp_path_factory):
         helm_push(archive, stack.registry, places[name])
     admin = _token(stack, admin=True)
     for (name, version) in archives:
-        wait_until(lambda name=name, version=version: requests.get(
-            f"{stack.api}/api/v1/charts/{places[name]}/{name}/-/versions/{version}", headers=admin, timeout=10
-        ).status_code == 200, what=f"{name} {version} indexed")
+        _tagged(stack, admin, f"{places[name]}/{name}", version)
     yield stack, {"team": team, "other": other, "public": public, "corp": corp, "archives": archives,
                   "keyring": keyring, "admin": admin}
     stop_stack(stack)
+
+
+def _tagged(stack, headers: dict, repository: str, version: str) -> dict:
+    """Wait until the catalog has the chart version's tag, and return the tag. Helm can push a manifest and then
+    tag it, two registry events: the chart version is known before a Helm index lists it (it lists what tags name)."""
+    def tag():
+        response = requests.get(f"{stack.api}/api/v1/repositories/{repository}/-/tags", headers=headers,
+                                params={"name": version}, timeout=10)
+        return response.status_code == 200 and next((t for t in response.json()["items"] if t["name"] == version), None)
+
+    return wait_until(tag, what=f"{repository}:{version} tagged")
 
 
 def _sign(work: Path, archive: Path) -> Path:
@@ -114,6 +123,9 @@ def test_helm_lists_pulls_and_verifies_charts_from_the_namespace_repository(char
 
     # The provenance Helm pushed with tool is served beside its archive, and Helm verifies the pair.
     auth = (user, token)
+    head = requests.head(f"{url}/charts/webapp-1.1.0.tgz", auth=auth, timeout=10)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == archive.stat().st_size
+    assert head.headers["ETag"] == f'"sha256:{newest["digest"]}"'
     prov = requests.get(f"{url}/sub/charts/tool-0.1.0.tgz.prov", auth=auth, timeout=10)
     assert prov.status_code == 200, prov.text
     (tmp_path / "tool-0.1.0.tgz.prov").write_bytes(prov.content)
@@ -141,9 +153,11 @@ def test_the_index_is_gzipped_revalidated_and_the_same_bytes_until_the_namespace
     assert etag.startswith('W/"')
 
     assert requests.get(url, headers={**headers, "If-None-Match": etag}, timeout=10).status_code == 304
-    assert requests.get(url, headers={**headers, "If-Modified-Since": modified}, timeout=10).status_code == 304
-    plain = requests.get(url, headers={**headers, "Accept-Encoding": "identity"}, timeout=10)
-    assert plain.headers.get("Content-Encoding") is None and plain.content == gzip.decompress(wire)
+    # by the ETag alone: a date in whole seconds cannot tell two pushes in one second apart
+    assert requests.get(url, headers={**headers, "If-Modified-Since": modified}, timeout=10).status_code == 200
+    for refusal in ("identity", "gzip;q=0, identity", "*;q=0, identity"):
+        plain = requests.get(url, headers={**headers, "Accept-Encoding": refusal}, timeout=10)
+        assert plain.headers.get("Content-Encoding") is None and plain.content == gzip.decompress(wire), refusal
     assert requests.get(url, headers=headers, timeout=10).content == gzip.decompress(wire)  # deterministic
 
     helm_push(make_chart(tmp_path, "webapp", "1.2.0"), stack.registry, c["team"])
@@ -203,6 +217,8 @@ def test_each_caller_sees_only_their_charts_and_a_revoked_grant_applies_at_once(
     "/helm/{team}/../other/index.yaml",
     "/helm/CORP/index.yaml",
     "/helm/{team}%00/index.yaml",
+    "/helm/{team}/charts/a" + "-1" * 120 + ".tgz",  # a hundred places a version could start: one statement
+    "/helm/{team}/charts/a" + "-1" * 1500 + ".tgz",  # longer than any chart's file name
 ])
 def test_path_tricks_get_a_problem_document(charts, path):
     """Sent as written (no client normalizes the dots away) by a reporter of the team, who may not see other/."""
@@ -224,8 +240,7 @@ def test_a_version_that_is_not_semver_is_not_listed(charts):
     stack, c = charts
     repository = f"{c['team']}/odd"
     push_chart(stack.registry.url, repository, "nightly", "nightly-build")  # a chart no Helm would push
-    wait_until(lambda: requests.get(f"{stack.api}/api/v1/charts/{repository}/-/versions/nightly-build",
-                                    headers=c["admin"], timeout=10).status_code == 200, what="odd indexed")
+    _tagged(stack, c["admin"], repository, "nightly")
     index = requests.get(f"{stack.api}/helm/{c['team']}/index.yaml", headers=c["admin"], timeout=10)
     assert "odd" not in yaml.safe_load(index.content)["entries"]
     file = requests.get(f"{stack.api}/helm/{c['team']}/charts/odd-nightly-build.tgz", headers=c["admin"], timeout=10)
@@ -236,10 +251,8 @@ def test_a_chart_gone_from_the_registry_is_a_404_not_a_partial_download(charts, 
     stack, c = charts
     repository = f"{c['team']}/gone"
     helm_push(make_chart(tmp_path, "gone", "1.0.0"), stack.registry, c["team"])
-    version = wait_until(lambda: (r := requests.get(f"{stack.api}/api/v1/charts/{repository}/-/versions/1.0.0",
-                                                    headers=c["admin"], timeout=10)).status_code == 200 and r.json(),
-                         what="gone indexed")
-    manifest = requests.get(f"{stack.api}/api/v1/repositories/{repository}/-/manifests/{version['digest']}",
+    tag = _tagged(stack, c["admin"], repository, "1.0.0")
+    manifest = requests.get(f"{stack.api}/api/v1/repositories/{repository}/-/manifests/{tag['digest']}",
                             headers=c["admin"], timeout=10).json()
     [layer] = [l for l in manifest["layers"] if l["media_type"].endswith("chart.content.v1.tar+gzip")]
     # The blob goes, the manifest stays: the catalog still lists the version, the registry no longer has its archive.
@@ -308,3 +321,17 @@ def test_maintainers_and_dependencies_keep_only_what_helm_decodes(db):
         {"name": "redis", "version": "17.x", "repository": "oci://r", "tags": ["a"], "import-values": ["child"]},
         {"condition": "db.enabled", "enabled": True, "name": "db"}]
     assert "maintainers" not in _entry(db, maintainers=[{"phone": "1"}])
+
+
+def test_a_top_level_namespace_called_charts_has_its_repository_too(charts, tmp_path):
+    """/helm/charts/index.yaml could be read as the file index.yaml among the top level's archives."""
+    stack, c = charts
+    archive = make_chart(tmp_path, "toplevel", "1.0.0")
+    helm_push(archive, stack.registry, "charts")
+    _tagged(stack, c["admin"], "charts/toplevel", "1.0.0")
+    index = requests.get(f"{stack.api}/helm/charts/index.yaml", headers=c["admin"], timeout=10)
+    assert index.status_code == 200, index.text
+    [entry] = yaml.safe_load(index.content)["entries"]["toplevel"]
+    assert entry["urls"] == ["charts/toplevel-1.0.0.tgz"]
+    file = requests.get(f"{stack.api}/helm/charts/{entry['urls'][0]}", headers=c["admin"], timeout=10)
+    assert file.status_code == 200 and file.content == archive.read_bytes()

@@ -33,6 +33,13 @@ def test_the_index_is_json_which_is_yaml_grouped_by_chart_one_entry_a_line():
     assert len(text.splitlines()) == 1 + (1 + 1) + (1 + 2) + 1  # head, (chart line, its entries) each, tail
 
 
+def test_characters_yaml_refuses_or_reads_as_line_breaks_are_escaped():
+    description = "bell\x07 del\x7f csi\x9b nel\x85 ls\u2028 nonchar\uffff ok é 😀"
+    text = b"".join(write([("webapp", json.dumps({"description": description}, ensure_ascii=False))], PUSHED))
+    assert yaml.safe_load(text)["entries"]["webapp"][0]["description"] == description  # PyYAML refuses them raw
+    assert json.loads(text)["entries"]["webapp"][0]["description"] == description
+
+
 def test_an_empty_index_is_still_an_index():
     assert json.loads(b"".join(write([], PUSHED))) == {"apiVersion": "v1", "entries": {},
                                                         "generated": PUSHED.isoformat()}
@@ -64,6 +71,16 @@ def test_the_cache_keeps_the_recently_used_within_its_bytes():
     assert cache.get("b") is None and cache.get("a") is not None and cache.get("c") is not None
     cache.get_or_write("huge", lambda: _index("huge", 1000))  # bigger than the cache: served, not kept
     assert cache.get("huge") is None and cache.get("a") is not None
+
+
+def test_nothing_to_list_is_not_kept_and_a_failed_writing_leaves_nothing_behind():
+    cache = IndexCache(max_bytes=1000)
+    assert cache.get_or_write("gone", lambda: None) is None
+    try:
+        cache.get_or_write("broken", lambda: 1 / 0)
+    except ZeroDivisionError:
+        pass
+    assert cache._writing == {} and cache.get("gone") is None
 
 
 def test_clients_asking_together_cost_one_writing():
