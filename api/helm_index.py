@@ -14,6 +14,7 @@ catalog gives an unchanged index (Flux makes a new artifact revision whenever th
 from __future__ import annotations
 
 import json
+import re
 import threading
 import zlib
 from collections import OrderedDict
@@ -33,6 +34,8 @@ def repository_of(namespace: str, public_url: str) -> dict:
 # PyYAML refuse a document with one) or reads as line breaks (NEL, LS, PS), escaped as JSON writes any character:
 # one chart's description must neither break its index nor change in it.
 _NOT_YAML = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, 0xFFFE, 0xFFFF)}
+# The same characters in UTF-8, searched for first (in bytes, fast): translate() is slow, and rarely needed.
+_HAS_NOT_YAML = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbf[\xbe\xbf]")
 
 
 def write(entries: Iterable[tuple[str, str]], generated: datetime) -> Iterator[bytes]:
@@ -46,7 +49,8 @@ def write(entries: Iterable[tuple[str, str]], generated: datetime) -> Iterator[b
             current = name
         else:
             yield b",\n"
-        yield text.translate(_NOT_YAML).encode()
+        data = text.encode()
+        yield text.translate(_NOT_YAML).encode() if _HAS_NOT_YAML.search(data) else data
     yield (b"]" if current is not None else b"") + b"\n},\"generated\":" + json.dumps(generated.isoformat()).encode() + b"}\n"
 
 
