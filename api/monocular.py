@@ -20,7 +20,7 @@ from ocicat.catalog import reads
 from . import caller
 from .helm_index import repository_of
 from .openapi import documented
-from .schemas import MonocularSearchArgs
+from .schemas import HelmRepository, MonocularSearchArgs
 
 bp = Blueprint("monocular", __name__, url_prefix="/api/chartsvc/v1")
 bp.before_request(lambda: caller.authenticate(caller.BASIC_CHALLENGE))
@@ -41,14 +41,9 @@ class _Relationships(Schema):
     latestChartVersion = fields.Nested(_LatestVersion)
 
 
-class _Repo(Schema):
-    name = fields.Str(metadata={"description": "the chart's namespace (ocicat at the top level)"})
-    url = fields.Str(metadata={"description": "the classic Helm repository to helm repo add"})
-
-
 class _Attributes(Schema):
     description = fields.Str()
-    repo = fields.Nested(_Repo)
+    repo = fields.Nested(HelmRepository)
 
 
 class _Package(Schema):

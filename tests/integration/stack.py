@@ -10,6 +10,7 @@ import requests
 
 from harness.processes import Ocicat, free_port, python_env, wait_http
 from harness.registry import Registry
+from ocicat import accounts
 from ocicat.db import Database
 
 
@@ -27,13 +28,24 @@ class Stack:
         headers["Authorization"] = f"Bearer {self.secret if secret is None else secret}"
         return requests.post(f"{self.api}/api/v1/events", data=body, headers=headers, timeout=10)
 
-    def get(self, path: str, **params) -> requests.Response:
-        return requests.get(f"{self.api}{path}", params=params, timeout=10)
+    def get(self, path: str, headers: dict | None = None, **params) -> requests.Response:
+        return requests.get(f"{self.api}{path}", params=params, headers=headers, timeout=10)
 
-    def tags(self, repository: str) -> dict[str, dict]:
-        """The repository's tags by name, as the API shows them ({} while it is unknown)."""
-        response = self.get(f"/api/v1/repositories/{repository}/-/tags", limit=200)
+    def tags(self, repository: str, headers: dict | None = None) -> dict[str, dict]:
+        """The repository's tags by name, as the API shows them (to the caller of ``headers``; {} while it is
+        unknown)."""
+        response = self.get(f"/api/v1/repositories/{repository}/-/tags", headers, limit=200)
         return {t["name"]: t for t in response.json()["items"]} if response.status_code == 200 else {}
+
+    def user(self, roles: dict[str, str] | None = None, admin: bool = False) -> tuple[str, str]:
+        """A new user with roles on paths (path: role), and an API token of theirs: (name, token)."""
+        name = f"user-{uuid.uuid4().hex[:8]}"
+        with self.db.transaction() as cur:
+            accounts.create_user(cur, name, admin)
+            for path, role in (roles or {}).items():
+                accounts.grant(cur, name, path, role)
+            _, token = accounts.create_token(cur, name)
+        return name, token
 
 
 def start_stack(make_database, log_dir: Path, command: str = "serve", **settings) -> Stack:

@@ -64,12 +64,7 @@ def charts(make_database, tmp_path_factory):
 def _tagged(stack, headers: dict, repository: str, version: str) -> dict:
     """Wait until the catalog has the chart version's tag, and return the tag. Helm can push a manifest and then
     tag it, two registry events: the chart version is known before a Helm index lists it (it lists what tags name)."""
-    def tag():
-        response = requests.get(f"{stack.api}/api/v1/repositories/{repository}/-/tags", headers=headers,
-                                params={"name": version}, timeout=10)
-        return response.status_code == 200 and next((t for t in response.json()["items"] if t["name"] == version), None)
-
-    return wait_until(tag, what=f"{repository}:{version} tagged")
+    return wait_until(lambda: stack.tags(repository, headers).get(version), what=f"{repository}:{version} tagged")
 
 
 def _sign(work: Path, archive: Path) -> Path:
@@ -88,12 +83,8 @@ def _sign(work: Path, archive: Path) -> Path:
 
 
 def _token(stack, roles: dict[str, str] | None = None, admin: bool = False, basic: bool = False):
-    name = f"user-{uuid.uuid4().hex[:8]}"
-    with stack.db.transaction() as cur:
-        accounts.create_user(cur, name, admin)
-        for path, role in (roles or {}).items():
-            accounts.grant(cur, name, path, role)
-        _, token = accounts.create_token(cur, name)
+    """A new user's credentials: (name, token) for HTTP Basic, else the Bearer headers."""
+    name, token = stack.user(roles, admin)
     return (name, token) if basic else {"Authorization": f"Bearer {token}"}
 
 

@@ -43,12 +43,7 @@ def receiver():
 
 def _user(stack, role_paths: dict[str, str] | None = None, admin: bool = False) -> tuple[str, dict]:
     """A new user with roles on paths, and the headers of their API token."""
-    name = f"user-{uuid.uuid4().hex[:8]}"
-    with stack.db.transaction() as cur:
-        accounts.create_user(cur, name, admin)
-        for path, role in (role_paths or {}).items():
-            accounts.grant(cur, name, path, role)
-        _, token = accounts.create_token(cur, name)
+    name, token = stack.user(role_paths, admin)
     return name, {"Authorization": f"Bearer {token}"}
 
 
