@@ -6,7 +6,7 @@ import re
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ocicat.catalog import reads
+from ocicat.catalog import reads, upgrades
 from ocicat.catalog.visibility import Visibility
 from ocicat.oci.names import DIGEST_RE, REPOSITORY_RE
 
@@ -16,9 +16,12 @@ from .openapi import documented
 from .pagination import decode_cursor, link_header, list_response, page
 from .problems import problem
 from .schemas import (
+    ChartFiles,
     ChartListArgs,
     ChartListItem,
     ChartVersion,
+    CompareArgs,
+    Comparison,
     Deletion,
     FacetCount,
     ListArgs,
@@ -173,6 +176,37 @@ def chart_version(name: str, version: str):
     with _db().transaction() as cur:
         row = reads.chart_version(cur, _access(), name, version=version)
     return _chart_version_response(row, name, version)
+
+
+@bp.get("/charts/<path:name>/-/versions/<version>/files")
+@documented("A chart version's templates and CRDs with their contents, all at once (at most 16 MiB)",
+            response=ChartFiles, errors=(401, 404))
+def chart_files(name: str, version: str):
+    with _db().transaction() as cur:
+        found = _chart_version_id(cur, name, version)
+        items = upgrades.files(cur, found[1]) if found else None
+    return _not_found(name, version) if items is None else jsonify(ChartFiles().dump({"items": items}))
+
+
+@bp.get("/charts/<path:name>/-/compare")
+@documented("Compare two versions of a chart: Chart.yaml, values (by path), schema, templates and CRDs (unified "
+            "diffs), dependencies, images, the changelogs between, and the upgrade report", args=CompareArgs,
+            response=Comparison, errors=(400, 401, 404))
+def compare_versions(name: str):
+    args = CompareArgs().load(request.args)
+    with _db().transaction() as cur:
+        found = {end: _chart_version_id(cur, name, args[key]) for end, key in (("from", "from_"), ("to", "to"))}
+        missing = next((args[key] for end, key in (("from", "from_"), ("to", "to")) if found[end] is None), None)
+        if missing is not None:
+            return _not_found(name, missing)
+        result = upgrades.comparison(cur, found["from"][0], found["from"][1], found["to"][1])
+    return jsonify(Comparison().dump(result))
+
+
+def _chart_version_id(cur, name: str, version: str) -> tuple[int, int] | None:
+    if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
+        return None
+    return reads.chart_version_id(cur, _access(), name, version)
 
 
 # What ocicat extracts from a digest never changes until ocicat itself learns to extract more (an upgrade):

@@ -99,6 +99,41 @@ class Repository(Schema):
     last_pushed_at = fields.DateTime()
 
 
+class VersionRef(Schema):
+    version = fields.Str()
+    digest = fields.Str()
+
+
+class UpgradeSummary(Schema):
+    """What changed since the version a user most likely upgrades from (ocicat.catalog.upgrades)."""
+
+    from_ = fields.Nested(VersionRef, data_key="from", attribute="from",
+                          metadata={"description": "the highest release below this version (for a prerelease too), "
+                                                   "else the highest prerelease below"})
+    breaking = fields.Int(metadata={"description": "breaking candidates among the changes"})
+    changes = fields.Int()
+
+
+class UpgradeItem(Schema):
+    category = fields.Str(metadata={"description": "value-removed, value-renamed, schema-required, schema-type, "
+                                                   "schema-enum, schema-invalid, default-changed, crd-changed, "
+                                                   "kube-version, dependency-major, dependency-changed, image-changed"
+                                                   " (the report's order)"})
+    breaking = fields.Bool()
+    path = fields.Str(metadata={"description": "a values path as helm --set writes it, a file, a dependency or an "
+                                               "image repository"})
+    from_ = fields.Str(data_key="from", attribute="from", allow_none=True)
+    to = fields.Str(allow_none=True)
+    fields_ = fields.List(fields.Str(), data_key="fields", attribute="fields",
+                          metadata={"description": "a CRD's changed fields"})
+
+
+class UpgradeReport(UpgradeSummary):
+    items = fields.List(fields.Nested(UpgradeItem))
+    more = fields.Int(metadata={"description": "items past the report's first 100"})
+    notes = fields.List(fields.Str(), metadata={"description": "what could not be compared, or was cut"})
+
+
 class ChartListItem(Schema):
     repository = fields.Str()
     namespace = fields.Str()
@@ -112,6 +147,7 @@ class ChartListItem(Schema):
     type = fields.Str(allow_none=True)
     digest = fields.Str()
     pushed_at = fields.DateTime()
+    upgrade = fields.Nested(UpgradeSummary, allow_none=True)
 
 
 class SearchHit(Schema):
@@ -123,6 +159,7 @@ class SearchHit(Schema):
     description = fields.Str(allow_none=True)
     chart_version = fields.Str(allow_none=True)
     app_version = fields.Str(allow_none=True)
+    upgrade = fields.Nested(UpgradeSummary, allow_none=True)
 
 
 class FacetCount(Schema):
@@ -234,6 +271,56 @@ class ChartVersion(ChartListItem):
     artifacthub = fields.Dict(keys=fields.Str())
     warnings = fields.List(fields.Str())
     error = fields.Str(allow_none=True)
+    upgrade_report = fields.Nested(UpgradeReport, allow_none=True)
+
+
+class ChartFile(Schema):
+    path = fields.Str()
+    size = fields.Int(metadata={"description": "bytes, in the chart archive"})
+    truncated = fields.Bool(metadata={"description": "content is cut at 1 MiB a file, 16 MiB a chart"})
+    content = fields.Str()
+
+
+class ChartFiles(Schema):
+    items = fields.List(fields.Nested(ChartFile))
+
+
+class CompareArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    from_ = _text(128, data_key="from", required=True)
+    to = _text(128, required=True)
+
+
+class FileChange(Schema):
+    path = fields.Str()
+    status = fields.Str(metadata={"description": "added, removed or changed"})
+    diff = fields.Str(allow_none=True, metadata={"description": "unified diff; null when not diffed (see notes)"})
+    fields_ = fields.List(fields.Str(), data_key="fields", attribute="fields",
+                          metadata={"description": "a CRD's changed fields"})
+    truncated = fields.Bool()
+
+
+class Comparison(Schema):
+    """Two versions of a chart compared (ocicat.compare)."""
+
+    from_ = fields.Nested(VersionRef, data_key="from", attribute="from")
+    to = fields.Nested(VersionRef)
+    fields_ = fields.List(fields.Dict(), data_key="fields", attribute="fields",
+                          metadata={"description": "Chart.yaml fields that differ: field, from, to"})
+    values = fields.Dict(metadata={"description": "added, removed, renamed, changed: keys with paths, defaults and "
+                                                  "the comments that explain them"})
+    schema = fields.Dict(metadata={"description": "added, removed, required, type_changed, enum_changed, invalid"})
+    templates = fields.List(fields.Nested(FileChange))
+    crds = fields.List(fields.Nested(FileChange))
+    dependencies = fields.List(fields.Dict(), metadata={"description": "name, status, from, to, major"})
+    images = fields.List(fields.Dict(), metadata={"description": "repository, name, status, from, to"})
+    changelog = fields.List(fields.Dict(), metadata={"description": "artifacthub.io/changes of each version between, "
+                                                                    "newest first"})
+    notes = fields.List(fields.Str())
+    report = fields.Nested(UpgradeReport)
+    seconds = fields.Float()
 
 
 class Me(Schema):

@@ -1,6 +1,6 @@
 """What ocicat writes at ingest now but did not when earlier charts were indexed, written by the workers in the
-background, a batch per transaction, once: READMEs rendered to HTML (migration 0010) and Helm index entries
-(migration 0014).
+background, a batch per transaction, once: READMEs rendered to HTML (migration 0010), Helm index entries
+(migration 0014) and upgrade reports (migration 0015).
 
 Every worker makes one pass of each in id order when it starts, skipping what another holds; a README that cannot
 be rendered (too large, too deeply nested) stays text and is only looked at again by the next start.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from ocicat.catalog import writes
+from ocicat.catalog import upgrades, writes
 from ocicat.db import Database
 
 from .readme import MAX_README_CHARS, readme_html
@@ -23,7 +23,8 @@ BATCH = 100
 
 def run(db: Database, stop: threading.Event) -> dict[str, int]:
     """One pass of each; how many of each it wrote. Failures are logged: the next start tries again."""
-    return {"readmes": readmes(db, stop), "index entries": index_entries(db, stop)}
+    return {"readmes": readmes(db, stop), "index entries": index_entries(db, stop),
+            "upgrade reports": _batches(db, stop, upgrades.write_missing_reports, "upgrade reports")}
 
 
 def readmes(db: Database, stop: threading.Event) -> int:
@@ -47,17 +48,21 @@ def readmes(db: Database, stop: threading.Event) -> int:
 
 
 def index_entries(db: Database, stop: threading.Event) -> int:
+    return _batches(db, stop, writes.write_index_entries, "Helm index entries")
+
+
+def _batches(db: Database, stop: threading.Event, write, what: str) -> int:
+    """``write(cur, BATCH)`` a transaction at a time until it writes less than a batch."""
     written = 0
     try:
         while not stop.is_set():
             with db.transaction() as cur:
-                batch = writes.write_index_entries(cur, BATCH)
+                batch = write(cur, BATCH)
             written += batch
             if batch < BATCH:
                 break
     except Exception:  # noqa: BLE001 - the worker goes on; the next start tries again
-        log.warning("writing the Helm index entries of earlier charts failed", exc_info=True)
+        log.warning("writing the %s of earlier charts failed", what, exc_info=True)
     if written:
-        log.info("wrote the Helm index entries of %d chart version(s) indexed before they were written at ingest",
-                 written)
+        log.info("wrote the %s of %d chart version(s) indexed before they were written at ingest", what, written)
     return written

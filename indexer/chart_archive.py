@@ -48,6 +48,11 @@ MAX_ENTRIES = 10_000  # Helm has no count limit; real charts, subcharts included
 # no chart within MAX_TOTAL compresses to more than this.
 MAX_COMPRESSED = 128 * MiB
 MAX_EXTENSION_HEADER = 1 * MiB  # Go archive/tar's maxSpecialFileSize
+# Template and CRD contents kept for comparing versions (ocicat.compare): each file up to MAX_SOURCE bytes, all of a
+# chart's together up to MAX_SOURCES; past either, the rest of a file is dropped and the file marked truncated. Real
+# templates are a few KiB, and the largest charts' 200 templates and CRDs come to a few MiB.
+MAX_SOURCE = 1 * MiB
+MAX_SOURCES = 16 * MiB
 
 _CHUNK = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -69,6 +74,15 @@ _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what Helm installs from crds/
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
+@dataclass(frozen=True)
+class Source:
+    """A template or CRD as kept: its text (cut at the caps, see MAX_SOURCE) and its size in the archive."""
+
+    text: str
+    size: int
+    truncated: bool
+
+
 class ChartArchiveError(ValueError):
     """The chart archive is refused; the message is a one-line reason to show users."""
 
@@ -87,6 +101,7 @@ class ChartContents:
     values_schema: dict | None  # values.schema.json; None with a warning if it is not a JSON object
     templates: list[str]  # paths under templates/, relative to the chart root, sorted
     crds: list[str]  # .yaml/.yml/.json paths under crds/, sorted
+    sources: dict[str, "Source"]  # the templates' and CRDs' contents, by path
     chart_lock: dict | None  # Chart.lock
     requirements: list[dict] | None  # requirements.yaml ``dependencies`` (apiVersion v1 charts)
     files: int  # regular files in the archive
@@ -195,6 +210,8 @@ class _Reader:
         self.readme_rank = len(_README_RANK)
         self.templates: list[str] = []
         self.crds: list[str] = []
+        self.sources: dict[str, Source] = {}
+        self.source_budget = MAX_SOURCES
 
     def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         self.entries += 1
@@ -230,9 +247,19 @@ class _Reader:
             self.readme, self.readme_rank = tar.extractfile(member).read(), rank
         elif path.startswith("templates/"):
             self.templates.append(path)
+            self._keep_source(tar, member, path)
         elif path.startswith("crds/") and path.lower().endswith(_MANIFEST_SUFFIXES):
             self.crds.append(path)
+            self._keep_source(tar, member, path)
         # Anything else, subcharts under charts/ included, is counted and skipped.
+
+    def _keep_source(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        """Keep a template's or CRD's text, as much of it as the caps leave (the rest is skipped, not inflated)."""
+        kept = min(member.size, MAX_SOURCE, self.source_budget)
+        self.source_budget -= kept
+        data = tar.extractfile(member).read(kept) if kept else b""
+        # A cut can fall inside a UTF-8 sequence: its bytes become U+FFFD, as undecodable bytes do anyway.
+        self.sources[path] = Source(_text(data), member.size, kept < member.size)
 
     def _chart_path(self, name: str) -> str:
         """``name`` relative to the chart directory ("" for the directory itself), checked like Helm's loader."""
@@ -287,6 +314,7 @@ class _Reader:
             values_schema=values_schema,
             templates=sorted(self.templates),
             crds=sorted(self.crds),
+            sources=self.sources,
             chart_lock=_yaml_map(self.kept["Chart.lock"], "Chart.lock") if "Chart.lock" in self.kept else None,
             requirements=requirements,
             files=len(self.paths),

@@ -62,7 +62,7 @@ class Extractor:
             if classified.config_media_type == HELM_CONFIG and classified.config_digest:
                 details.chart = parse_chart_config(self.registry.get_blob(repository, classified.config_digest))
                 details.chart["prerelease"], details.chart["version_key"] = version_order(details.chart["version"])
-                details.error = self._chart_contents(repository, classified, details.chart)
+                details.error = self._chart_contents(repository, classified, details)
             elif classified.kind == "image" and classified.config_media_type in IMAGE_CONFIG_TYPES:
                 blob = self.registry.get_blob(repository, classified.config_digest or "")
                 details.image_config = images.parse_image_config(blob)
@@ -73,13 +73,15 @@ class Extractor:
             details.error = f"blob missing from the registry: {exc}"
         return Details(
             chart=storable(details.chart),
+            sources=details.sources,
             image_config=storable(details.image_config),
             metadata=storable(details.metadata),
             error=storable(details.error),
         )
 
-    def _chart_contents(self, repository: str, classified: Classified, chart: dict) -> str | None:
-        """Add the chart layer's contents to ``chart``; the reason if the layer was refused."""
+    def _chart_contents(self, repository: str, classified: Classified, details: Details) -> str | None:
+        """Add the chart layer's contents to ``details``; the reason if the layer was refused."""
+        chart = details.chart
         chart["has_provenance"] = any(l["media_type"] == HELM_PROVENANCE for l in classified.layers)
         chart["artifacthub"] = artifacthub_annotations(chart["annotations"])
         layer = next((l for l in classified.layers if l["media_type"] in HELM_CHART_LAYERS), None)
@@ -102,6 +104,8 @@ class Extractor:
             crds=contents.crds,
             chart_lock=contents.chart_lock,
         )
+        details.sources = [{"path": path, "content": source.text, "size": source.size, "truncated": source.truncated}
+                           for path, source in sorted(contents.sources.items())]
         if not chart["dependencies"] and contents.requirements:  # apiVersion v1 charts: requirements.yaml
             chart["dependencies"] = contents.requirements
         chart["warnings"] += contents.warnings

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ocicat import metrics
-from ocicat.catalog import outbox, writes
+from ocicat.catalog import outbox, upgrades, writes
 from ocicat.db import Database
 from ocicat.errors import Busy, NotFound
 from ocicat.events import Event
@@ -54,13 +54,15 @@ def _save(cur, repository_id: int, event: Event, extracted: Extracted, crawl: bo
 
     A re-index (resync --reindex) announces nothing new: nothing changed for the world outside."""
     details, classified = extracted.details, extracted.classified
-    new = writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc, classified,
-                               event.timestamp, details)
+    manifest_id, new = writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc,
+                                            classified, event.timestamp, details)
+    upgrade = upgrades.write_reports(cur, repository_id, manifest_id) if details.chart else None
     change = _write_tag(cur, repository_id, event, crawl, write_tag)
     # An attachment by its tag only (cosign's sha256-<hex>.sig) was announced by _write_tag, as attachment.added.
     if new and not (classified.subject_digest is None and attachment_subject(event.tag)):
         tagged = change is not None and change.digest == event.digest
-        chart = details.chart and {k: details.chart.get(k) for k in ("name", "version", "app_version", "description")}
+        chart = details.chart and {**{k: details.chart.get(k) for k in ("name", "version", "app_version", "description")},
+                                   "upgrade": upgrade and {k: upgrade[k] for k in ("from", "breaking", "changes")}}
         outbox.record(cur, outbox.published_type(classified.kind, classified.subject_digest), event.repository,
                       event.timestamp, crawl=crawl, tag=event.tag if tagged else None, digest=event.digest,
                       kind=classified.kind, chart=chart, subject_digest=classified.subject_digest, error=details.error)

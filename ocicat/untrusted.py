@@ -62,15 +62,45 @@ def yaml_document(text: str, what: str):
 
     The document's shape is checked before anything is built (see _check_shape).
     """
+    return _load(text, what, None)
+
+
+def yaml_document_and_key_lines(text: str, what: str) -> tuple[object, dict[tuple, int]]:
+    """:func:`yaml_document`, and the line (from 0) of each mapping key outside sequences, by its path of keys:
+    where the comments that explain a key are (ocicat.compare reads them; PyYAML keeps none, and ruamel.yaml, which
+    does, took 320 ms where this takes 9 for a 70 KB values.yaml)."""
+    lines: dict[tuple, int] = {}
+    return _load(text, what, lines), lines
+
+
+def _load(text: str, what: str, key_lines: dict | None):
     try:
         _check_shape(text, what)
         loader = _Loader(text)
         try:
-            return loader.construct_document(loader.get_node()) if loader.check_node() else None
+            if not loader.check_node():
+                return None
+            node = loader.get_node()
+            if key_lines is not None:
+                _walk_keys(node, key_lines)
+            return loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
         raise YAMLError(f"{what} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def _walk_keys(root: yaml.Node, lines: dict[tuple, int]) -> None:
+    """Each scalar key's line, by path; iterative, over a document _check_shape has bounded (aliases included)."""
+    stack = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                lines[path + (key.value,)] = key.start_mark.line
+                stack.append((path + (key.value,), value))
 
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the same safe constructor, in C when available

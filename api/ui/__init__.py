@@ -47,6 +47,7 @@ for rule, endpoint, page in [
     ("/namespaces/<path:namespace>", "namespace", "browse"),
     ("/repositories/<path:name>", "repository", "repository"),
     ("/repositories/<path:name>/-/manifests/<digest>", "manifest", "manifest"),
+    ("/charts/<path:name>/-/compare", "compare", "compare"),
     ("/charts/<path:name_and_version>", "chart", "chart"),
     ("/search", "search", "search"),
     ("/sign-in", "sign_in", "sign-in"),

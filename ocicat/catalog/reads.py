@@ -248,25 +248,33 @@ def manifest(cur, repository_id: int, digest: str) -> dict | None:
     return row
 
 
+# The chart with a version (or at a digest); if several manifests carry the version, the tagged and most recently
+# pushed one.
+_CHART_AT = f"""
+  FROM repositories r
+  JOIN manifests m ON m.repository_id = r.id
+  JOIN helm_charts c ON c.manifest_id = m.id
+ WHERE r.name = %(name)s AND {VISIBLE}
+   AND (%(version)s::text IS NULL OR c.version = %(version)s) AND (%(digest)s::text IS NULL OR m.digest = %(digest)s)
+ ORDER BY EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest) DESC, m.pushed_at DESC
+ LIMIT 1
+"""
+
+
 def chart_version(cur, seen: Visibility, repository: str, version: str | None = None,
                   digest: str | None = None) -> dict | None:
-    """The chart with this version (or at this digest); if several manifests carry the version, the tagged
-    and most recently pushed one."""
-    cur.execute(
-        f"""
-        SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.*
-          FROM repositories r
-          JOIN manifests m ON m.repository_id = r.id
-          JOIN helm_charts c ON c.manifest_id = m.id
-         WHERE r.name = %(name)s AND {VISIBLE}
-           AND (%(version)s::text IS NULL OR c.version = %(version)s) AND (%(digest)s::text IS NULL OR m.digest = %(digest)s)
-         ORDER BY EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = m.digest) DESC,
-                  m.pushed_at DESC
-         LIMIT 1
-        """,
-        {**seen.params, "name": repository, "version": version, "digest": digest},
-    )
+    """The chart with this version (or at this digest), everything known of it."""
+    cur.execute(f"SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.* {_CHART_AT}",
+                {**seen.params, "name": repository, "version": version, "digest": digest})
     return cur.fetchone()
+
+
+def chart_version_id(cur, seen: Visibility, repository: str, version: str) -> tuple[int, int] | None:
+    """(repository id, manifest id) of the chart with this version, as :func:`chart_version` finds it."""
+    cur.execute(f"SELECT r.id AS repository_id, m.id AS manifest_id {_CHART_AT}",
+                {**seen.params, "name": repository, "version": version, "digest": None})
+    row = cur.fetchone()
+    return row and (row["repository_id"], row["manifest_id"])
 
 
 def _like_escape(text: str) -> str:
@@ -278,7 +286,8 @@ def _like_escape(text: str) -> str:
 # as its latest_chart_id (writes._REFRESH_REPOSITORY).
 _VERSION_RANK = "chart_version_rank(c.prerelease)"
 _CHART_SUMMARY = """
-c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecated, c.type, m.digest, m.pushed_at
+c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecated, c.type, m.digest, m.pushed_at,
+c.upgrade_report - 'items' - 'notes' AS upgrade
 """
 
 
@@ -381,7 +390,7 @@ _SEARCH_LATEST = """
 LEFT JOIN LATERAL (
     SELECT coalesce(c.name, m.metadata->>'title') AS title,
            coalesce(c.description, m.metadata->>'description') AS description,
-           c.version AS chart_version, c.app_version
+           c.version AS chart_version, c.app_version, c.upgrade_report - 'items' - 'notes' AS upgrade
       FROM (SELECT * FROM manifests WHERE repository_id = h.id AND subject_digest IS NULL
              ORDER BY pushed_at DESC, id DESC LIMIT 1) m
       LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true

@@ -15,6 +15,7 @@ lock, so two workers never interleave the writes of a push and a delete of the s
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -127,6 +128,7 @@ class Details:
     """What the worker extracted beyond the manifest itself."""
 
     chart: dict | None = None  # helm_charts columns
+    sources: list[dict] = field(default_factory=list)  # the chart's templates and CRDs: path, content, size, truncated
     image_config: dict | None = None  # image_configs columns
     metadata: dict = field(default_factory=dict)  # surfaced OCI annotations
     error: str | None = None  # a recorded problem with the contents (bad chart, bad config)
@@ -141,8 +143,9 @@ def save_manifest(
     classified: Classified,
     pushed_at: datetime,
     details: Details,
-) -> bool:
-    """Write a fetched manifest and what hangs off it; True if it is new to the catalog (not a re-index)."""
+) -> tuple[int, bool]:
+    """Write a fetched manifest and what hangs off it; its id, and True if it is new to the catalog (not a
+    re-index)."""
     # Descriptor sizes are the pusher's claims: their sum is clamped to what bigint holds.
     size = min(manifest_size + classified.config_size + sum(l["size_bytes"] for l in classified.layers), 2**63 - 1)
     cur.execute(
@@ -172,7 +175,7 @@ def save_manifest(
     row = cur.fetchone()
     manifest_id = row["id"]
     if not row["inserted"]:  # re-indexing (xmax = 0 only on a fresh insert): replace what hangs off it
-        for table in ("layers", "index_children", "helm_charts", "image_configs"):
+        for table in ("layers", "index_children", "chart_files", "helm_charts", "image_configs"):
             cur.execute(f"DELETE FROM {table} WHERE manifest_id = %s", (manifest_id,))
     if classified.layers:
         execute_values(
@@ -195,13 +198,34 @@ def save_manifest(
     if details.chart is not None:
         _insert_row(cur, "helm_charts", manifest_id, details.chart)
         cur.execute(f"UPDATE helm_charts c SET {_INDEX_ENTRY} WHERE manifest_id = %s", (manifest_id,))
+        _save_sources(cur, manifest_id, details.sources)
     if details.image_config is not None:
         _insert_row(cur, "image_configs", manifest_id, details.image_config)
-    return row["inserted"]
+    return manifest_id, row["inserted"]
 
 
 # A chart version's entry in a Helm repository's index (migration 0014, functions/helm_index_entry.sql).
 _INDEX_ENTRY = "index_entry = helm_index_entry(c)"
+
+
+def _save_sources(cur, manifest_id: int, sources: list[dict]) -> None:
+    """A chart version's templates and CRDs (migration 0015): each content stored once, under its SHA-256.
+
+    The contents already stored are asked for first, so that a version repeating its predecessor's templates sends
+    their digests, not their text. New ones are inserted in digest order: two workers storing the same new
+    contents then take their row locks in one order and cannot deadlock.
+    """
+    if not sources:
+        return
+    digests = {s["path"]: hashlib.sha256(s["content"].encode()).digest() for s in sources}
+    cur.execute("SELECT digest FROM chart_sources WHERE digest = ANY (%s)", (list(set(digests.values())),))
+    stored = {bytes(row["digest"]) for row in cur.fetchall()}
+    new = {digests[s["path"]]: s["content"] for s in sources if digests[s["path"]] not in stored}
+    if new:
+        execute_values(cur, "INSERT INTO chart_sources (digest, content) VALUES %s ON CONFLICT (digest) DO NOTHING",
+                       sorted(new.items()))
+    execute_values(cur, "INSERT INTO chart_files (manifest_id, path, size, truncated, digest) VALUES %s",
+                   [(manifest_id, s["path"], s["size"], s["truncated"], digests[s["path"]]) for s in sources])
 
 
 def write_index_entries(cur, limit: int) -> int:

@@ -42,7 +42,7 @@ def test_helm_push_publishes_a_chart_version_with_what_a_receiver_needs(stack, t
     event = published[0]
     assert event["crawl"] is False and event["digest"].startswith("sha256:")
     assert event["data"]["chart"] == {"name": "webapp", "version": "1.2.3+build.4", "app_version": "2.0.1",
-                                      "description": "Web application"}
+                                      "description": "Web application", "upgrade": None}
     assert event["data"]["kind"] == "helm-chart" and event["data"]["namespace"] == namespace
     assert event["data"]["origin"] == "registry"
 

@@ -162,23 +162,29 @@ def test_the_readme_is_made_safe_html_once_when_indexed_and_a_hostile_one_stays_
 
 
 def test_what_charts_indexed_by_an_older_ocicat_lack_is_written_by_the_workers(db, registry):
-    """Charts indexed by an older ocicat have a README and no HTML, and no Helm index entry: a worker writes them,
-    once, in the background."""
+    """Charts indexed by an older ocicat have a README and no HTML, no Helm index entry and no upgrade report: a
+    worker writes them, once, in the background."""
     repository = f"backfill-{uuid.uuid4().hex[:8]}/chart"
-    digest = _push_raw_chart(SimpleNamespace(registry=registry), repository, "1.0.0", chart_tgz(
-        {"Chart.yaml": "apiVersion: v1\nname: chart\nversion: 1.0.0\n", "README.md": "# Before\n"}, top="chart"))
     queue = PostgresQueue(db)
-    queue.publish([Event.load(fresh_push_event(repository, digest, "1.0.0"))], [])
-    assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
+    for version, replicas in (("1.0.0", 1), ("1.1.0", 2)):
+        digest = _push_raw_chart(SimpleNamespace(registry=registry), repository, version, chart_tgz(
+            {"Chart.yaml": f"apiVersion: v1\nname: chart\nversion: {version}\n", "README.md": "# Before\n",
+             "values.yaml": f"replicas: {replicas}\n"}, top="chart"))
+        queue.publish([Event.load(fresh_push_event(repository, digest, version))], [])
+        assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
     with db.transaction() as cur:
-        cur.execute("SELECT index_entry FROM helm_charts")
-        entry = cur.fetchone()["index_entry"]
-        # as migrations 0010 and 0014 found them
-        cur.execute("UPDATE helm_charts SET readme_html = NULL, index_entry = NULL RETURNING 1")
+        cur.execute("SELECT version, index_entry, upgrade_report FROM helm_charts ORDER BY version")
+        written = cur.fetchall()
+        # as migrations 0010, 0014 and 0015 found them
+        cur.execute("UPDATE helm_charts SET readme_html = NULL, index_entry = NULL, upgrade_report = NULL,"
+                    " upgrade_reported = false RETURNING 1")
         assert cur.fetchall()
-    assert backfill.run(db, threading.Event()) == {"readmes": 1, "index entries": 1}
-    assert backfill.run(db, threading.Event()) == {"readmes": 0, "index entries": 0}  # once
+    assert written[1]["upgrade_report"]["items"][0]["path"] == "replicas"
+    assert backfill.run(db, threading.Event()) == {"readmes": 2, "index entries": 2, "upgrade reports": 2}
+    assert backfill.run(db, threading.Event()) == {"readmes": 0, "index entries": 0, "upgrade reports": 0}  # once
     with db.transaction() as cur:
-        cur.execute("SELECT readme_html, index_entry FROM helm_charts")
-        row = cur.fetchone()
-        assert row["readme_html"] == "<h1>Before</h1>\n" and row["index_entry"] == entry
+        cur.execute("SELECT readme_html, index_entry, upgrade_report FROM helm_charts ORDER BY version")
+        rows = cur.fetchall()
+    assert [row["readme_html"] for row in rows] == ["<h1>Before</h1>\n"] * 2
+    assert [(row["index_entry"], row["upgrade_report"]) for row in rows] == [
+        (w["index_entry"], w["upgrade_report"]) for w in written]

@@ -83,7 +83,8 @@ def test_a_helm_push_reaches_a_subscriber_signed_as_a_cloudevent_with_the_chart(
     assert event.get_source() == hooks.api
     data = event.get_data()
     assert data["repository"] == f"{namespace}/charts/webapp"
-    assert data["chart"] == {"name": "webapp", "version": "1.3.0", "app_version": "2.1.0", "description": "Web app"}
+    assert data["chart"] == {"name": "webapp", "version": "1.3.0", "app_version": "2.1.0", "description": "Web app",
+                             "upgrade": None}
     assert requests.get(data["links"]["api"], headers=alice, timeout=10).status_code == 200
 
     log = wait_until(lambda: (items := requests.get(f"{hooks.api}/api/v1/subscriptions/{subscription['id']}/deliveries",

@@ -17,6 +17,7 @@ const ROUTES = [
   [/^namespaces\/(.+?)\/?$/, 'browse', (m) => ({ namespace: m[1] })],
   [/^repositories\/(.+)\/-\/manifests\/([^/]+)$/, 'manifest', (m) => ({ name: m[1], digest: m[2] })],
   [/^repositories\/(.+?)\/?$/, 'repository', (m) => ({ name: m[1] })],
+  [/^charts\/(.+)\/-\/compare$/, 'compare', (m) => ({ name: m[1] })],
   [/^charts\/(.+)\/([^/]+)$/, 'chart', (m) => ({ name: m[1], version: m[2] })],
   [/^search$/, 'search', () => ({})],
   [/^sign-in$/, 'sign-in', () => ({})],

@@ -3,6 +3,7 @@
 import * as api from '../api.js';
 import { external, h, pager, pairs, path, section, shortDigest, table, when, badge } from '../dom.js';
 import { insertSanitized } from '../html.js';
+import { changeList, reportList, upgradeBadge } from '../upgrade.js';
 import { yamlBlock } from '../yaml.js';
 import { breadcrumbs, kinds, ui } from './common.js';
 
@@ -75,12 +76,89 @@ function readme(c) {
   return c.readme ? h('pre', { class: 'code readme-text' }, c.readme) : h('p', { class: 'empty' }, 'This chart has no README.');
 }
 
+function compareHref(name, from, to) {
+  return `${ui('charts', name, '-', 'compare')}?${new URLSearchParams({ from, to })}`;
+}
+
 function versions(name, current, list) {
   return [h('ol', { class: 'versions' }, list.items.map((v) => h('li', null,
     v.version === current ? h('strong', { 'aria-current': 'page' }, v.version)
       : h('a', { href: ui('charts', name, v.version) }, v.version),
     v.app_version ? h('span', { class: 'muted' }, ` app ${v.app_version}`) : '', ' ', when(v.pushed_at),
-    v.deprecated ? badge('deprecated') : ''))), pager(list.next_cursor, 'vcursor')];
+    v.deprecated ? badge('deprecated') : '', ' ',
+    v.upgrade ? h('a', { href: compareHref(name, v.upgrade.from.version, v.version), class: 'upgrade-link',
+      title: `What changed since ${v.upgrade.from.version}` }, upgradeBadge(v.upgrade)) : '',
+    v.version !== current ? [' ', h('a', { href: compareHref(name, v.version, current), class: 'muted' }, 'compare')] : ''))),
+  pager(list.next_cursor, 'vcursor')];
+}
+
+function upgrade(name, c) {
+  const report = c.upgrade_report;
+  if (!report) return h('p', { class: 'empty' }, 'No earlier version to compare with.');
+  return [
+    h('p', null, `Upgrading from ${report.from.version}: `, upgradeBadge(report), ' ',
+      h('a', { href: compareHref(name, report.from.version, c.version) }, `Compare ${report.from.version} with ${c.version}`)),
+    reportList(report),
+  ];
+}
+
+const MAX_SCHEMA_DEPTH = 16; // a browsable tree; deeper (or recursive $refs) the JSON below has it all
+
+/** A local $ref ("#/definitions/x", "#/$defs/x") followed; anything else left as it is. */
+function resolve(root, node, depth = 0) {
+  if (!node || typeof node.$ref !== 'string' || !node.$ref.startsWith('#/') || depth > MAX_SCHEMA_DEPTH) return node;
+  const target = node.$ref.slice(2).split('/').map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce((at, key) => (at && typeof at === 'object' ? at[key] : undefined), root);
+  return resolve(root, target, depth + 1);
+}
+
+/** The values schema as a tree: each property with its type, default, whether it is required, enum and description. */
+function schemaTree(root, node = root, depth = 0) {
+  node = resolve(root, node);
+  const props = node && typeof node.properties === 'object' ? Object.entries(node.properties) : [];
+  if (!props.length || depth > MAX_SCHEMA_DEPTH) return null;
+  const required = Array.isArray(node.required) ? node.required : [];
+  return h('ul', { class: depth ? 'schema-tree' : 'schema-tree schema-root' }, props.map(([key, raw]) => {
+    const prop = resolve(root, raw) || {};
+    const type = Array.isArray(prop.type) ? prop.type.join(' | ') : prop.type;
+    const head = [h('code', { class: 'schema-key' }, key), type ? h('span', { class: 'schema-type' }, ` ${type}`) : '',
+      required.includes(key) ? [' ', badge('required')] : '',
+      prop.default !== undefined ? [' default ', h('code', null, JSON.stringify(prop.default))] : '',
+      Array.isArray(prop.enum) ? [' one of ', prop.enum.map((e, i) => [i ? ', ' : '', h('code', null, JSON.stringify(e))])] : '',
+      prop.description ? h('div', { class: 'schema-description' }, String(prop.description)) : ''];
+    const children = schemaTree(root, prop.type === 'array' ? resolve(root, prop.items) : prop, depth + 1);
+    return h('li', null, children ? h('details', { open: depth === 0 }, h('summary', null, head), children) : head);
+  }));
+}
+
+function schema(c) {
+  if (!c.values_schema) return h('p', { class: 'empty' }, 'No values.schema.json.');
+  return [schemaTree(c.values_schema) || h('p', { class: 'empty' }, 'The schema describes no properties.'),
+    h('details', null, h('summary', null, 'values.schema.json'),
+      h('pre', { class: 'code', tabindex: 0, 'aria-label': 'values.schema.json' }, JSON.stringify(c.values_schema, null, 2)))];
+}
+
+/** Templates and CRDs by path; their contents are fetched (all at once) when the first one is opened. */
+function sources(name, c) {
+  const paths = [...c.templates, ...c.crds];
+  if (!paths.length) return h('p', { class: 'empty' }, 'No templates or CRDs.');
+  let loading = null;
+  const load = () => {
+    loading ||= api.get(`charts/${path(name)}/-/versions/${encodeURIComponent(c.version)}/files`)
+      .then((body) => new Map(body.items.map((f) => [f.path, f])));
+    return loading;
+  };
+  return h('ul', { class: 'plain mono sources' }, paths.map((p) => {
+    const body = h('div', { class: 'source' });
+    const item = h('details', { ontoggle: async (event) => {
+      if (!event.target.open || body.childElementCount) return;
+      const file = (await load()).get(p);
+      body.append(file ? [file.truncated ? h('p', { class: 'muted' }, 'Cut at the size cap.') : null,
+        h('pre', { class: 'code', tabindex: 0, 'aria-label': p }, file.content)]
+        : h('p', { class: 'empty' }, 'Not kept (indexed before ocicat kept chart files).'));
+    } }, h('summary', null, p), body);
+    return h('li', null, item);
+  }));
 }
 
 export default async function chart({ name, version }) {
@@ -110,20 +188,19 @@ export default async function chart({ name, version }) {
         command('install from the repository',
           ['helm', 'install', c.name, `${c.helm_repository.name}/${c.name}`, '--version', c.version])),
       h('nav', { class: 'toc', 'aria-label': 'On this page' }, h('ul', null,
-        [['About', 'about'], ['README', 'readme'], ['Values', 'values'], ['Schema', 'schema'], ['Versions', 'versions']]
+        [['About', 'about'], ['Upgrade', 'upgrade'], ['README', 'readme'], ['Changelog', 'changelog'], ['Values', 'values'],
+          ['Schema', 'schema'], ['Templates', 'templates'], ['Versions', 'versions']]
           .map(([text, id]) => h('li', null, h('a', { href: `#${id}` }, text))))),
       section('About', 'about', facts(c),
         c.dependencies.length ? dependencies(c.dependencies) : null,
         pairs('Annotations', c.annotations)),
+      section('Upgrade', 'upgrade', upgrade(name, c)),
       section('README', 'readme', readme(c)),
+      section('Changelog', 'changelog', c.artifacthub.changes?.length ? changeList(c.artifacthub.changes)
+        : h('p', { class: 'empty' }, 'This version does not say what changed (artifacthub.io/changes).')),
       section('Values', 'values', c.values ? yamlBlock(c.values, 'values.yaml') : h('p', { class: 'empty' }, 'No values.yaml.')),
-      section('Schema', 'schema', c.values_schema
-        ? h('pre', { class: 'code', tabindex: 0, 'aria-label': 'values.schema.json' }, JSON.stringify(c.values_schema, null, 2))
-        : h('p', { class: 'empty' }, 'No values.schema.json.'),
-      c.templates.length ? h('details', null, h('summary', null, `${c.templates.length} templates`),
-        h('ul', { class: 'plain mono' }, c.templates.map((t) => h('li', null, t)))) : null,
-      c.crds.length ? h('details', null, h('summary', null, `${c.crds.length} CRDs`),
-        h('ul', { class: 'plain mono' }, c.crds.map((t) => h('li', null, t)))) : null),
+      section('Schema', 'schema', schema(c)),
+      section('Templates', 'templates', sources(name, c)),
       section('Versions', 'versions', versions(name, c.version, list)),
     ],
   };

@@ -2,6 +2,7 @@
 
 import * as api from '../api.js';
 import { h, kindSelect, pager, when } from '../dom.js';
+import { upgradeBadge } from '../upgrade.js';
 import { kinds, ui } from './common.js';
 
 const PAGE = 25;
@@ -38,7 +39,7 @@ function hit(item) {
     h('h3', null, h('a', { href }, item.name)),
     h('p', { class: 'facts' }, kinds(item.kinds),
       item.chart_version ? ` chart ${item.chart_version}` : '', item.app_version ? ` · app ${item.app_version}` : '',
-      ' · updated ', when(item.updated_at)),
+      ' · updated ', when(item.updated_at), item.upgrade ? [' ', upgradeBadge(item.upgrade)] : ''),
     item.title && item.title !== item.name.split('/').pop() ? h('p', null, item.title) : null,
     item.description ? h('p', { class: 'description' }, item.description) : null);
 }

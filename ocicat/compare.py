@@ -1,0 +1,488 @@
+"""Two versions of a chart compared, and the upgrade report: what changed, in the order it may break an upgrade.
+
+A comparison is made of two *snapshots* (ocicat.catalog.reads.chart_snapshot): Chart.yaml's fields, values.yaml's
+text, the values schema, dependencies, the ``artifacthub.io/images`` annotation, and the digests of the templates
+and CRDs. Their texts are asked for (``load``) only where the digests differ, so the files two versions share, most
+of them, are never read.
+
+Every input was written by whoever pushed the chart, so every part is bounded whatever it holds: values files are
+parsed under untrusted.yaml_document's limits and diffed lazily up to MAX_CHANGES; schemas are walked up to
+MAX_SCHEMA_PROPERTIES; text diffs stop at MAX_DIFF_LINES per file, MAX_DIFF_BYTES in all and a time budget. What is
+cut is said in ``notes``, and nothing here raises on bad input: a part that cannot be compared says why.
+
+Paths are written as Helm's ``--set`` takes them (``image.tag``, ``podAnnotations.prometheus\\.io/scrape``,
+``args[0]``), so a path in a report can be pasted into a command.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import time
+from itertools import islice
+
+import dictdiffer
+import jsonschema
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT7
+
+from .untrusted import YAMLError, yaml_document, yaml_document_and_key_lines
+
+MAX_CHANGES = 1000  # values keys added, removed or changed, listed per comparison
+MAX_SCHEMA_PROPERTIES = 5000  # per schema, $refs followed
+MAX_SCHEMA_DEPTH = 32
+MAX_DIFF_LINES = 5000  # a file longer than this (either side) is said changed, not diffed line by line
+MAX_DIFF_BYTES = 2 * 1024 * 1024  # unified diffs in all
+TEXT_DIFF_SECONDS = 1.0  # difflib's worst case grows with the product of two files' lengths
+MAX_CRD_FIELDS = 20  # changed fields named per CRD
+MAX_REPORT_ITEMS = 100
+MAX_SHOWN = 120  # characters of a value quoted in a report item
+MAX_COMMENT = 1000
+
+# Chart.yaml fields shown side by side (helm_charts columns, under Chart.yaml's names).
+FIELDS = {"apiVersion": "api_version", "name": "name", "version": "version", "appVersion": "app_version",
+          "kubeVersion": "kube_version", "description": "description", "type": "type", "home": "home",
+          "icon": "icon", "deprecated": "deprecated", "keywords": "keywords", "sources": "sources",
+          "maintainers": "maintainers"}
+
+# Report categories in the report's order (the issue's: what most often breaks an upgrade first), and whether an
+# item of the category is a breaking candidate.
+CATEGORIES = {
+    "value-removed": True,
+    "value-renamed": True,
+    "schema-required": True,
+    "schema-type": True,
+    "schema-enum": True,
+    "schema-invalid": True,
+    "default-changed": False,
+    "crd-changed": True,
+    "kube-version": True,
+    "dependency-major": True,
+    "dependency-changed": False,
+    "image-changed": False,
+}
+
+
+def compare(old: dict, new: dict, load, *, changelog: list[dict] | None = None, texts: bool = True) -> dict:
+    """Everything that differs between two snapshots, and the upgrade report from ``old`` to ``new``.
+
+    ``load(digests)`` returns the texts of stored sources by digest; ``texts=False`` leaves out the templates'
+    line diffs (the report does not use them), as when a version is indexed.
+    """
+    notes: list[str] = []
+    started = time.monotonic()
+    values = values_diff(old.get("values_yaml"), new.get("values_yaml"), notes)
+    schema = schema_diff(old.get("values_schema"), new.get("values_schema"), notes)
+    if old.get("files") is None or new.get("files") is None:
+        notes.append("templates and CRDs not compared: a version was indexed before ocicat kept their contents "
+                     "(ocicat resync --reindex keeps them)")
+        sources = []
+    else:
+        sources = sources_diff(old["files"], new["files"], load, notes, texts=texts)
+    comparison = {
+        "from": _version(old),
+        "to": _version(new),
+        "fields": fields_diff(old, new),
+        "values": values,
+        "schema": schema,
+        "templates": [f for f in sources if f["path"].startswith("templates/")],
+        "crds": [f for f in sources if not f["path"].startswith("templates/")],
+        "dependencies": dependencies_diff(old, new),
+        "images": images_diff(old, new),
+        "changelog": changelog or [],
+        "notes": notes,
+    }
+    comparison["report"] = report(comparison)
+    comparison["seconds"] = round(time.monotonic() - started, 4)
+    return comparison
+
+
+def _version(snapshot: dict) -> dict:
+    return {"version": snapshot["version"], "digest": snapshot["digest"]}
+
+
+# -- paths -------------------------------------------------------------------------------------------------------
+
+
+def path_text(path) -> str:
+    """A path of keys as Helm's --set writes it: dots join keys, a dot inside a key is escaped, indexes in []."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            key = str(part).replace("\\", "\\\\").replace(".", "\\.")
+            out += f".{key}" if out else key
+    return out
+
+
+def _shown(value) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=list)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+
+
+# -- values ------------------------------------------------------------------------------------------------------
+
+
+def parse_values(text: str | None) -> tuple[dict, dict[tuple, str]]:
+    """values.yaml as a tree whose lists are tuples (a list is one value: Helm replaces a list, never merges it),
+    and the comment that explains each key: the comment lines right above it, and one after it on its line."""
+    if not text:
+        return {}, {}
+    doc, key_lines = yaml_document_and_key_lines(text, "values.yaml")
+    if doc is None:
+        return {}, {}
+    if not isinstance(doc, dict):
+        raise YAMLError("values.yaml is not a YAML map")
+    lines = text.splitlines()
+    comments = {}
+    for path, line in key_lines.items():
+        above = []
+        for i in range(line - 1, -1, -1):
+            stripped = lines[i].strip()
+            if not stripped.startswith("#"):
+                break
+            above.append(stripped.lstrip("#").strip().removeprefix("-- "))  # "# -- ": helm-docs' marker
+        after = re.search(r"\s#\s?(.*)$", lines[line]) if line < len(lines) else None
+        comment = "\n".join([*reversed(above), *([after.group(1).strip()] if after else [])]).strip()
+        if comment:
+            comments[path] = comment[:MAX_COMMENT]
+    return _atomic_lists(doc), comments
+
+
+def _atomic_lists(value):
+    if isinstance(value, dict):
+        return {k: _atomic_lists(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_atomic_lists(v) for v in value)
+    return value
+
+
+def values_diff(old_text: str | None, new_text: str | None, notes: list[str]) -> dict:
+    """Keys added, removed, renamed (a removed and an added key with the same default and the same comment) and
+    changed defaults, each with its path; lists compared whole, as Helm overrides them."""
+    result = {"added": [], "removed": [], "renamed": [], "changed": []}
+    try:
+        old, old_comments = parse_values(old_text)
+        new, new_comments = parse_values(new_text)
+    except YAMLError as exc:
+        notes.append(f"values not compared: {exc}")
+        return result
+    added, removed = [], []
+    count = 0
+    # dictdiffer walks lazily: the diff of two hostile files stops at the cap instead of listing them whole.
+    for action, node, change in dictdiffer.diff(old, new, dot_notation=False):
+        base = tuple(node) if isinstance(node, list) else (node,) if node != "" else ()
+        entries = [(base, change)] if action == "change" else [(base + (key,), value) for key, value in change]
+        for path, value in entries:
+            if count >= MAX_CHANGES:
+                notes.append(f"values: only the first {MAX_CHANGES} changes are listed")
+                return _with_renames(result, added, removed)
+            count += 1
+            if action == "change":
+                result["changed"].append({"path": path_text(path), "from": value[0], "to": value[1],
+                                          "comment": new_comments.get(path)})
+            elif action == "add":
+                added.append((path, value, new_comments.get(path)))
+            else:
+                removed.append((path, value, old_comments.get(path)))
+    return _with_renames(result, added, removed)
+
+
+def _trivial(value) -> bool:
+    return value in (None, "", 0, False) or value == {} or value == ()
+
+
+def _with_renames(result: dict, added: list, removed: list) -> dict:
+    """Pair each removed key with the one added key that has its default and its comment (with a comment or a
+    default that says something: two keys both empty and uncommented are not a rename)."""
+    by_content: dict[str, list[int]] = {}
+    for i, item in enumerate(added):
+        by_content.setdefault(_content_key(item), []).append(i)
+    paired: set[int] = set()
+    for item in removed:
+        path, value, comment = item
+        candidates = [i for i in by_content.get(_content_key(item), []) if i not in paired]
+        if len(candidates) == 1 and (comment or not _trivial(value)):
+            paired.add(candidates[0])
+            result["renamed"].append({"from": path_text(path), "to": path_text(added[candidates[0]][0]),
+                                      "value": value, "comment": comment})
+        else:
+            result["removed"].append({"path": path_text(path), "value": value, "comment": comment})
+    result["added"] = [{"path": path_text(p), "value": v, "comment": c}
+                       for i, (p, v, c) in enumerate(added) if i not in paired]
+    return result
+
+
+def _content_key(item) -> str:
+    _, value, comment = item
+    return json.dumps([value, comment], sort_keys=True)
+
+
+# -- the values schema -------------------------------------------------------------------------------------------
+
+
+def schema_properties(schema, notes: list[str] | None = None) -> dict[str, dict]:
+    """Every property a values schema describes, by path (items of an array as ``name[]``): type, enum, default,
+    whether its parent requires it, description. Local $refs are followed (referencing, never the network)."""
+    if not isinstance(schema, dict):
+        return {}
+    resolver = Registry().with_resource("urn:ocicat:values-schema",
+                                        Resource.from_contents(schema, default_specification=DRAFT7)
+                                        ).resolver(base_uri="urn:ocicat:values-schema")
+    found: dict[str, dict] = {}
+    stack = [((), schema, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        node = _resolve(resolver, node)
+        if not isinstance(node, dict) or depth > MAX_SCHEMA_DEPTH:
+            continue
+        required = node.get("required") if isinstance(node.get("required"), list) else []
+        children = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+        for name, child in children.items():
+            if len(found) >= MAX_SCHEMA_PROPERTIES:
+                if notes is not None:
+                    notes.append(f"schema: only the first {MAX_SCHEMA_PROPERTIES} properties are compared")
+                return found
+            child_path = path + (name,)
+            child = _resolve(resolver, child)
+            if not isinstance(child, dict):
+                continue
+            found[path_text(child_path)] = {
+                "type": _types(child.get("type")), "enum": child.get("enum") if isinstance(child.get("enum"), list)
+                else None, "default": child.get("default"), "required": name in required,
+                "description": child.get("description") if isinstance(child.get("description"), str) else None}
+            stack.append((child_path, child, depth + 1))
+        items = node.get("items")
+        if isinstance(items, dict) and path:
+            stack.append((path[:-1] + (f"{path[-1]}[]",), items, depth + 1))
+    return found
+
+
+def _resolve(resolver, node):
+    """A schema node with its local $ref followed (a chain of them up to a bound); unresolvable: left as it is."""
+    for _ in range(MAX_SCHEMA_DEPTH):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node
+        try:
+            node = resolver.lookup(node["$ref"]).contents
+        except (Unresolvable, ValueError, TypeError, KeyError):
+            return node
+    return node
+
+
+def _types(value) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return sorted(str(v) for v in value)
+    return None
+
+
+def _narrowed(before: list[str] | None, after: list[str] | None) -> bool:
+    """Whether a value of a type the old schema allowed may now be refused (an integer is a number)."""
+    if after is None:
+        return False
+    gone = set(before or ["array", "boolean", "null", "number", "object", "string"]) - set(after)
+    if "number" in after:
+        gone.discard("integer")
+    return bool(gone)
+
+
+def schema_diff(old, new, notes: list[str]) -> dict:
+    """Properties added, removed, newly required, and with a changed type or enum; whether the new schema is a
+    valid JSON Schema at all (Helm refuses to install with one that is not)."""
+    result = {"added": [], "removed": [], "required": [], "type_changed": [], "enum_changed": [], "invalid": None}
+    if isinstance(new, dict) and new != old:
+        try:
+            jsonschema.validators.validator_for(new, default=jsonschema.Draft7Validator).check_schema(new)
+        except jsonschema.SchemaError as exc:
+            result["invalid"] = exc.message[:500]
+        except (RecursionError, ValueError, TypeError) as exc:
+            result["invalid"] = str(exc)[:500]
+    before, after = schema_properties(old, notes), schema_properties(new, notes)
+    for path, prop in after.items():
+        was = before.get(path)
+        if was is None:
+            result["added"].append({"path": path, **prop})
+            if prop["required"]:
+                result["required"].append({"path": path, "new": True})
+            continue
+        if prop["required"] and not was["required"]:
+            result["required"].append({"path": path, "new": False})
+        if prop["type"] != was["type"]:
+            result["type_changed"].append({"path": path, "from": was["type"], "to": prop["type"],
+                                           "narrowed": _narrowed(was["type"], prop["type"])})
+        if prop["enum"] != was["enum"]:
+            gone = [v for v in was["enum"] or [] if prop["enum"] is not None and v not in prop["enum"]]
+            result["enum_changed"].append({"path": path, "from": was["enum"], "to": prop["enum"], "removed": gone})
+    result["removed"] = [{"path": path, **prop} for path, prop in before.items() if path not in after]
+    return result
+
+
+# -- templates and CRDs ------------------------------------------------------------------------------------------
+
+
+def sources_diff(old: dict, new: dict, load, notes: list[str], *, texts: bool) -> list[dict]:
+    """Each template and CRD added, removed or changed; changed ones with a unified diff (CRDs always, templates
+    when ``texts``), and for a CRD the paths of its changed fields."""
+    changed = sorted(p for p in old.keys() & new.keys() if old[p]["digest"] != new[p]["digest"])
+    wanted = [p for p in changed if texts or not p.startswith("templates/")]
+    contents = load({d for p in wanted for d in (old[p]["digest"], new[p]["digest"])}) if wanted else {}
+    out = [{"path": p, "status": "added"} for p in new.keys() - old.keys()]
+    out += [{"path": p, "status": "removed"} for p in old.keys() - new.keys()]
+    budget = {"bytes": MAX_DIFF_BYTES, "deadline": time.monotonic() + TEXT_DIFF_SECONDS}
+    for path in changed:
+        entry = {"path": path, "status": "changed"}
+        if path in wanted:
+            before, after = contents.get(old[path]["digest"]), contents.get(new[path]["digest"])
+            entry["diff"] = _unified(path, before, after, budget, notes)
+            if not path.startswith("templates/"):
+                entry["fields"] = _crd_fields(before, after)
+        if old[path].get("truncated") or new[path].get("truncated"):
+            entry["truncated"] = True
+        out.append(entry)
+    return sorted(out, key=lambda f: f["path"])
+
+
+def _unified(path: str, before: str | None, after: str | None, budget: dict, notes: list[str]) -> str | None:
+    if before is None or after is None:
+        return None
+    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    if len(a) > MAX_DIFF_LINES or len(b) > MAX_DIFF_LINES:
+        notes.append(f"{path}: longer than {MAX_DIFF_LINES} lines, not diffed line by line")
+        return None
+    if budget["bytes"] <= 0 or time.monotonic() > budget["deadline"]:
+        notes.append(f"{path}: not diffed, the comparison's diff budget is spent")
+        return None
+    text = "".join(difflib.unified_diff(a, b, fromfile=f"a/{path}", tofile=f"b/{path}", n=3))
+    budget["bytes"] -= len(text)
+    return text
+
+
+def _crd_fields(before: str | None, after: str | None) -> list[str]:
+    """The paths of a CRD's fields that changed (its first document, as Helm's loader reads a CRD file's)."""
+    try:
+        old, new = yaml_document(before or "", "CRD"), yaml_document(after or "", "CRD")
+    except YAMLError:
+        return []
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return []
+    paths = []
+    for action, node, change in islice(dictdiffer.diff(old, new, dot_notation=False), MAX_CRD_FIELDS):
+        base = tuple(node) if isinstance(node, list) else (node,) if node != "" else ()
+        paths += [path_text(base)] if action == "change" else [path_text(base + (key,)) for key, _ in change]
+    return paths[:MAX_CRD_FIELDS]
+
+
+# -- Chart.yaml, dependencies, images ----------------------------------------------------------------------------
+
+
+def fields_diff(old: dict, new: dict) -> list[dict]:
+    return [{"field": name, "from": old.get(column), "to": new.get(column)} for name, column in FIELDS.items()
+            if old.get(column) != new.get(column)]
+
+
+def _major(version) -> int | None:
+    """The major number a dependency's version or constraint names ("~12.1.0", "12.x.x", "^1.2"): written here
+    because a constraint's first number is all a major bump needs, where a range library would parse every form."""
+    match = re.search(r"\d+", str(version or ""))
+    return int(match.group()) if match else None
+
+
+def _dependencies(snapshot: dict) -> dict[str, dict]:
+    locked = {d.get("name"): d.get("version") for d in ((snapshot.get("chart_lock") or {}).get("dependencies") or [])
+              if isinstance(d, dict)}
+    out = {}
+    for dep in snapshot.get("dependencies") or []:
+        if isinstance(dep, dict) and dep.get("name"):
+            out[str(dep.get("alias") or dep["name"])] = {"name": str(dep["name"]), "version": dep.get("version"),
+                                                         "locked": locked.get(dep["name"]),
+                                                         "repository": dep.get("repository")}
+    return out
+
+
+def dependencies_diff(old: dict, new: dict) -> list[dict]:
+    before, after = _dependencies(old), _dependencies(new)
+    out = []
+    for key in sorted(before.keys() | after.keys()):
+        was, now = before.get(key), after.get(key)
+        if was == now:
+            continue
+        status = "added" if was is None else "removed" if now is None else "changed"
+        entry = {"name": key, "status": status, "from": was and (was["locked"] or was["version"]),
+                 "to": now and (now["locked"] or now["version"])}
+        majors = _major(entry["from"]), _major(entry["to"])
+        entry["major"] = status == "changed" and None not in majors and majors[1] > majors[0]
+        out.append(entry)
+    return out
+
+
+def image_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """(repository, tag, digest) of an image reference: the tag is after the last ":" that follows the last "/"."""
+    name, _, digest = reference.partition("@")
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1:], digest or None
+    return name, None, digest or None
+
+
+def _images(snapshot: dict) -> dict[str, dict]:
+    out = {}
+    for image in (snapshot.get("artifacthub") or {}).get("images") or []:
+        reference = image.get("image") if isinstance(image, dict) else None
+        if isinstance(reference, str) and reference:
+            repository, tag, digest = image_reference(reference.strip())
+            out[repository] = {"name": image.get("name"), "tag": tag, "digest": digest, "image": reference}
+    return out
+
+
+def images_diff(old: dict, new: dict) -> list[dict]:
+    before, after = _images(old), _images(new)
+    out = []
+    for repository in sorted(before.keys() | after.keys()):
+        was, now = before.get(repository), after.get(repository)
+        if was is None or now is None or (was["tag"], was["digest"]) != (now["tag"], now["digest"]):
+            out.append({"repository": repository, "name": (now or was)["name"],
+                        "status": "added" if was is None else "removed" if now is None else "changed",
+                        "from": was and was["image"], "to": now and now["image"]})
+    return out
+
+
+# -- the report --------------------------------------------------------------------------------------------------
+
+
+def report(comparison: dict) -> dict:
+    """The upgrade report: a short list, in CATEGORIES order (breaking candidates flagged), of what may need the
+    user's attention when upgrading from ``from`` to ``to``; the comparison itself has the rest."""
+    values, schema = comparison["values"], comparison["schema"]
+    items = [
+        *({"category": "value-removed", "path": v["path"], "from": _shown(v["value"])} for v in values["removed"]),
+        *({"category": "value-renamed", "path": v["to"], "from": v["from"]} for v in values["renamed"]),
+        *({"category": "schema-required", "path": s["path"]} for s in schema["required"]),
+        *({"category": "schema-type", "path": s["path"], "from": _shown(s["from"]), "to": _shown(s["to"])}
+          for s in schema["type_changed"] if s["narrowed"]),
+        *({"category": "schema-enum", "path": s["path"], "from": _shown(s["removed"])}
+          for s in schema["enum_changed"] if s["removed"]),
+        *([{"category": "schema-invalid", "path": "values.schema.json", "to": schema["invalid"]}]
+          if schema["invalid"] else []),
+        *({"category": "default-changed", "path": v["path"], "from": _shown(v["from"]), "to": _shown(v["to"])}
+          for v in values["changed"]),
+        *({"category": "crd-changed", "path": c["path"], "to": c["status"], "fields": c.get("fields", [])}
+          for c in comparison["crds"]),
+        *({"category": "kube-version", "path": "kubeVersion", "from": f["from"], "to": f["to"]}
+          for f in comparison["fields"] if f["field"] == "kubeVersion"),
+        *({"category": "dependency-major" if d["major"] else "dependency-changed", "path": d["name"],
+           "from": d["from"], "to": d["to"]} for d in comparison["dependencies"]),
+        *({"category": "image-changed", "path": i["repository"], "from": i["from"], "to": i["to"]}
+          for i in comparison["images"]),
+    ]
+    order = list(CATEGORIES)
+    items.sort(key=lambda item: order.index(item["category"]))  # stable: each category keeps its path order
+    for item in items:
+        item["breaking"] = CATEGORIES[item["category"]]
+    return {"from": comparison["from"], "breaking": sum(i["breaking"] for i in items), "changes": len(items),
+            "items": items[:MAX_REPORT_ITEMS], "more": max(0, len(items) - MAX_REPORT_ITEMS),
+            "notes": list(comparison["notes"])}

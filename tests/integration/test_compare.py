@@ -1,0 +1,221 @@
+"""Comparing chart versions pushed with real Helm: the upgrade report written at push time, the compare API, the
+template contents stored once, and hostile values that must not blow a comparison up."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from harness.helm import helm_push, make_chart
+from harness.processes import wait_until
+
+VALUES_1 = """\
+# Number of pods
+replicaCount: 1
+legacy:
+  # turns the old sidecar on
+  enabled: false
+ingress:
+  # -- the ingress class to use
+  class: nginx
+  host: example.test
+image:
+  repository: registry.example/web
+  tag: "1.0.0"
+"""
+VALUES_2 = """\
+# Number of pods
+replicaCount: 3
+ingress:
+  # -- the ingress class to use
+  className: nginx
+  host: example.test
+image:
+  repository: registry.example/web
+  tag: "1.1.0"
+auth:
+  password: ""
+"""
+SCHEMA_1 = {"type": "object", "properties": {"replicaCount": {"type": "integer"}, "ingress": {"type": "object"}}}
+SCHEMA_2 = {"type": "object", "required": ["auth"],
+            "properties": {"replicaCount": {"type": "integer"}, "ingress": {"type": "object"},
+                           "auth": {"$ref": "#/definitions/auth"}},
+            "definitions": {"auth": {"type": "object", "required": ["password"],
+                                     "properties": {"password": {"type": "string", "description": "the password"}}}}}
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.test
+spec:
+  group: example.test
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            size: {type: %s}
+"""
+CHANGES_15 = "- kind: added\n  description: A quieter sidecar\n"
+CHANGES_2 = "- kind: removed\n  description: The legacy sidecar\n- kind: changed\n  description: ingress.class is now ingress.className\n"
+
+
+def _version(tmp_path, version: str, values: str, schema: dict, crd_type: str, redis: str, web_tag: str,
+             kube: str, changes: str | None = None):
+    annotations = {"artifacthub.io/images": f"- name: web\n  image: registry.example/web:{web_tag}\n"}
+    if changes:
+        annotations["artifacthub.io/changes"] = changes
+    return make_chart(
+        tmp_path, "shop", version, app_version=web_tag, description="A shop",
+        files={"values.yaml": values, "values.schema.json": json.dumps(schema), "crds/widgets.yaml": CRD % crd_type,
+               "charts/redis/Chart.yaml": f"apiVersion: v2\nname: redis\nversion: {redis}\n",
+               "templates/extra.yaml": f"# the shop's own template, version {version}\nkind: ConfigMap\n"},
+        kubeVersion=kube, annotations=annotations,
+        dependencies=[{"name": "redis", "version": redis, "repository": "oci://registry.example/charts"}])
+
+
+def _push(stack, tmp_path, namespace, *versions):
+    for spec in versions:
+        helm_push(_version(tmp_path, **spec), stack.registry, namespace)
+    repository = f"{namespace}/shop"
+    wanted = {spec["version"] for spec in versions}
+    wait_until(lambda: wanted <= set(stack.tags(repository)), timeout=60, what="the chart versions")
+    return repository
+
+
+V1 = dict(version="1.0.0", values=VALUES_1, schema=SCHEMA_1, crd_type="integer", redis="17.3.1", web_tag="1.0.0",
+          kube=">=1.22.0-0")
+V15 = {**V1, "version": "1.5.0", "changes": CHANGES_15}
+V2 = dict(version="2.0.0", values=VALUES_2, schema=SCHEMA_2, crd_type="string", redis="18.0.1", web_tag="1.1.0",
+          kube=">=1.25.0-0", changes=CHANGES_2)
+
+# Each change the two versions differ by, in the report's order (by category, then as values.yaml has them):
+# (category, path, breaking).
+EXPECTED_REPORT = [
+    ("value-removed", "legacy", True),
+    ("value-renamed", "ingress.className", True),
+    ("schema-required", "auth", True),
+    ("schema-required", "auth.password", True),
+    ("default-changed", "replicaCount", False),
+    ("default-changed", "image.tag", False),
+    ("crd-changed", "crds/widgets.yaml", True),
+    ("kube-version", "kubeVersion", True),
+    ("dependency-major", "redis", True),
+    ("image-changed", "registry.example/web", False),
+]
+
+
+@pytest.fixture(scope="module")
+def shop(stack, tmp_path_factory):
+    """1.0.0 and 2.0.0 pushed, then 1.5.0 (the same as 1.0.0 but for its changelog) pushed late, in between."""
+    tmp_path = tmp_path_factory.mktemp("shop")
+    namespace = f"compare-{uuid.uuid4().hex[:8]}"
+    repository = _push(stack, tmp_path, namespace, V1, V2)
+    first = stack.get(f"/api/v1/charts/{repository}/-/versions/2.0.0").json()["upgrade_report"]
+    _push(stack, tmp_path, namespace, V15)
+    return repository, first
+
+
+def _items(report):
+    return [(i["category"], i["path"], i["breaking"]) for i in report["items"]]
+
+
+def test_the_upgrade_report_lists_every_change_in_order_with_its_path(stack, shop):
+    repository, first = shop
+    assert first["from"]["version"] == "1.0.0"
+    assert _items(first) == EXPECTED_REPORT
+    crd = next(i for i in first["items"] if i["category"] == "crd-changed")
+    assert crd["fields"] == ["spec.versions[0].schema.openAPIV3Schema.properties.size.type"]
+    renamed = next(i for i in first["items"] if i["category"] == "value-renamed")
+    assert renamed["from"] == "ingress.class"
+    dependency = next(i for i in first["items"] if i["category"] == "dependency-major")
+    assert (dependency["from"], dependency["to"]) == ("17.3.1", "18.0.1")
+
+    # 1.5.0, pushed after 2.0.0, sits between: 2.0.0's report is rewritten against it, and says the same.
+    version = stack.get(f"/api/v1/charts/{repository}/-/versions/2.0.0").json()
+    assert version["upgrade_report"]["from"]["version"] == "1.5.0"
+    assert _items(version["upgrade_report"]) == EXPECTED_REPORT
+    between = stack.get(f"/api/v1/charts/{repository}/-/versions/1.5.0").json()["upgrade_report"]
+    assert between["from"]["version"] == "1.0.0" and between["items"] == [] and between["breaking"] == 0
+    assert stack.get(f"/api/v1/charts/{repository}/-/versions/1.0.0").json()["upgrade_report"] is None
+
+    # The version list and search hits carry the counts.
+    listed = {v["version"]: v["upgrade"] for v in stack.get(f"/api/v1/charts/{repository}/-/versions").json()["items"]}
+    assert listed["2.0.0"] == {"from": {"version": "1.5.0", "digest": version["upgrade_report"]["from"]["digest"]},
+                               "breaking": 7, "changes": 10}
+    assert listed["1.0.0"] is None
+    # A search hit shows the version pushed last: 1.5.0, with nothing breaking since 1.0.0.
+    hits = stack.get("/api/v1/search", q=repository.split("/")[0]).json()["items"]
+    assert [(h["chart_version"], h["upgrade"]["from"]["version"], h["upgrade"]["breaking"]) for h in hits
+            if h["name"] == repository] == [("1.5.0", "1.0.0", 0)]
+
+
+def test_compare_shows_every_part_and_the_changelogs_between(stack, shop):
+    repository, _ = shop
+    c = stack.get(f"/api/v1/charts/{repository}/-/compare", **{"from": "1.0.0", "to": "2.0.0"}).json()
+    assert _items(c["report"]) == EXPECTED_REPORT
+    assert {f["field"]: (f["from"], f["to"]) for f in c["fields"]}["kubeVersion"] == (">=1.22.0-0", ">=1.25.0-0")
+    values = c["values"]
+    assert values["removed"] == [{"path": "legacy", "value": {"enabled": False}, "comment": None}]
+    assert values["renamed"] == [{"from": "ingress.class", "to": "ingress.className", "value": "nginx",
+                                  "comment": "the ingress class to use"}]
+    assert {v["path"]: (v["from"], v["to"]) for v in values["changed"]} == {"image.tag": ("1.0.0", "1.1.0"),
+                                                                            "replicaCount": (1, 3)}
+    assert [v["path"] for v in values["added"]] == ["auth"]
+    assert c["schema"]["required"] == [{"path": "auth", "new": True}, {"path": "auth.password", "new": True}]
+    assert [(t["path"], t["status"]) for t in c["templates"]] == [("templates/extra.yaml", "changed")]
+    assert "-# the shop's own template, version 1.0.0\n+# the shop's own template, version 2.0.0\n" \
+        in c["templates"][0]["diff"]
+    assert "-            size: {type: integer}\n+            size: {type: string}\n" in c["crds"][0]["diff"]
+    assert c["dependencies"] == [{"name": "redis", "status": "changed", "from": "17.3.1", "to": "18.0.1",
+                                  "major": True}]
+    assert [(i["from"], i["to"]) for i in c["images"]] == [("registry.example/web:1.0.0", "registry.example/web:1.1.0")]
+    assert [(v["version"], [x["description"] for x in v["changes"]]) for v in c["changelog"]] == [
+        ("2.0.0", ["The legacy sidecar", "ingress.class is now ingress.className"]),
+        ("1.5.0", ["A quieter sidecar"])]
+
+    # Backwards is a comparison too (a downgrade): the same changelogs, the changes the other way round.
+    back = stack.get(f"/api/v1/charts/{repository}/-/compare", **{"from": "2.0.0", "to": "1.0.0"}).json()
+    assert [v["version"] for v in back["changelog"]] == ["2.0.0", "1.5.0"]
+    assert back["dependencies"][0]["major"] is False
+
+    missing = stack.get(f"/api/v1/charts/{repository}/-/compare", **{"from": "1.0.0", "to": "9.9.9"})
+    assert missing.status_code == 404 and "9.9.9" in missing.json()["detail"]
+    assert stack.get(f"/api/v1/charts/{repository}/-/compare", to="2.0.0").status_code == 400
+
+
+def test_the_published_event_carries_the_upgrade_summary(stack, shop):
+    repository, _ = shop
+    with stack.db.transaction() as cur:
+        cur.execute("SELECT data FROM catalog_events WHERE repository = %s AND type = 'chart.version.published'"
+                    " ORDER BY id", (repository,))
+        charts = {row["data"]["chart"]["version"]: row["data"]["chart"]["upgrade"] for row in cur.fetchall()}
+    assert charts["1.0.0"] is None
+    assert charts["2.0.0"]["from"]["version"] == "1.0.0" and charts["2.0.0"]["breaking"] == 7
+    assert charts["1.5.0"]["breaking"] == 0
+
+
+def test_template_contents_are_served_and_stored_once_across_versions(stack, shop):
+    repository, _ = shop
+    files = stack.get(f"/api/v1/charts/{repository}/-/versions/1.5.0/files").json()["items"]
+    by_path = {f["path"]: f for f in files}
+    assert by_path["templates/extra.yaml"]["content"] == "# the shop's own template, version 1.5.0\nkind: ConfigMap\n"
+    assert "size: {type: integer}" in by_path["crds/widgets.yaml"]["content"]
+    assert by_path["templates/deployment.yaml"]["size"] > 0 and not by_path["templates/deployment.yaml"]["truncated"]
+    with stack.db.transaction() as cur:
+        cur.execute("""SELECT count(*) AS files, count(DISTINCT f.digest) AS contents FROM chart_files f
+                        JOIN manifests m ON m.id = f.manifest_id JOIN repositories r ON r.id = m.repository_id
+                       WHERE r.name = %s""", (repository,))
+        counts = cur.fetchone()
+        rows, distinct = counts["files"], counts["contents"]
+    # Helm's scaffold templates are the same in all three versions: only extra.yaml (3 texts) and the CRD (2) differ.
+    per_version = len(files)
+    assert rows == 3 * per_version
+    assert distinct == per_version - 2 + 3 + 2
