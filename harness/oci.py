@@ -62,8 +62,9 @@ def push_image(registry_url: str, repository: str, tag: str, seed: str = "", ses
 
 
 def push_chart(registry_url: str, repository: str, tag: str, version: str, session: requests.Session | None = None,
-               **metadata) -> str:
-    """Push a chart the way ``helm push`` lays it out (config blob, chart layer, no top-level mediaType).
+               files: dict | None = None, **metadata) -> str:
+    """Push a chart the way ``helm push`` lays it out (config blob, chart layer, no top-level mediaType); ``files``
+    (path in the chart: text) are added to (or replace) its Chart.yaml and values.yaml.
 
     Faster than driving Helm for benchmarks that push hundreds; the end-to-end
     tests use real Helm.
@@ -71,7 +72,7 @@ def push_chart(registry_url: str, repository: str, tag: str, version: str, sessi
     name = repository.rsplit("/", 1)[-1]
     config = json.dumps({"name": name, "version": version, "apiVersion": "v2", "type": "application", **metadata}).encode()
     chart_yaml = yaml.safe_dump({"apiVersion": "v2", "name": name, "version": version, "type": "application"})
-    layer = chart_tgz({"Chart.yaml": chart_yaml, "values.yaml": "replicaCount: 1\n"}, top=name)
+    layer = chart_tgz({"Chart.yaml": chart_yaml, "values.yaml": "replicaCount: 1\n", **(files or {})}, top=name)
     manifest = {
         "schemaVersion": 2,
         "config": {"mediaType": HELM_CONFIG,

@@ -73,7 +73,7 @@ def compare(old: dict, new: dict, load, *, changelog: list[dict] | None = None, 
     """
     notes: list[str] = []
     started = time.monotonic()
-    values = values_diff(old.get("values_yaml"), new.get("values_yaml"), notes)
+    values = values_diff(old.get("values_yaml"), new.get("values_yaml"), notes, (old["version"], new["version"]))
     schema = schema_diff(old.get("values_schema"), new.get("values_schema"), notes)
     if old.get("files") is None or new.get("files") is None:
         notes.append("templates and CRDs not compared: a version was indexed before ocicat kept their contents "
@@ -126,16 +126,16 @@ def _shown(value) -> str:
 # -- values ------------------------------------------------------------------------------------------------------
 
 
-def parse_values(text: str | None) -> tuple[dict, dict[tuple, str]]:
+def parse_values(text: str | None, what: str = "values.yaml") -> tuple[dict, dict[tuple, str]]:
     """values.yaml as a tree whose lists are tuples (a list is one value: Helm replaces a list, never merges it),
     and the comment that explains each key: the comment lines right above it, and one after it on its line."""
     if not text:
         return {}, {}
-    doc, key_lines = yaml_document_and_key_lines(text, "values.yaml")
+    doc, key_lines = yaml_document_and_key_lines(text, what)
     if doc is None:
         return {}, {}
     if not isinstance(doc, dict):
-        raise YAMLError("values.yaml is not a YAML map")
+        raise YAMLError(f"{what} is not a YAML map")
     lines = text.splitlines()
     comments = {}
     for path, line in key_lines.items():
@@ -160,13 +160,14 @@ def _atomic_lists(value):
     return value
 
 
-def values_diff(old_text: str | None, new_text: str | None, notes: list[str]) -> dict:
+def values_diff(old_text: str | None, new_text: str | None, notes: list[str],
+                versions: tuple[str, str] = ("the old version", "the new version")) -> dict:
     """Keys added, removed, renamed (a removed and an added key with the same default and the same comment) and
     changed defaults, each with its path; lists compared whole, as Helm overrides them."""
     result = {"added": [], "removed": [], "renamed": [], "changed": []}
     try:
-        old, old_comments = parse_values(old_text)
-        new, new_comments = parse_values(new_text)
+        old, old_comments = parse_values(old_text, f"values.yaml of {versions[0]}")
+        new, new_comments = parse_values(new_text, f"values.yaml of {versions[1]}")
     except YAMLError as exc:
         notes.append(f"values not compared: {exc}")
         return result

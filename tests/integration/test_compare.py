@@ -4,11 +4,13 @@ template contents stored once, and hostile values that must not blow a compariso
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 
 from harness.helm import helm_push, make_chart
+from harness.oci import push_chart
 from harness.processes import wait_until
 
 VALUES_1 = """\
@@ -219,3 +221,36 @@ def test_template_contents_are_served_and_stored_once_across_versions(stack, sho
     per_version = len(files)
     assert rows == 3 * per_version
     assert distinct == per_version - 2 + 3 + 2
+
+
+def test_hostile_values_give_a_bounded_report_with_a_note_never_a_timeout_or_a_500(stack):
+    """Values built to blow a diff up: 100,000 keys (refused at parse, as alias bombs are), 40,000 changed keys,
+    nesting deeper than the parser takes, and 4 MiB strings."""
+    repository = f"compare-hostile-{uuid.uuid4().hex[:8]}/blowup"
+    keys = "".join(f"k{i}: {i}\n" for i in range(40_000))
+    versions = {
+        "1.0.0": keys,
+        "2.0.0": keys.replace(": ", ": 1"),  # every key changed
+        "3.0.0": "".join(f"k{i}: {i}\n" for i in range(100_000)),
+        "4.0.0": "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 150)) + "  " * 150 + "v: 1\n",
+        "5.0.0": "blob: " + "a" * (4 * 1024 * 1024) + "\n",
+        "6.0.0": "blob: " + "b" * (4 * 1024 * 1024) + "\n",
+    }
+    for version, values in versions.items():
+        push_chart(stack.registry.url, repository, version, version, files={"values.yaml": values})
+    wait_until(lambda: set(versions) <= set(stack.tags(repository)), timeout=120, what="the hostile versions")
+    reports = {v: stack.get(f"/api/v1/charts/{repository}/-/versions/{v}").json()["upgrade_report"] for v in versions}
+    assert reports["2.0.0"]["changes"] == 1000 and reports["2.0.0"]["more"] == 900
+    assert "only the first 1000 changes" in reports["2.0.0"]["notes"][0]
+    assert reports["3.0.0"]["notes"] == [
+        "values not compared: values.yaml of 3.0.0 expands to more than 100000 YAML nodes (alias bomb?)"]
+    # 4.0.0 compares with 3.0.0, refused first
+    assert "values not compared: values.yaml of 3.0.0" in reports["4.0.0"]["notes"][0]
+    assert reports["5.0.0"]["notes"] == ["values not compared: values.yaml of 4.0.0 nests deeper than 100 levels"]
+    assert reports["6.0.0"]["items"][0]["path"] == "blob" and reports["6.0.0"]["items"][0]["from"].endswith("…")
+    for low, high in (("1.0.0", "2.0.0"), ("2.0.0", "3.0.0"), ("5.0.0", "6.0.0"), ("1.0.0", "6.0.0")):
+        started = time.monotonic()
+        response = stack.get(f"/api/v1/charts/{repository}/-/compare", **{"from": low, "to": high})
+        assert response.status_code == 200 and time.monotonic() - started < 10
+        assert response.json()["notes"] or response.json()["values"]["changed"]
+    assert stack.server.process.poll() is None
