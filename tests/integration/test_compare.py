@@ -4,14 +4,18 @@ template contents stored once, and hostile values that must not blow a compariso
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 
 from harness.helm import helm_push, make_chart
 from harness.oci import push_chart
 from harness.processes import wait_until
+
+from .test_ui import browser, open_page, shoot  # noqa: F401 - the UI tests' fixtures: Chromium, kept off the network
 
 VALUES_1 = """\
 # Number of pods
@@ -254,3 +258,42 @@ def test_hostile_values_give_a_bounded_report_with_a_note_never_a_timeout_or_a_5
         assert response.status_code == 200 and time.monotonic() - started < 10
         assert response.json()["notes"] or response.json()["values"]["changed"]
     assert stack.server.process.poll() is None
+
+
+def test_the_compare_page_and_the_chart_page_show_what_the_api_says(open_page, stack, shop):
+    repository, _ = shop
+    page, watch = open_page(f"/ui/charts/{repository}/-/compare?from=1.0.0&to=2.0.0")
+    expect(page.get_by_role("heading", level=1)).to_have_text("shop: 1.0.0 → 2.0.0")
+    report = page.get_by_role("list", name="Upgrade report").locator("li")
+    expect(report).to_have_count(len(EXPECTED_REPORT))
+    assert [(item.get_attribute("data-category"), item.locator("code.path").inner_text(),
+             "breaking" in (item.get_attribute("class") or "")) for item in report.all()] == EXPECTED_REPORT
+    expect(page.locator("#report")).to_contain_text("7 breaking candidates among 10 changes")
+    expect(page.locator("#values")).to_contain_text("ingress.className")
+    expect(page.locator("#templates pre.diff .diff-add")).to_have_text("+# the shop's own template, version 2.0.0")
+    expect(page.locator("#crds")).to_contain_text("spec.versions[0].schema.openAPIV3Schema.properties.size.type")
+    expect(page.locator("#dependencies")).to_contain_text("major version bump")
+    expect(page.locator("#changelog h3")).to_have_text(["2.0.0", "1.5.0"])
+    shoot(page, "compare")
+
+    # The pickers make a new deep link.
+    page.get_by_label("From").select_option("1.5.0")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"/-/compare\?from=1\.5\.0&to=2\.0\.0$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("shop: 1.5.0 → 2.0.0")
+    expect(page.locator("#changelog h3")).to_have_text(["2.0.0"])
+
+    page.goto(f"/ui/charts/{repository}/2.0.0")
+    expect(page.locator("#upgrade")).to_contain_text("Upgrading from 1.5.0: 7 breaking candidates")
+    expect(page.locator("#versions .badge-breaking")).to_have_text(["7 breaking candidates"])
+    expect(page.locator("#changelog")).to_contain_text("The legacy sidecar")
+    auth = page.locator("#schema .schema-root > li").filter(has=page.locator("code.schema-key", has_text="auth"))
+    expect(auth).to_contain_text("required")
+    expect(auth.locator(".schema-description")).to_have_text("the password")
+    page.locator("#templates summary", has_text="templates/extra.yaml").click()
+    expect(page.get_by_label("templates/extra.yaml", exact=True)).to_have_text(
+        "# the shop's own template, version 2.0.0\nkind: ConfigMap\n")
+    page.get_by_role("link", name="Compare 1.5.0 with 2.0.0").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("shop: 1.5.0 → 2.0.0")
+    shoot(page, "chart-upgrade")
+    watch.assert_quiet()

@@ -153,8 +153,8 @@ function sources(name, c) {
     const item = h('details', { ontoggle: async (event) => {
       if (!event.target.open || body.childElementCount) return;
       const file = (await load()).get(p);
-      body.append(file ? [file.truncated ? h('p', { class: 'muted' }, 'Cut at the size cap.') : null,
-        h('pre', { class: 'code', tabindex: 0, 'aria-label': p }, file.content)]
+      body.replaceChildren(file ? h('div', null, file.truncated ? h('p', { class: 'muted' }, 'Cut at the size cap.') : null,
+        h('pre', { class: 'code', tabindex: 0, 'aria-label': p }, file.content))
         : h('p', { class: 'empty' }, 'Not kept (indexed before ocicat kept chart files).'));
     } }, h('summary', null, p), body);
     return h('li', null, item);
