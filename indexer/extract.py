@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ocicat import compare
 from ocicat.catalog.writes import Details
 from ocicat.errors import NotFound, PermanentError
 from ocicat.oci.classify import Classified, classify
@@ -99,6 +100,7 @@ class Extractor:
             readme=contents.readme,
             readme_html=readme_html(contents.readme),
             values_yaml=contents.values,
+            values_parsed=compare.parsed_values(contents.values),
             values_schema=contents.values_schema,
             templates=contents.templates,
             crds=contents.crds,

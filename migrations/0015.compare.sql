@@ -6,8 +6,9 @@
 -- that digest, whichever versions, repositories or charts share it. Contents are never updated, only added; a content
 -- no version lists any more stays (a few KiB each) until a later clean-up.
 CREATE TABLE chart_sources (
-    digest   bytea PRIMARY KEY,  -- SHA-256 of content, UTF-8
-    content  text NOT NULL
+    digest    bytea PRIMARY KEY,  -- SHA-256 of content, UTF-8
+    content   text NOT NULL,
+    document  jsonb  -- a CRD's first YAML document, parsed when stored (ocicat.compare.crd_document)
 );
 
 CREATE TABLE chart_files (
@@ -18,6 +19,10 @@ CREATE TABLE chart_files (
     digest       bytea NOT NULL REFERENCES chart_sources (digest),
     PRIMARY KEY (manifest_id, path)
 );
+
+-- values.yaml read once, when the version is indexed (ocicat.compare.parsed_values): the document and the comments
+-- that explain its keys, or why it cannot be read. NULL for versions indexed before this migration (read when compared).
+ALTER TABLE helm_charts ADD COLUMN values_parsed jsonb;
 
 -- The upgrade report against the version before (ocicat.compare.report), written when a version is indexed and
 -- rewritten when a version pushed later falls in between. NULL: the first version, or not SemVer.

@@ -68,12 +68,13 @@ CATEGORIES = {
 def compare(old: dict, new: dict, load, *, changelog: list[dict] | None = None, texts: bool = True) -> dict:
     """Everything that differs between two snapshots, and the upgrade report from ``old`` to ``new``.
 
-    ``load(digests)`` returns the texts of stored sources by digest; ``texts=False`` leaves out the templates'
+    ``load(digests)`` returns stored sources by digest (``content``, and ``document`` for a CRD parsed when stored);
+    ``texts=False`` leaves out the templates'
     line diffs (the report does not use them), as when a version is indexed.
     """
     notes: list[str] = []
     started = time.monotonic()
-    values = values_diff(old.get("values_yaml"), new.get("values_yaml"), notes, (old["version"], new["version"]))
+    values = values_diff(_values(old), _values(new), notes, (old["version"], new["version"]))
     schema = schema_diff(old.get("values_schema"), new.get("values_schema"), notes)
     if old.get("files") is None or new.get("files") is None:
         notes.append("templates and CRDs not compared: a version was indexed before ocicat kept their contents "
@@ -97,6 +98,11 @@ def compare(old: dict, new: dict, load, *, changelog: list[dict] | None = None, 
     comparison["report"] = report(comparison)
     comparison["seconds"] = round(time.monotonic() - started, 4)
     return comparison
+
+
+def _values(snapshot: dict) -> dict:
+    """A version's values as read when it was indexed; read now for a version indexed before they were."""
+    return snapshot.get("values_parsed") or parsed_values(snapshot.get("values_yaml"))
 
 
 def _version(snapshot: dict) -> dict:
@@ -126,16 +132,20 @@ def _shown(value) -> str:
 # -- values ------------------------------------------------------------------------------------------------------
 
 
-def parse_values(text: str | None, what: str = "values.yaml") -> tuple[dict, dict[tuple, str]]:
-    """values.yaml as a tree whose lists are tuples (a list is one value: Helm replaces a list, never merges it),
-    and the comment that explains each key: the comment lines right above it, and one after it on its line."""
+def parsed_values(text: str | None) -> dict:
+    """values.yaml read once, when a version is indexed (helm_charts.values_parsed): ``tree``, the document, and
+    ``comments``, the comment that explains each key (the comment lines right above it and one after it on its
+    line), by path; or ``error``, why it cannot be read."""
     if not text:
-        return {}, {}
-    doc, key_lines = yaml_document_and_key_lines(text, what)
+        return {"tree": {}, "comments": {}}
+    try:
+        doc, key_lines = yaml_document_and_key_lines(text, "values.yaml")
+    except YAMLError as exc:
+        return {"error": str(exc)}
     if doc is None:
-        return {}, {}
+        return {"tree": {}, "comments": {}}
     if not isinstance(doc, dict):
-        raise YAMLError(f"{what} is not a YAML map")
+        return {"error": "values.yaml is not a YAML map"}
     lines = text.splitlines()
     comments = {}
     for path, line in key_lines.items():
@@ -148,11 +158,12 @@ def parse_values(text: str | None, what: str = "values.yaml") -> tuple[dict, dic
         after = re.search(r"\s#\s?(.*)$", lines[line]) if line < len(lines) else None
         comment = "\n".join([*reversed(above), *([after.group(1).strip()] if after else [])]).strip()
         if comment:
-            comments[path] = comment[:MAX_COMMENT]
-    return _atomic_lists(doc), comments
+            comments[path_text(path)] = comment[:MAX_COMMENT]
+    return {"tree": doc, "comments": comments}
 
 
 def _atomic_lists(value):
+    """A list as one value (a tuple, which dictdiffer compares whole): Helm replaces a list, never merges it."""
     if isinstance(value, dict):
         return {k: _atomic_lists(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -160,21 +171,21 @@ def _atomic_lists(value):
     return value
 
 
-def values_diff(old_text: str | None, new_text: str | None, notes: list[str],
+def values_diff(old: dict, new: dict, notes: list[str],
                 versions: tuple[str, str] = ("the old version", "the new version")) -> dict:
     """Keys added, removed, renamed (a removed and an added key with the same default and the same comment) and
-    changed defaults, each with its path; lists compared whole, as Helm overrides them."""
+    changed defaults, each with its path; lists compared whole. ``old`` and ``new``: :func:`parsed_values`."""
     result = {"added": [], "removed": [], "renamed": [], "changed": []}
-    try:
-        old, old_comments = parse_values(old_text, f"values.yaml of {versions[0]}")
-        new, new_comments = parse_values(new_text, f"values.yaml of {versions[1]}")
-    except YAMLError as exc:
-        notes.append(f"values not compared: {exc}")
-        return result
+    for parsed, version in ((old, versions[0]), (new, versions[1])):
+        if "error" in parsed:
+            notes.append(f"values not compared: {version}: {parsed['error']}")
+            return result
+    old_comments, new_comments = old["comments"], new["comments"]
     added, removed = [], []
     count = 0
     # dictdiffer walks lazily: the diff of two hostile files stops at the cap instead of listing them whole.
-    for action, node, change in dictdiffer.diff(old, new, dot_notation=False):
+    for action, node, change in dictdiffer.diff(_atomic_lists(old["tree"]), _atomic_lists(new["tree"]),
+                                                dot_notation=False):
         base = tuple(node) if isinstance(node, list) else (node,) if node != "" else ()
         entries = [(base, change)] if action == "change" else [(base + (key,), value) for key, value in change]
         for path, value in entries:
@@ -184,11 +195,11 @@ def values_diff(old_text: str | None, new_text: str | None, notes: list[str],
             count += 1
             if action == "change":
                 result["changed"].append({"path": path_text(path), "from": value[0], "to": value[1],
-                                          "comment": new_comments.get(path)})
+                                          "comment": new_comments.get(path_text(path))})
             elif action == "add":
-                added.append((path, value, new_comments.get(path)))
+                added.append((path, value, new_comments.get(path_text(path))))
             else:
-                removed.append((path, value, old_comments.get(path)))
+                removed.append((path, value, old_comments.get(path_text(path))))
     return _with_renames(result, added, removed)
 
 
@@ -214,6 +225,8 @@ def _with_renames(result: dict, added: list, removed: list) -> dict:
             result["removed"].append({"path": path_text(path), "value": value, "comment": comment})
     result["added"] = [{"path": path_text(p), "value": v, "comment": c}
                        for i, (p, v, c) in enumerate(added) if i not in paired]
+    for key, entries in result.items():  # by path (a stored document's keys are in JSONB's order, not the file's)
+        entries.sort(key=lambda entry: entry["to" if key == "renamed" else "path"])
     return result
 
 
@@ -331,15 +344,15 @@ def sources_diff(old: dict, new: dict, load, notes: list[str], *, texts: bool) -
     when ``texts``), and for a CRD the paths of its changed fields."""
     changed = sorted(p for p in old.keys() & new.keys() if old[p]["digest"] != new[p]["digest"])
     wanted = [p for p in changed if texts or not p.startswith("templates/")]
-    contents = load({d for p in wanted for d in (old[p]["digest"], new[p]["digest"])}) if wanted else {}
+    stored = load({d for p in wanted for d in (old[p]["digest"], new[p]["digest"])}) if wanted else {}
     out = [{"path": p, "status": "added"} for p in new.keys() - old.keys()]
     out += [{"path": p, "status": "removed"} for p in old.keys() - new.keys()]
     budget = {"bytes": MAX_DIFF_BYTES, "deadline": time.monotonic() + TEXT_DIFF_SECONDS}
     for path in changed:
         entry = {"path": path, "status": "changed"}
         if path in wanted:
-            before, after = contents.get(old[path]["digest"]), contents.get(new[path]["digest"])
-            entry["diff"] = _unified(path, before, after, budget, notes)
+            before, after = stored.get(old[path]["digest"]), stored.get(new[path]["digest"])
+            entry["diff"] = _unified(path, before and before["content"], after and after["content"], budget, notes)
             if not path.startswith("templates/"):
                 entry["fields"] = _crd_fields(before, after)
         if old[path].get("truncated") or new[path].get("truncated"):
@@ -363,12 +376,21 @@ def _unified(path: str, before: str | None, after: str | None, budget: dict, not
     return text
 
 
-def _crd_fields(before: str | None, after: str | None) -> list[str]:
-    """The paths of a CRD's fields that changed (its first document, as Helm's loader reads a CRD file's)."""
+def crd_document(text: str) -> dict | None:
+    """A CRD file's first document (as Helm's loader reads a CRD file), parsed once when its content is stored
+    (chart_sources.document); None if it is not a YAML map."""
     try:
-        old, new = yaml_document(before or "", "CRD"), yaml_document(after or "", "CRD")
+        doc = yaml_document(text, "CRD")
     except YAMLError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _crd_fields(before: dict | None, after: dict | None) -> list[str]:
+    """The paths of a CRD's changed fields, from the stored sources (content, and document if parsed)."""
+    if before is None or after is None:
         return []
+    old, new = (s["document"] if s.get("document") is not None else crd_document(s["content"]) for s in (before, after))
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return []
     paths = []
@@ -481,7 +503,7 @@ def report(comparison: dict) -> dict:
           for i in comparison["images"]),
     ]
     order = list(CATEGORIES)
-    items.sort(key=lambda item: order.index(item["category"]))  # stable: each category keeps its path order
+    items.sort(key=lambda item: (order.index(item["category"]), item["path"]))
     for item in items:
         item["breaking"] = CATEGORIES[item["category"]]
     return {"from": comparison["from"], "breaking": sum(i["breaking"] for i in items), "changes": len(items),

@@ -21,7 +21,8 @@ MAX_REWRITTEN = 20
 _SNAPSHOT = """
 SELECT m.id AS manifest_id, m.repository_id, m.digest, m.pushed_at, c.version, c.version_key, c.prerelease, c.name,
        c.api_version, c.app_version, c.kube_version, c.description, c.type, c.home, c.icon, c.deprecated, c.keywords,
-       c.sources, c.maintainers, c.dependencies, c.chart_lock, c.values_yaml, c.values_schema, c.artifacthub,
+       c.sources, c.maintainers, c.dependencies, c.chart_lock, c.values_schema, c.artifacthub, c.values_parsed,
+       CASE WHEN c.values_parsed IS NULL THEN c.values_yaml END AS values_yaml,
        CASE WHEN f.files = '{}' AND (c.templates <> '[]' OR c.crds <> '[]') THEN NULL ELSE f.files END AS files
   FROM manifests m
   JOIN helm_charts c ON c.manifest_id = m.id
@@ -47,11 +48,11 @@ def snapshots(cur, manifest_ids: list[int]) -> dict[int, dict]:
 
 
 def source_loader(cur):
-    """``load`` for compare.compare: the stored texts of the sources with these (hex) digests."""
-    def load(digests: set[str]) -> dict[str, str]:
-        cur.execute("SELECT encode(digest, 'hex') AS digest, content FROM chart_sources WHERE digest = ANY (%s)",
-                    ([bytes.fromhex(d) for d in digests],))
-        return {row["digest"]: row["content"] for row in cur.fetchall()}
+    """``load`` for compare.compare: the stored sources with these (hex) digests."""
+    def load(digests: set[str]) -> dict[str, dict]:
+        cur.execute("SELECT encode(digest, 'hex') AS digest, content, document FROM chart_sources"
+                    " WHERE digest = ANY (%s)", ([bytes.fromhex(d) for d in digests],))
+        return {row["digest"]: row for row in cur.fetchall()}
     return load
 
 

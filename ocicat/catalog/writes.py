@@ -21,6 +21,7 @@ from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
 
+from .. import compare
 from ..oci.classify import Classified
 from .reads import CHART_BRIEF
 from .visibility import wait_for_rule_changes
@@ -209,7 +210,8 @@ _INDEX_ENTRY = "index_entry = helm_index_entry(c)"
 
 
 def _save_sources(cur, manifest_id: int, sources: list[dict]) -> None:
-    """A chart version's templates and CRDs (migration 0015): each content stored once, under its SHA-256.
+    """A chart version's templates and CRDs (migration 0015): each content stored once, under its SHA-256, a CRD
+    with its document parsed (for comparing versions field by field), once.
 
     The contents already stored are asked for first, so that a version repeating its predecessor's templates sends
     their digests, not their text. New ones are inserted in digest order: two workers storing the same new
@@ -220,10 +222,12 @@ def _save_sources(cur, manifest_id: int, sources: list[dict]) -> None:
     digests = {s["path"]: hashlib.sha256(s["content"].encode()).digest() for s in sources}
     cur.execute("SELECT digest FROM chart_sources WHERE digest = ANY (%s)", (list(set(digests.values())),))
     stored = {bytes(row["digest"]) for row in cur.fetchall()}
-    new = {digests[s["path"]]: s["content"] for s in sources if digests[s["path"]] not in stored}
+    new = {digests[s["path"]]: s for s in sources if digests[s["path"]] not in stored}
     if new:
-        execute_values(cur, "INSERT INTO chart_sources (digest, content) VALUES %s ON CONFLICT (digest) DO NOTHING",
-                       sorted(new.items()))
+        execute_values(cur, "INSERT INTO chart_sources (digest, content, document) VALUES %s"
+                            " ON CONFLICT (digest) DO NOTHING",
+                       [(digest, s["content"], Json(compare.crd_document(s["content"]))
+                         if s["path"].startswith("crds/") else None) for digest, s in sorted(new.items())])
     execute_values(cur, "INSERT INTO chart_files (manifest_id, path, size, truncated, digest) VALUES %s",
                    [(manifest_id, s["path"], s["size"], s["truncated"], digests[s["path"]]) for s in sources])
 

@@ -12,13 +12,14 @@ from harness.registry import Registry
 from ocicat.db import Database
 from ocicat.migrate import migrate
 
+from .pages import browser, open_page  # noqa: F401 - fixtures of the tests that look at pages
 from .stack import start_stack, stop_stack
 
 # The server every test database is created on: scripts/test.sh points this at the machine's server, or at a
 # throwaway one it started when none answers on 127.0.0.1:5432.
 SERVER_URL = os.environ.get("OCICAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CATALOG_TABLES = ("repositories, manifests, layers, index_children, tags, helm_charts, event_queue, processed_events, "
-                  "dead_letters, catalog_events")
+                  "dead_letters, catalog_events, chart_files, chart_sources")
 
 
 @pytest.fixture(scope="session")

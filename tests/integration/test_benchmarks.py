@@ -28,6 +28,8 @@ SMALLEST = {
     "ui": ["--rounds", "1"],
     "parse": ["--seconds", "0.05"],
     "events": ["--pushes", "3", "--subscriptions", "3", "--count", "20", "--rounds", "1"],
+    "compare": ["--versions", "3", "--requests", "5", "--page-loads", "1", "--storage-versions", "4",
+                "--storage-templates", "5"],
     "helmrepo": ["--versions", "10000", "--cold", "2", "--revalidations", "20", "--archive-mb", "2"],
     "api": ["--namespaces", "20", "--charts", "40", "--tags", "12000", "--requests", "5", "--deep-pages", "1",
             "--registry-charts", "5", "--rounds", "1", "--churn", "20", "--mix-requests", "10",

@@ -8,7 +8,6 @@ check what each page shows. Every page is screenshotted into
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shlex
@@ -17,9 +16,8 @@ import uuid
 import pytest
 
 # Playwright drives Debian's Chromium (harness/browser.py): a missing package fails the run, never skips the UI.
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from harness.browser import ARTIFACTS, launch, offline
 from harness.helm import helm_push, make_chart
 from harness.oci import push_artifact, push_chart, push_image, push_index
 from harness.processes import wait_until
@@ -28,12 +26,9 @@ from ocicat import accounts
 from ocicat.catalog import visibility
 from ocicat.oci.media_types import OCI_MANIFEST
 
+from .pages import ICON_URL, shoot
 from .stack import start_stack, stop_stack
 
-WAIT_MS = 60_000  # the ceiling of a wait for what a page must show (a wait ends as soon as it shows)
-ICON_URL = "https://icons.example/webapp.png"
-expect.set_options(timeout=WAIT_MS)
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 README = """# Web application
@@ -129,73 +124,6 @@ def catalog(stack, tmp_path_factory):
     wait_until(indexed, timeout=60, what="the UI catalog")
     return {"ns": ns, "chart": f"{ns}/charts/webapp", "evil": f"{ns}/charts/evil", "inject": f"{ns}/charts/inject",
             "image": images, "amd": amd}
-
-
-class Watch:
-    """Everything a page does that a test must see: dialogs, console errors, CSP violations, outside requests."""
-
-    def __init__(self, page, refused: list[str]):
-        self.page = page
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        self.refused = refused
-        page.on("dialog", self._dialog)
-        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _dialog(self, dialog):
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def violations(self) -> list[dict]:
-        return self.page.evaluate("window.__violations || []")
-
-    def assert_quiet(self):
-        assert self.dialogs == [] and self.errors == [] and self.violations() == [], (
-            self.dialogs, self.errors, self.violations())
-
-
-# Runs before the page's own scripts (injected by the browser's debugging protocol, which the page's
-# Content-Security-Policy does not govern): records every violation the policy reports.
-RECORD_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener('securitypolicyviolation', (e) =>
-  window.__violations.push({directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample}));
-"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def open_page(browser, stack):
-    """open_page(path, width=1280, height=900) -> (page, watch), in a fresh context kept off the network."""
-    contexts = []
-
-    def open_(path: str, width: int = 1280, height: int = 900, base: str | None = None):
-        context = browser.new_context(viewport={"width": width, "height": height}, base_url=base or stack.api)
-        context.set_default_timeout(WAIT_MS)
-        context.add_init_script(RECORD_VIOLATIONS)
-        refused = offline(context, {ICON_URL: ("image/png", PNG)})
-        contexts.append(context)
-        page = context.new_page()
-        watch = Watch(page, refused)
-        page.goto(path)
-        return page, watch
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-def shoot(page, name: str, full_page: bool = True) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=full_page)
 
 
 def follow_pages_to(page, link_name: str, pages: int = 20):

@@ -12,7 +12,11 @@ def _snapshot(version="1.0.0", **fields):
 
 
 def _compare(old, new, texts=None):
-    return compare.compare(old, new, lambda digests: {d: (texts or {})[d] for d in digests})
+    return compare.compare(old, new, lambda digests: {d: {"content": (texts or {})[d]} for d in digests})
+
+
+def _values_diff(old: str, new: str, notes: list[str]) -> dict:
+    return compare.values_diff(compare.parsed_values(old), compare.parsed_values(new), notes)
 
 
 def test_paths_are_written_as_helm_set_takes_them():
@@ -22,14 +26,17 @@ def test_paths_are_written_as_helm_set_takes_them():
 
 
 def test_comments_above_a_key_and_after_it_explain_it():
-    _, comments = compare.parse_values(
-        "# -- how many pods\n# (at least one)\nreplicas: 1  # scaled by the HPA otherwise\n\n# unrelated\n\nimage: x\n")
-    assert comments == {("replicas",): "how many pods\n(at least one)\nscaled by the HPA otherwise"}
+    parsed = compare.parsed_values(
+        "# -- how many pods\n# (at least one)\nreplicas: 1  # scaled by the HPA otherwise\n\n# unrelated\n\nimage: x\n"
+        "annotations:\n  # scrape it\n  prometheus.io/scrape: 'true'\n")
+    assert parsed["comments"] == {"replicas": "how many pods\n(at least one)\nscaled by the HPA otherwise",
+                                  "annotations.prometheus\\.io/scrape": "scrape it"}
+    assert compare.parsed_values("[1, 2]\n") == {"error": "values.yaml is not a YAML map"}
 
 
 def test_values_keys_removed_added_renamed_and_changed_with_lists_as_one_value():
     notes = []
-    diff = compare.values_diff(
+    diff = _values_diff(
         "a: 1\n# the class\nclass: nginx\nempty: ''\nlist: [1, 2]\nkeep: {x: 1}\n",
         "a: 2\n# the class\nclassName: nginx\nother: ''\nlist: [1, 2, 3]\nkeep: {x: 1, y: 2}\n", notes)
     assert diff["renamed"] == [{"from": "class", "to": "className", "value": "nginx", "comment": "the class"}]
@@ -42,7 +49,7 @@ def test_values_keys_removed_added_renamed_and_changed_with_lists_as_one_value()
 
 def test_a_rename_needs_one_candidate_only():
     notes = []
-    diff = compare.values_diff("old: nginx\n", "new1: nginx\nnew2: nginx\n", notes)
+    diff = _values_diff("old: nginx\n", "new1: nginx\nnew2: nginx\n", notes)
     assert diff["renamed"] == [] and [r["path"] for r in diff["removed"]] == ["old"]
 
 

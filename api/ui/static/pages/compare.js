@@ -48,11 +48,14 @@ function schema(s) {
 
 export default async function compare({ name }) {
   const query = new URLSearchParams(location.search);
-  const list = await api.get(`charts/${path(name)}/-/versions`, { limit: VERSIONS });
-  const versions = list.items;
+  const listing = api.get(`charts/${path(name)}/-/versions`, { limit: VERSIONS });
+  // A deep link names both versions: the comparison is asked for at once, beside the pickers' list.
+  const given = query.get('from') && query.get('to') ? { from: query.get('from'), to: query.get('to') } : null;
+  const asked = given && api.get(`charts/${path(name)}/-/compare`, given);
+  const versions = (await listing).items;
   const to = query.get('to') || versions[0]?.version;
   const from = query.get('from') || versions[1]?.version || to;
-  const c = await api.get(`charts/${path(name)}/-/compare`, { from, to });
+  const c = await (asked || api.get(`charts/${path(name)}/-/compare`, { from, to }));
   const chartName = versions[0]?.name || name.split('/').pop();
   return {
     title: `${chartName} ${c.from.version} → ${c.to.version}`,
