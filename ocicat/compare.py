@@ -316,6 +316,8 @@ def schema_diff(old, new, notes: list[str]) -> dict:
             result["invalid"] = exc.message[:500]
         except (RecursionError, ValueError, TypeError) as exc:
             result["invalid"] = str(exc)[:500]
+    if old == new:
+        return result
     before, after = schema_properties(old, notes), schema_properties(new, notes)
     for path, prop in after.items():
         was = before.get(path)
