@@ -128,7 +128,8 @@ def real_chart(i: int) -> tuple[dict, dict]:
     """Files and Chart.yaml fields of version ``i`` of a large chart, each version changing what releases change."""
     renamed = i // 10  # every tenth version renames another ingress.class to ingress.className
     values = "".join(COMPONENT.format(
-        n=f"component{c}", replicas=1 + (c == i % COMPONENTS), tag=f"1.{i}.0", cpu=100 + 50 * (c == (i + 7) % COMPONENTS),
+        n=f"component{c}", replicas=1 + (c == i % COMPONENTS), tag=f"1.{i}.0",
+        cpu=100 + 50 * (c == (i + 7) % COMPONENTS),
         ingress_key="ingress", class_key="className" if c < renamed else "class") for c in range(COMPONENTS)
         if not (c == COMPONENTS - 1 and i % 7 == 6))  # now and then a component is removed
     schema = {"type": "object", "properties": {
@@ -167,7 +168,8 @@ def storage_chart(i: int, templates: int) -> dict:
     for t in range(templates):
         revision = i if t in (i % templates, (i + 1) % templates) else 0
         files[f"templates/t{t:03d}.yaml"] = (f"# template {t}, revision {revision}\n"
-                                             + "\n".join(f"{w}: {{{{ .Values.x }}}}" for w in _words(f"s{t}", 60).split())
+                                             + "\n".join(f"{w}: {{{{ .Values.x }}}}"
+                                                         for w in _words(f"s{t}", 60).split())
                                              + "\n")
     return files
 
@@ -237,7 +239,8 @@ class Compare(Run):
         page_ms, arrival_ms = self.page_loads(repository, versions[0][0], versions[-1][0], listed)
         print(f"  compare page, first visit (n={len(page_ms)}): p50 {percentile(page_ms, 50):.0f} ms, "
               f"p95 {percentile(page_ms, 95):.0f} ms")
-        print(f"  compare page, {listed} to {versions[-1][0]} from the chart page's version list (n={len(arrival_ms)}): "
+        print(f"  compare page, {listed} to {versions[-1][0]} from the chart page's version list "
+              f"(n={len(arrival_ms)}): "
               f"p50 {percentile(arrival_ms, 50):.0f} ms, p95 {percentile(arrival_ms, 95):.0f} ms")
         print("      " + self.targets.at_most(f"report at ingest p95 (n={len(report_ms)})", percentile(report_ms, 95),
                                               REPORT_TARGET_MS, " ms"))
@@ -291,7 +294,8 @@ class Compare(Run):
 
         files = scalar(conn, "SELECT count(*) FROM chart_files f JOIN manifests m ON m.id = f.manifest_id"
                              " JOIN repositories r ON r.id = m.repository_id WHERE r.name = %s", (repository,))
-        distinct = scalar(conn, "SELECT count(DISTINCT f.digest) FROM chart_files f JOIN manifests m ON m.id = f.manifest_id"
+        distinct = scalar(conn, "SELECT count(DISTINCT f.digest) FROM chart_files f"
+                                " JOIN manifests m ON m.id = f.manifest_id"
                                 " JOIN repositories r ON r.id = m.repository_id WHERE r.name = %s", (repository,))
         expected = len({hashlib.sha256(text.encode()).digest() for _, files_, _ in versions
                         for path, text in files_.items() if path.startswith("templates/")})
@@ -302,7 +306,8 @@ class Compare(Run):
         execute("DELETE FROM chart_sources s WHERE NOT EXISTS (SELECT 1 FROM chart_files f WHERE f.digest = s.digest)")
         execute("VACUUM FULL chart_files")
         execute("VACUUM FULL chart_sources")
-        deduplicated = scalar(conn, "SELECT pg_total_relation_size('chart_files') + pg_total_relation_size('chart_sources')")
+        deduplicated = scalar(conn, "SELECT pg_total_relation_size('chart_files')"
+                                    " + pg_total_relation_size('chart_sources')")
         execute("CREATE TABLE per_version AS SELECT f.manifest_id, f.path, f.size, f.truncated, s.content"
                      " FROM chart_files f JOIN chart_sources s ON s.digest = f.digest")
         execute("ALTER TABLE per_version ADD PRIMARY KEY (manifest_id, path)")

@@ -3,8 +3,8 @@
 --
 -- Template and CRD contents, stored once per distinct content: a chart's versions mostly repeat their templates, so
 -- each version lists its files (path, size) by the SHA-256 of what is kept of them, and the text is stored once under
--- that digest, whichever versions, repositories or charts share it. Contents are never updated, only added; a content
--- no version lists any more stays (a few KiB each) until a later clean-up.
+-- that digest, whichever versions, repositories or charts share it. Contents are never updated, only added; those no
+-- version lists any more (their versions deleted) are removed by the workers when they start (indexer.backfill).
 CREATE TABLE chart_sources (
     digest    bytea PRIMARY KEY,  -- SHA-256 of content, UTF-8
     content   text NOT NULL,
@@ -19,6 +19,8 @@ CREATE TABLE chart_files (
     digest       bytea NOT NULL REFERENCES chart_sources (digest),
     PRIMARY KEY (manifest_id, path)
 );
+-- Which versions list a content: the clean-up's question, and the foreign key's check when a content is removed.
+CREATE INDEX chart_files_digest_idx ON chart_files (digest);
 
 -- values.yaml read once, when the version is indexed (ocicat.compare.parsed_values): the document and the comments
 -- that explain its keys, or why it cannot be read. NULL for versions indexed before this migration (read when compared).

@@ -214,13 +214,15 @@ def _save_sources(cur, manifest_id: int, sources: list[dict]) -> None:
     with its document parsed (for comparing versions field by field), once.
 
     The contents already stored are asked for first, so that a version repeating its predecessor's templates sends
-    their digests, not their text. New ones are inserted in digest order: two workers storing the same new
-    contents then take their row locks in one order and cannot deadlock.
+    their digests, not their text; they are locked against the clean-up (:func:`delete_unlisted_sources`) until
+    this transaction lists them. New ones are inserted in digest order: two workers storing the same new contents
+    then take their row locks in one order and cannot deadlock.
     """
     if not sources:
         return
     digests = {s["path"]: hashlib.sha256(s["content"].encode()).digest() for s in sources}
-    cur.execute("SELECT digest FROM chart_sources WHERE digest = ANY (%s)", (list(set(digests.values())),))
+    cur.execute("SELECT digest FROM chart_sources WHERE digest = ANY (%s) ORDER BY digest FOR KEY SHARE",
+                (list(set(digests.values())),))
     stored = {bytes(row["digest"]) for row in cur.fetchall()}
     new = {digests[s["path"]]: s for s in sources if digests[s["path"]] not in stored}
     if new:
@@ -230,6 +232,29 @@ def _save_sources(cur, manifest_id: int, sources: list[dict]) -> None:
                          if s["path"].startswith("crds/") else None) for digest, s in sorted(new.items())])
     execute_values(cur, "INSERT INTO chart_files (manifest_id, path, size, truncated, digest) VALUES %s",
                    [(manifest_id, s["path"], s["size"], s["truncated"], digests[s["path"]]) for s in sources])
+
+
+def delete_unlisted_sources(cur, after: bytes, limit: int) -> tuple[bytes | None, int]:
+    """Of the next ``limit`` contents after digest ``after``, those no version lists any more: deleted. The last
+    digest looked at (None at the end), and how many were deleted.
+
+    A content a worker is about to list again is locked by it (_save_sources), and skipped here; one this deletes
+    first is stored anew by that worker, which then finds it missing.
+    """
+    cur.execute(
+        """
+        WITH looked AS (SELECT digest FROM chart_sources WHERE digest > %s ORDER BY digest LIMIT %s),
+        unlisted AS (SELECT s.digest FROM chart_sources s JOIN looked USING (digest)
+                      WHERE NOT EXISTS (SELECT 1 FROM chart_files f WHERE f.digest = s.digest)
+                      FOR UPDATE OF s SKIP LOCKED),
+        deleted AS (DELETE FROM chart_sources s USING unlisted u WHERE s.digest = u.digest RETURNING 1)
+        SELECT (SELECT digest FROM looked ORDER BY digest DESC LIMIT 1) AS last,
+               (SELECT count(*) FROM deleted) AS deleted
+        """,
+        (after, limit),
+    )
+    row = cur.fetchone()
+    return (bytes(row["last"]) if row["last"] is not None else None), row["deleted"]
 
 
 def write_index_entries(cur, limit: int) -> int:

@@ -180,11 +180,35 @@ def test_what_charts_indexed_by_an_older_ocicat_lack_is_written_by_the_workers(d
                     " upgrade_reported = false RETURNING 1")
         assert cur.fetchall()
     assert written[1]["upgrade_report"]["items"][0]["path"] == "replicas"
-    assert backfill.run(db, threading.Event()) == {"readmes": 2, "index entries": 2, "upgrade reports": 2}
-    assert backfill.run(db, threading.Event()) == {"readmes": 0, "index entries": 0, "upgrade reports": 0}  # once
+    done = {"readmes": 2, "index entries": 2, "upgrade reports": 2, "unlisted contents": 0}
+    assert backfill.run(db, threading.Event()) == done
+    assert backfill.run(db, threading.Event()) == dict.fromkeys(done, 0)  # once
     with db.transaction() as cur:
         cur.execute("SELECT readme_html, index_entry, upgrade_report FROM helm_charts ORDER BY version")
         rows = cur.fetchall()
     assert [row["readme_html"] for row in rows] == ["<h1>Before</h1>\n"] * 2
     assert [(row["index_entry"], row["upgrade_report"]) for row in rows] == [
         (w["index_entry"], w["upgrade_report"]) for w in written]
+
+
+def test_template_contents_no_version_lists_are_removed_when_a_worker_starts(db, registry):
+    repository = f"unlisted-{uuid.uuid4().hex[:8]}/chart"
+    queue = PostgresQueue(db)
+    for version in ("1.0.0", "1.1.0"):
+        digest = _push_raw_chart(SimpleNamespace(registry=registry), repository, version, chart_tgz(
+            {"Chart.yaml": f"apiVersion: v2\nname: chart\nversion: {version}\n", "templates/shared.yaml": "kind: A\n",
+             "templates/own.yaml": f"# {version}\n", "crds/thing.yaml": f"kind: CustomResourceDefinition # {version}\n"},
+            top="chart"))
+        queue.publish([Event.load(fresh_push_event(repository, digest, version))], [])
+        assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
+    with db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM chart_sources")
+        assert cur.fetchone()["n"] == 5  # shared.yaml once, own.yaml and thing.yaml twice
+        cur.execute("DELETE FROM manifests m USING helm_charts c WHERE c.manifest_id = m.id AND c.version = '1.0.0'")
+    assert backfill.unlisted_sources(db, threading.Event()) == 2
+    assert backfill.unlisted_sources(db, threading.Event()) == 0
+    with db.transaction() as cur:
+        cur.execute("SELECT s.content, s.document FROM chart_sources s ORDER BY s.content")
+        assert [(r["content"], r["document"]) for r in cur.fetchall()] == [
+            ("# 1.1.0\n", None), ("kind: A\n", None),
+            ("kind: CustomResourceDefinition # 1.1.0\n", {"kind": "CustomResourceDefinition"})]

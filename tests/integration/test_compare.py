@@ -70,7 +70,8 @@ spec:
             size: {type: %s}
 """
 CHANGES_15 = "- kind: added\n  description: A quieter sidecar\n"
-CHANGES_2 = "- kind: removed\n  description: The legacy sidecar\n- kind: changed\n  description: ingress.class is now ingress.className\n"
+CHANGES_2 = ("- kind: removed\n  description: The legacy sidecar\n"
+             "- kind: changed\n  description: ingress.class is now ingress.className\n")
 
 
 def _version(tmp_path, version: str, values: str, schema: dict, crd_type: str, redis: str, web_tag: str,

@@ -74,7 +74,8 @@ def test_dependencies_and_images():
     old = _snapshot(dependencies=[{"name": "redis", "version": "~17.1.0"}, {"name": "pg", "version": "12.x.x"}],
                     chart_lock={"dependencies": [{"name": "redis", "version": "17.1.4"}]},
                     artifacthub={"images": [{"name": "web", "image": "localhost:5000/shop/web:1.0@sha256:aa"}]})
-    new = _snapshot("2.0.0", dependencies=[{"name": "redis", "version": "^18.0.0"}, {"name": "pg", "version": "12.2.0"}],
+    new = _snapshot("2.0.0",
+                    dependencies=[{"name": "redis", "version": "^18.0.0"}, {"name": "pg", "version": "12.2.0"}],
                     artifacthub={"images": [{"name": "web", "image": "localhost:5000/shop/web:1.1"}]})
     deps = {d["name"]: (d["from"], d["to"], d["major"]) for d in compare.dependencies_diff(old, new)}
     assert deps == {"redis": ("17.1.4", "^18.0.0", True), "pg": ("12.x.x", "12.2.0", False)}
