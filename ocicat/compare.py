@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import operator
 import re
 import time
 from itertools import islice
@@ -429,14 +430,17 @@ def _dependencies(snapshot: dict) -> dict[str, dict]:
     return out
 
 
-def dependencies_diff(old: dict, new: dict) -> list[dict]:
-    before, after = _dependencies(old), _dependencies(new)
-    out = []
+def _changes(before: dict, after: dict, same):
+    """(key, status, before's, after's) of each key added, removed, or changed (not ``same``), by key."""
     for key in sorted(before.keys() | after.keys()):
         was, now = before.get(key), after.get(key)
-        if was == now:
-            continue
-        status = "added" if was is None else "removed" if now is None else "changed"
+        if was is None or now is None or not same(was, now):
+            yield key, "added" if was is None else "removed" if now is None else "changed", was, now
+
+
+def dependencies_diff(old: dict, new: dict) -> list[dict]:
+    out = []
+    for key, status, was, now in _changes(_dependencies(old), _dependencies(new), operator.eq):
         entry = {"name": key, "status": status, "from": was and (was["locked"] or was["version"]),
                  "to": now and (now["locked"] or now["version"])}
         majors = _major(entry["from"]), _major(entry["to"])
@@ -464,16 +468,14 @@ def _images(snapshot: dict) -> dict[str, dict]:
     return out
 
 
+def _same_image(a: dict, b: dict) -> bool:
+    return (a["tag"], a["digest"]) == (b["tag"], b["digest"])
+
+
 def images_diff(old: dict, new: dict) -> list[dict]:
-    before, after = _images(old), _images(new)
-    out = []
-    for repository in sorted(before.keys() | after.keys()):
-        was, now = before.get(repository), after.get(repository)
-        if was is None or now is None or (was["tag"], was["digest"]) != (now["tag"], now["digest"]):
-            out.append({"repository": repository, "name": (now or was)["name"],
-                        "status": "added" if was is None else "removed" if now is None else "changed",
-                        "from": was and was["image"], "to": now and now["image"]})
-    return out
+    return [{"repository": repository, "name": (now or was)["name"], "status": status, "from": was and was["image"],
+             "to": now and now["image"]}
+            for repository, status, was, now in _changes(_images(old), _images(new), _same_image)]
 
 
 # -- the report --------------------------------------------------------------------------------------------------
