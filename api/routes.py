@@ -6,6 +6,7 @@ import re
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from ocicat import compare
 from ocicat.catalog import reads, upgrades
 from ocicat.catalog.visibility import Visibility
 from ocicat.oci.names import DIGEST_RE, REPOSITORY_RE
@@ -199,8 +200,8 @@ def compare_versions(name: str):
         missing = next((args[key] for end, key in (("from", "from_"), ("to", "to")) if found[end] is None), None)
         if missing is not None:
             return _not_found(name, missing)
-        result = upgrades.comparison(cur, found["from"][0], found["from"][1], found["to"][1])
-    return jsonify(Comparison().dump(result))
+        inputs = upgrades.comparison_inputs(cur, found["from"][0], found["from"][1], found["to"][1])
+    return jsonify(Comparison().dump(compare.compare(**inputs)))  # with the connection back in the pool
 
 
 def _chart_version_id(cur, name: str, version: str) -> tuple[int, int] | None:

@@ -265,6 +265,8 @@ class _Reader:
         """``name`` relative to the chart directory ("" for the directory itself), checked like Helm's loader."""
         if "\\" in name:
             raise ChartArchiveError(f"backslash in archive path: {name!r}")
+        if "\x00" in name:  # possible through a PAX path; Go's archive/tar (so Helm) refuses such a header
+            raise ChartArchiveError(f"NUL in archive path: {name!r}")
         if name.startswith("/"):
             raise ChartArchiveError(f"absolute path in archive: {name!r}")
         parts = name.split("/")

@@ -7,7 +7,7 @@ of them, are never read.
 
 Every input was written by whoever pushed the chart, so every part is bounded whatever it holds: values files are
 parsed under untrusted.yaml_document's limits and diffed lazily up to MAX_CHANGES; schemas are walked up to
-MAX_SCHEMA_PROPERTIES; text diffs stop at MAX_DIFF_LINES per file, MAX_DIFF_BYTES in all and a time budget. What is
+MAX_SCHEMA_NODES; text diffs stop at MAX_DIFF_CELLS per file, MAX_DIFF_BYTES in all and a time budget. What is
 cut is said in ``notes``, and nothing here raises on bad input: a part that cannot be compared says why.
 
 Paths are written as Helm's ``--set`` takes them (``image.tag``, ``podAnnotations.prometheus\\.io/scrape``,
@@ -21,26 +21,32 @@ import json
 import operator
 import re
 import time
+from collections import Counter
 from itertools import islice
 
 import dictdiffer
 import jsonschema
 from referencing import Registry, Resource
-from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT7
 
-from .untrusted import YAMLError, yaml_document, yaml_document_and_key_lines
+from .untrusted import YAMLError, storable, yaml_document, yaml_document_and_key_lines
 
 MAX_CHANGES = 1000  # values keys added, removed or changed, listed per comparison
-MAX_SCHEMA_PROPERTIES = 5000  # per schema, $refs followed
+MAX_SCHEMA_NODES = 20_000  # properties and items visited per schema, $refs followed
 MAX_SCHEMA_DEPTH = 32
-MAX_DIFF_LINES = 5000  # a file longer than this (either side) is said changed, not diffed line by line
+MAX_CHECKED_ARRAY = 1000  # see _checkable
+MAX_ENUM = 1000  # values of one enum compared
+MAX_ENUM_SHOWN = 20  # removed enum values listed
+MAX_DESCRIPTION = 500
+MAX_DIFF_CELLS = 4_000_000  # of the changed middles of two files, the product of their lengths in lines; see _unified
+DIFF_CONTEXT = 3
 MAX_DIFF_BYTES = 2 * 1024 * 1024  # unified diffs in all
 TEXT_DIFF_SECONDS = 1.0  # difflib's worst case grows with the product of two files' lengths
 MAX_CRD_FIELDS = 20  # changed fields named per CRD
 MAX_REPORT_ITEMS = 100
 MAX_SHOWN = 120  # characters of a value quoted in a report item
 MAX_COMMENT = 1000
+MAX_COMMENT_LINES = 50
 
 # Chart.yaml fields shown side by side (helm_charts columns, under Chart.yaml's names).
 FIELDS = {"apiVersion": "api_version", "name": "name", "version": "version", "appVersion": "app_version",
@@ -103,7 +109,7 @@ def compare(old: dict, new: dict, load, *, changelog: list[dict] | None = None, 
 
 def _values(snapshot: dict) -> dict:
     """A version's values as read when it was indexed; read now for a version indexed before they were."""
-    return snapshot.get("values_parsed") or parsed_values(snapshot.get("values_yaml"))
+    return snapshot.get("values_parsed") or storable(parsed_values(snapshot.get("values_yaml")))
 
 
 def _version(snapshot: dict) -> dict:
@@ -120,7 +126,7 @@ def path_text(path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            key = str(part).replace("\\", "\\\\").replace(".", "\\.")
+            key = re.sub(r"([\\.,=\[])", r"\\\1", str(part))
             out += f".{key}" if out else key
     return out
 
@@ -148,19 +154,29 @@ def parsed_values(text: str | None) -> dict:
     if not isinstance(doc, dict):
         return {"error": "values.yaml is not a YAML map"}
     lines = text.splitlines()
+    explained: dict[int, str] = {}  # line -> the comment that explains a key on it (flow maps have many a line)
     comments = {}
     for path, line in key_lines.items():
-        above = []
-        for i in range(line - 1, -1, -1):
-            stripped = lines[i].strip()
-            if not stripped.startswith("#"):
-                break
-            above.append(stripped.lstrip("#").strip().removeprefix("-- "))  # "# -- ": helm-docs' marker
-        after = re.search(r"\s#\s?(.*)$", lines[line]) if line < len(lines) else None
-        comment = "\n".join([*reversed(above), *([after.group(1).strip()] if after else [])]).strip()
-        if comment:
-            comments[path_text(path)] = comment[:MAX_COMMENT]
+        if line not in explained:
+            explained[line] = _comment(lines, line)
+        if explained[line]:
+            comments[path_text(path)] = explained[line]
     return {"tree": doc, "comments": comments}
+
+
+def _comment(lines: list[str], line: int) -> str:
+    """The comment lines right above ``line`` (up to MAX_COMMENT_LINES), and a comment after the key on it."""
+    above = []
+    for i in range(line - 1, max(-1, line - 1 - MAX_COMMENT_LINES), -1):
+        stripped = lines[i].strip()
+        if not stripped.startswith("#"):
+            break
+        above.append(stripped.lstrip("#").strip().removeprefix("-- "))  # "# -- ": helm-docs' marker
+    after = _TRAILING_COMMENT.search(lines[line][:MAX_COMMENT * 4]) if line < len(lines) else None
+    return "\n".join([*reversed(above), *([after.group(1).strip()] if after else [])]).strip()[:MAX_COMMENT]
+
+
+_TRAILING_COMMENT = re.compile(r"\s#\s?(.*)$")
 
 
 def _atomic_lists(value):
@@ -209,23 +225,23 @@ def _trivial(value) -> bool:
 
 
 def _with_renames(result: dict, added: list, removed: list) -> dict:
-    """Pair each removed key with the one added key that has its default and its comment (with a comment or a
-    default that says something: two keys both empty and uncommented are not a rename)."""
-    by_content: dict[str, list[int]] = {}
-    for i, item in enumerate(added):
-        by_content.setdefault(_content_key(item), []).append(i)
-    paired: set[int] = set()
+    """Pair a removed key with an added key that has its default and its comment, where that content is the only
+    one of its kind on both sides (and has a comment or a default that says something: two keys both empty and
+    uncommented are not a rename)."""
+    added_by, removed_by = Counter(map(_content_key, added)), Counter(map(_content_key, removed))
+    pairs = {_content_key(item): item for item in added if added_by[_content_key(item)] == 1}
+    renamed = set()
     for item in removed:
         path, value, comment = item
-        candidates = [i for i in by_content.get(_content_key(item), []) if i not in paired]
-        if len(candidates) == 1 and (comment or not _trivial(value)):
-            paired.add(candidates[0])
-            result["renamed"].append({"from": path_text(path), "to": path_text(added[candidates[0]][0]),
-                                      "value": value, "comment": comment})
+        content = _content_key(item)
+        if removed_by[content] == 1 and content in pairs and (comment or not _trivial(value)):
+            renamed.add(content)
+            result["renamed"].append({"from": path_text(path), "to": path_text(pairs[content][0]), "value": value,
+                                      "comment": comment})
         else:
             result["removed"].append({"path": path_text(path), "value": value, "comment": comment})
-    result["added"] = [{"path": path_text(p), "value": v, "comment": c}
-                       for i, (p, v, c) in enumerate(added) if i not in paired]
+    result["added"] = [{"path": path_text(p), "value": v, "comment": c} for p, v, c in added
+                       if _content_key((p, v, c)) not in renamed]
     for key, entries in result.items():  # by path (a stored document's keys are in JSONB's order, not the file's)
         entries.sort(key=lambda entry: entry["to" if key == "renamed" else "path"])
     return result
@@ -240,14 +256,14 @@ def _content_key(item) -> str:
 
 
 def schema_properties(schema, notes: list[str] | None = None) -> dict[str, dict]:
-    """Every property a values schema describes, by path (items of an array as ``name[]``): type, enum, default,
-    whether its parent requires it, description. Local $refs are followed (referencing, never the network)."""
+    """Every property a values schema describes, by path (items of an array as ``name[]``): type, enum, whether its
+    parent requires it, description. Local $refs are followed (referencing, never the network). At most
+    MAX_SCHEMA_NODES properties and items are visited, so $refs that lead back up cannot make it walk for ever."""
     if not isinstance(schema, dict):
         return {}
-    resolver = Registry().with_resource("urn:ocicat:values-schema",
-                                        Resource.from_contents(schema, default_specification=DRAFT7)
-                                        ).resolver(base_uri="urn:ocicat:values-schema")
+    resolver = _resolver(schema)
     found: dict[str, dict] = {}
+    visits = 0
     stack = [((), schema, 0)]
     while stack:
         path, node, depth = stack.pop()
@@ -255,35 +271,52 @@ def schema_properties(schema, notes: list[str] | None = None) -> dict[str, dict]
         if not isinstance(node, dict) or depth > MAX_SCHEMA_DEPTH:
             continue
         required = node.get("required") if isinstance(node.get("required"), list) else []
-        children = node.get("properties") if isinstance(node.get("properties"), dict) else {}
-        for name, child in children.items():
-            if len(found) >= MAX_SCHEMA_PROPERTIES:
+        children = list(node["properties"].items()) if isinstance(node.get("properties"), dict) else []
+        if isinstance(node.get("items"), dict) and path:
+            children.append((None, node["items"]))
+        for name, child in children:
+            visits += 1
+            if visits > MAX_SCHEMA_NODES:
                 if notes is not None:
-                    notes.append(f"schema: only the first {MAX_SCHEMA_PROPERTIES} properties are compared")
+                    notes.append(f"schema: only the first {MAX_SCHEMA_NODES} properties and items are compared")
                 return found
-            child_path = path + (name,)
+            if name is None:  # an array's items
+                stack.append((path[:-1] + (f"{path[-1]}[]",), child, depth + 1))
+                continue
             child = _resolve(resolver, child)
             if not isinstance(child, dict):
                 continue
-            found[path_text(child_path)] = {
-                "type": _types(child.get("type")), "enum": child.get("enum") if isinstance(child.get("enum"), list)
-                else None, "default": child.get("default"), "required": name in required,
-                "description": child.get("description") if isinstance(child.get("description"), str) else None}
-            stack.append((child_path, child, depth + 1))
-        items = node.get("items")
-        if isinstance(items, dict) and path:
-            stack.append((path[:-1] + (f"{path[-1]}[]",), items, depth + 1))
+            description = child.get("description")
+            found[path_text(path + (name,))] = {
+                "type": _types(child.get("type")),
+                "enum": child["enum"] if isinstance(child.get("enum"), list) else None,
+                "required": name in required,
+                "description": description[:MAX_DESCRIPTION] if isinstance(description, str) else None}
+            stack.append((path + (name,), child, depth + 1))
     return found
+
+
+_SCHEMA_URI = "urn:ocicat:values-schema"
+
+
+def _resolver(schema: dict):
+    """A resolver of the schema's own $refs, or None where referencing cannot take the schema (a "$schema" or
+    "$id" that is not a string, say): its $refs are then left as they are."""
+    try:
+        resource = Resource.from_contents(schema, default_specification=DRAFT7)
+        return Registry().with_resource(_SCHEMA_URI, resource).resolver(base_uri=_SCHEMA_URI)
+    except Exception:  # noqa: BLE001 - referencing raises what it meets in a hostile schema (AttributeError, ...)
+        return None
 
 
 def _resolve(resolver, node):
     """A schema node with its local $ref followed (a chain of them up to a bound); unresolvable: left as it is."""
     for _ in range(MAX_SCHEMA_DEPTH):
-        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+        if resolver is None or not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
             return node
         try:
             node = resolver.lookup(node["$ref"]).contents
-        except (Unresolvable, ValueError, TypeError, KeyError):
+        except Exception:  # noqa: BLE001 - as in _resolver; Unresolvable is the usual one
             return node
     return node
 
@@ -306,24 +339,48 @@ def _narrowed(before: list[str] | None, after: list[str] | None) -> bool:
     return bool(gone)
 
 
+def _checkable(schema) -> bool:
+    """Whether jsonschema's check of the schema against its metaschema has a bounded cost: at most MAX_SCHEMA_NODES
+    JSON values, no array longer than MAX_CHECKED_ARRAY (the metaschemas' uniqueItems compares the items of an
+    array that cannot be hashed pair by pair: 4,000 objects in an enum took 12 s)."""
+    seen, stack = 0, [schema]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_SCHEMA_NODES:
+            return False
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            if len(value) > MAX_CHECKED_ARRAY:
+                return False
+            stack.extend(value)
+    return True
+
+
 def schema_diff(old, new, notes: list[str]) -> dict:
     """Properties added, removed, newly required, and with a changed type or enum; whether the new schema is a
     valid JSON Schema at all (Helm refuses to install with one that is not)."""
     result = {"added": [], "removed": [], "required": [], "type_changed": [], "enum_changed": [], "invalid": None}
-    if isinstance(new, dict) and new != old:
-        try:
-            jsonschema.validators.validator_for(new, default=jsonschema.Draft7Validator).check_schema(new)
-        except jsonschema.SchemaError as exc:
-            result["invalid"] = exc.message[:500]
-        except (RecursionError, ValueError, TypeError) as exc:
-            result["invalid"] = str(exc)[:500]
     if old == new:
         return result
+    if isinstance(new, dict):
+        if not _checkable(new):
+            notes.append(f"schema: not checked against its metaschema (over {MAX_SCHEMA_NODES} values, or an array "
+                         f"of over {MAX_CHECKED_ARRAY})")
+        else:
+            try:
+                jsonschema.validators.validator_for(new, default=jsonschema.Draft7Validator).check_schema(new)
+            except jsonschema.SchemaError as exc:
+                result["invalid"] = exc.message[:500]
+            except Exception as exc:  # noqa: BLE001 - a hostile "$schema" can make jsonschema raise anything
+                result["invalid"] = f"{type(exc).__name__}: {exc}"[:500]
     before, after = schema_properties(old, notes), schema_properties(new, notes)
+    enums = _EnumKeys()
     for path, prop in after.items():
         was = before.get(path)
         if was is None:
-            result["added"].append({"path": path, **prop})
+            result["added"].append(_shown_property(path, prop))
             if prop["required"]:
                 result["required"].append({"path": path, "new": True})
             continue
@@ -332,11 +389,32 @@ def schema_diff(old, new, notes: list[str]) -> dict:
         if prop["type"] != was["type"]:
             result["type_changed"].append({"path": path, "from": was["type"], "to": prop["type"],
                                            "narrowed": _narrowed(was["type"], prop["type"])})
-        if prop["enum"] != was["enum"]:
-            gone = [v for v in was["enum"] or [] if prop["enum"] is not None and v not in prop["enum"]]
-            result["enum_changed"].append({"path": path, "from": was["enum"], "to": prop["enum"], "removed": gone})
-    result["removed"] = [{"path": path, **prop} for path, prop in before.items() if path not in after]
+        if prop["enum"] is not was["enum"] and enums.of(prop["enum"]) != enums.of(was["enum"]):
+            gone = enums.of(was["enum"]) - enums.of(prop["enum"]) if prop["enum"] is not None else set()
+            result["enum_changed"].append({"path": path, "from": _shown(was["enum"]), "to": _shown(prop["enum"]),
+                                           "removed": [json.loads(v) for v in sorted(gone)[:MAX_ENUM_SHOWN]]})
+    result["removed"] = [_shown_property(path, prop) for path, prop in before.items() if path not in after]
     return result
+
+
+def _shown_property(path: str, prop: dict) -> dict:
+    return {"path": path, "type": prop["type"], "required": prop["required"], "description": prop["description"]}
+
+
+class _EnumKeys:
+    """An enum as a set of its values' canonical JSON (its first MAX_ENUM), worked out once per enum: $refs let
+    thousands of properties share one."""
+
+    def __init__(self):
+        self._keys: dict[int, tuple[list, frozenset]] = {}
+
+    def of(self, enum: list | None) -> frozenset:
+        if enum is None:
+            return frozenset()
+        known = self._keys.get(id(enum))
+        if known is None:
+            known = self._keys[id(enum)] = (enum, frozenset(json.dumps(v, sort_keys=True) for v in enum[:MAX_ENUM]))
+        return known[1]
 
 
 # -- templates and CRDs ------------------------------------------------------------------------------------------
@@ -365,18 +443,45 @@ def sources_diff(old: dict, new: dict, load, notes: list[str], *, texts: bool) -
 
 
 def _unified(path: str, before: str | None, after: str | None, budget: dict, notes: list[str]) -> str | None:
+    """A unified diff of two texts. Lines the two share at their start and end are set aside first (a linear scan),
+    so a large CRD with one field changed is cheap; what is left is diffed only while the product of its lengths
+    stays under MAX_DIFF_CELLS (difflib's worst case grows with it), and within the comparison's budget."""
     if before is None or after is None:
-        return None
-    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
-    if len(a) > MAX_DIFF_LINES or len(b) > MAX_DIFF_LINES:
-        notes.append(f"{path}: longer than {MAX_DIFF_LINES} lines, not diffed line by line")
         return None
     if budget["bytes"] <= 0 or time.monotonic() > budget["deadline"]:
         notes.append(f"{path}: not diffed, the comparison's diff budget is spent")
         return None
-    text = "".join(difflib.unified_diff(a, b, fromfile=f"a/{path}", tofile=f"b/{path}", n=3))
+    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    if (len(a) - start - end) * (len(b) - start - end) > MAX_DIFF_CELLS:
+        notes.append(f"{path}: too much changed to diff line by line")
+        return None
+    # The diff of the changed middle with its context, line numbers put back where the files have them.
+    first = max(0, start - DIFF_CONTEXT)
+    middle = difflib.unified_diff(a[first:len(a) - max(0, end - DIFF_CONTEXT)],
+                                  b[first:len(b) - max(0, end - DIFF_CONTEXT)],
+                                  fromfile=f"a/{path}", tofile=f"b/{path}", n=DIFF_CONTEXT)
+    text = "".join(_HUNK.sub(lambda m: _moved_hunk(m, first), line) if line.startswith("@@") else line
+                   for line in middle)
     budget["bytes"] -= len(text)
     return text
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
+
+
+def _moved_hunk(match: re.Match, offset: int) -> str:
+    """A hunk header of a slice starting at line ``offset``, in the whole file's line numbers (a hunk of no lines
+    names the line before it, 0 at the start, and keeps it so)."""
+    old, new = int(match.group(1)), int(match.group(3))
+    old_count, new_count = match.group(2) or "", match.group(4) or ""
+    return (f"@@ -{old + offset if old or old_count != ',0' else old}{old_count} "
+            f"+{new + offset if new or new_count != ',0' else new}{new_count} @@")
 
 
 def crd_document(text: str) -> dict | None:
@@ -386,7 +491,7 @@ def crd_document(text: str) -> dict | None:
         doc = yaml_document(text, "CRD")
     except YAMLError:
         return None
-    return doc if isinstance(doc, dict) else None
+    return storable(doc) if isinstance(doc, dict) else None
 
 
 def _crd_fields(before: dict | None, after: dict | None) -> list[str]:
@@ -419,15 +524,22 @@ def _major(version) -> int | None:
 
 
 def _dependencies(snapshot: dict) -> dict[str, dict]:
-    locked = {d.get("name"): d.get("version") for d in ((snapshot.get("chart_lock") or {}).get("dependencies") or [])
-              if isinstance(d, dict)}
+    """Dependencies by alias or name (strings only: Chart.yaml and Chart.lock are the pusher's), with the version
+    Chart.lock resolved."""
+    lock = snapshot.get("chart_lock")
+    locked = {d["name"]: d.get("version") for d in (lock.get("dependencies") if isinstance(lock, dict) else None) or []
+              if isinstance(d, dict) and isinstance(d.get("name"), str)}
     out = {}
     for dep in snapshot.get("dependencies") or []:
-        if isinstance(dep, dict) and dep.get("name"):
-            out[str(dep.get("alias") or dep["name"])] = {"name": str(dep["name"]), "version": dep.get("version"),
-                                                         "locked": locked.get(dep["name"]),
-                                                         "repository": dep.get("repository")}
+        if isinstance(dep, dict) and isinstance(dep.get("name"), str) and dep["name"]:
+            key = dep["alias"] if isinstance(dep.get("alias"), str) and dep["alias"] else dep["name"]
+            out[key] = {"name": dep["name"], "version": _text(dep.get("version")),
+                        "locked": _text(locked.get(dep["name"])), "repository": _text(dep.get("repository"))}
     return out
+
+
+def _text(value) -> str | None:
+    return None if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _changes(before: dict, after: dict, same):

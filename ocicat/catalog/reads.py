@@ -261,11 +261,21 @@ _CHART_AT = f"""
 """
 
 
+# What a chart version's detail shows: helm_charts but for what only the worker and comparisons read (values_parsed,
+# index_entry, the upgrade base), which can be larger than all the rest.
+_CHART_DETAIL = """
+c.manifest_id, c.api_version, c.name, c.version, c.kube_version, c.description, c.type, c.keywords, c.home, c.sources,
+c.dependencies, c.maintainers, c.icon, c.app_version, c.deprecated, c.annotations, c.condition, c.tags, c.readme,
+c.readme_html, c.values_yaml, c.values_schema, c.templates, c.crds, c.chart_lock, c.has_provenance, c.artifacthub,
+c.warnings, c.prerelease, c.version_key, c.upgrade_report
+"""
+
+
 def chart_version(cur, seen: Visibility, repository: str, version: str | None = None,
                   digest: str | None = None) -> dict | None:
     """The chart with this version (or at this digest), everything known of it."""
-    cur.execute(f"SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, c.* {_CHART_AT}",
-                {**seen.params, "name": repository, "version": version, "digest": digest})
+    cur.execute(f"SELECT r.name AS repository, r.namespace, m.digest, m.pushed_at, m.error, {_CHART_DETAIL}"
+                f" {_CHART_AT}", {**seen.params, "name": repository, "version": version, "digest": digest})
     return cur.fetchone()
 
 

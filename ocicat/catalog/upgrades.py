@@ -33,6 +33,13 @@ SELECT m.id AS manifest_id, m.repository_id, m.digest, m.pushed_at, c.version, c
  WHERE m.id = ANY (%s)
 """
 
+# SemVer precedence of helm_charts.version_key (as functions/chart_version_below.sql): the release part, then a
+# release above its own prereleases, then prereleases in key order.
+_SEMVER_ORDER = """split_part(version_key, E'\\x01', 1) COLLATE "C", strpos(version_key, E'\\x01') = 0,
+                  version_key COLLATE "C" """
+_SEMVER_ORDER_DESC = """split_part(version_key, E'\\x01', 1) COLLATE "C" DESC, strpos(version_key, E'\\x01') = 0 DESC,
+                  version_key COLLATE "C" DESC"""
+
 # Candidates for a version's base: SemVer chart versions of the repository, indexed without error.
 _BASES = """
   FROM manifests m JOIN helm_charts c ON c.manifest_id = m.id
@@ -75,22 +82,26 @@ def changelog(cur, repository_id: int, low: dict, high: dict) -> list[dict]:
                AND (c.version_key = %(high)s OR chart_version_below(c.version_key, %(high)s))
                AND jsonb_typeof(c.artifacthub->'changes') = 'array'
              ORDER BY c.version_key, m.pushed_at DESC) v
-         -- SemVer precedence, highest first: the release part, then the release above its prereleases
-         ORDER BY split_part(version_key, E'\\x01', 1) COLLATE "C" DESC, strpos(version_key, E'\\x01') = 0 DESC,
-                  version_key COLLATE "C" DESC
+         ORDER BY {_SEMVER_ORDER_DESC}
         """,
         {"repository_id": repository_id, "low": low["version_key"], "high": high["version_key"]},
     )
     return cur.fetchall()
 
 
-def comparison(cur, repository_id: int, old_id: int, new_id: int) -> dict:
-    """Everything that differs from one version to another (either may be the higher), with the changelogs between."""
+def comparison_inputs(cur, repository_id: int, old_id: int, new_id: int) -> dict:
+    """What compare.compare needs to compare one version with another (either may be the higher), read in one go,
+    so the comparison itself runs with no transaction open: both snapshots, the contents of the files that differ,
+    and the changelogs between."""
     found = snapshots(cur, [old_id, new_id])
     old, new = found[old_id], found[new_id]
     cur.execute("SELECT chart_version_below(%s, %s) AS below", (new["version_key"], old["version_key"]))
     low, high = (new, old) if cur.fetchone()["below"] else (old, new)
-    return compare.compare(old, new, source_loader(cur), changelog=changelog(cur, repository_id, low, high))
+    differ = {d for path, file in (old["files"] or {}).items() if (new["files"] or {}).get(path, file) != file
+              for d in (file["digest"], new["files"][path]["digest"])}
+    stored = source_loader(cur)(differ) if differ else {}
+    return {"old": old, "new": new, "load": lambda digests: {d: stored[d] for d in digests if d in stored},
+            "changelog": changelog(cur, repository_id, low, high)}
 
 
 def _base(cur, repository_id: int, manifest_id: int, version_key: str) -> int | None:
@@ -146,17 +157,19 @@ def write_reports(cur, repository_id: int, manifest_id: int) -> dict | None:
         return None
     key = row["version_key"]
     own = _write(cur, manifest_id, _base(cur, repository_id, manifest_id, key))
-    # Above it, with a base below it (or none): the new version may sit between them and their base.
+    # Above it, whose base it may now be: those without one, those whose base is below it, or a prerelease where it
+    # is a release (releases are preferred), and those whose base it is (indexed again).
     cur.execute(
         f"""
         SELECT m.id, c.version_key {_BASES} AND m.id <> %(id)s AND chart_version_below(%(key)s, c.version_key)
-           AND (c.upgrade_base_id IS NULL
-                OR (SELECT chart_version_below(b.version_key, %(key)s) FROM helm_charts b
-                     WHERE b.manifest_id = c.upgrade_base_id))
-         ORDER BY c.version_key COLLATE "C"
+           AND (c.upgrade_base_id IS NULL OR c.upgrade_base_id = %(id)s
+                OR (SELECT chart_version_below(b.version_key, %(key)s) OR (b.prerelease AND NOT %(prerelease)s)
+                      FROM helm_charts b WHERE b.manifest_id = c.upgrade_base_id))
+         ORDER BY {_SEMVER_ORDER}
          LIMIT %(limit)s
         """,
-        {"repository_id": repository_id, "id": manifest_id, "key": key, "limit": MAX_REWRITTEN},
+        {"repository_id": repository_id, "id": manifest_id, "key": key, "prerelease": "\x01" in key,
+         "limit": MAX_REWRITTEN},
     )
     for above in cur.fetchall():
         if _base(cur, repository_id, above["id"], above["version_key"]) == manifest_id:

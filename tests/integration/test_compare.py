@@ -11,9 +11,14 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from harness.events import fresh_push_event
 from harness.helm import helm_push, make_chart
 from harness.oci import push_chart
 from harness.processes import wait_until
+from indexer.bus import PostgresQueue
+from indexer.indexing import EventIndexer
+from indexer.registry import RegistryClient
+from ocicat.events import Event
 
 from .pages import shoot
 
@@ -290,6 +295,7 @@ def test_the_compare_page_and_the_chart_page_show_what_the_api_says(open_page, s
     expect(page.locator("#changelog")).to_contain_text("The legacy sidecar")
     auth = page.locator("#schema .schema-root > li").filter(has=page.locator("code.schema-key", has_text="auth"))
     expect(auth).to_contain_text("required")
+    auth.locator("summary").first.click()  # a level is built when it is opened
     expect(auth.locator(".schema-description")).to_have_text("the password")
     page.locator("#templates summary", has_text="templates/extra.yaml").click()
     expect(page.get_by_label("templates/extra.yaml", exact=True)).to_have_text(
@@ -298,3 +304,62 @@ def test_the_compare_page_and_the_chart_page_show_what_the_api_says(open_page, s
     expect(page.get_by_role("heading", level=1)).to_have_text("shop: 1.5.0 → 2.0.0")
     shoot(page, "chart-upgrade")
     watch.assert_quiet()
+
+
+def _index(db, registry, repository: str, *versions: str, files: dict | None = None, **fields) -> None:
+    """Versions pushed as Helm lays them out and indexed by the worker's own handler, one at a time."""
+    queue = PostgresQueue(db)
+    for version in versions:
+        digest = push_chart(registry.url, repository, version, version,
+                            files={"values.yaml": f"release: '{version}'\n", **(files or {})}, **fields)
+        queue.publish([Event.load(fresh_push_event(repository, digest, version))], [])
+        assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
+
+
+def _bases(db) -> dict[str, str | None]:
+    with db.transaction() as cur:
+        cur.execute("SELECT c.version, b.version AS base, c.upgrade_report->'from'->>'version' AS reported"
+                    " FROM helm_charts c LEFT JOIN helm_charts b ON b.manifest_id = c.upgrade_base_id")
+        rows = cur.fetchall()
+    assert all(row["base"] == row["reported"] for row in rows), rows
+    return {row["version"]: row["base"] for row in rows}
+
+
+def test_versions_pushed_out_of_order_get_the_reports_of_their_place(db, registry):
+    repository = f"order-{uuid.uuid4().hex[:8]}/app"
+    _index(db, registry, repository, "1.0.0-rc.1", "1.0.0", "2.0.0-rc.1", "2.0.0")
+    assert _bases(db) == {"1.0.0-rc.1": None, "1.0.0": "1.0.0-rc.1", "2.0.0-rc.1": "1.0.0", "2.0.0": "1.0.0"}
+    # A release below them all: the releases with a prerelease base take it, whatever order they sort in.
+    _index(db, registry, repository, "0.9.0")
+    assert _bases(db) == {"0.9.0": None, "1.0.0-rc.1": "0.9.0", "1.0.0": "0.9.0", "2.0.0-rc.1": "1.0.0",
+                          "2.0.0": "1.0.0"}
+    # A release in between: the next release and its prerelease move to it.
+    _index(db, registry, repository, "1.5.0")
+    assert _bases(db) == {"0.9.0": None, "1.0.0-rc.1": "0.9.0", "1.0.0": "0.9.0", "1.5.0": "1.0.0",
+                          "2.0.0-rc.1": "1.5.0", "2.0.0": "1.5.0"}
+    with db.transaction() as cur:
+        cur.execute("SELECT upgrade_report FROM helm_charts WHERE version = '2.0.0'")
+        report = cur.fetchone()["upgrade_report"]
+    assert [(i["path"], i["from"], i["to"]) for i in report["items"]] == [("release", '"1.5.0"', '"2.0.0"')]
+
+
+def test_charts_whose_files_hold_what_json_cannot_are_indexed_and_compared(db, registry):
+    """NaN and NUL in a CRD, a dependency named by a list in Chart.lock and Chart.yaml, a schema whose $schema is a
+    number: the versions are indexed without error and their report written."""
+    repository = f"odd-{uuid.uuid4().hex[:8]}/app"
+    files = {"crds/a.yaml": 'kind: CustomResourceDefinition\nx: .nan\ny: "a\\0b"\n',
+             "Chart.lock": "dependencies:\n- name: [x]\n  version: 1.0.0\n",
+             "values.schema.json": json.dumps({"$schema": 5, "properties": {"a": {"$ref": "#"}}})}
+    _index(db, registry, repository, "1.0.0", files=files, dependencies=[{"name": ["x"], "version": "1"}])
+    files["crds/a.yaml"] = files["crds/a.yaml"].replace(".nan", ".inf")
+    _index(db, registry, repository, "2.0.0", files=files, dependencies=[{"name": ["x"], "version": "2"}])
+    with db.transaction() as cur:
+        cur.execute("SELECT m.error, c.version, c.upgrade_report FROM helm_charts c"
+                    " JOIN manifests m ON m.id = c.manifest_id ORDER BY c.version")
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) AS n FROM dead_letters")
+        assert cur.fetchone()["n"] == 0
+    assert [row["error"] for row in rows] == [None, None]
+    assert [(i["category"], i["path"]) for i in rows[1]["upgrade_report"]["items"]] == [
+        ("default-changed", "release"), ("crd-changed", "crds/a.yaml")]
+    assert rows[1]["upgrade_report"]["items"][1]["fields"] == ["x"]

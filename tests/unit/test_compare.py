@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from ocicat import compare
@@ -64,7 +65,7 @@ def test_schema_refs_required_types_and_enums():
     diff = compare.schema_diff(old, new, notes)
     assert diff["required"] == [{"path": "auth", "new": True}, {"path": "auth.user", "new": True}]
     assert {t["path"]: t["narrowed"] for t in diff["type_changed"]} == {"port": True, "size": False}
-    assert diff["enum_changed"] == [{"path": "mode", "from": ["a", "b"], "to": ["a"], "removed": ["b"]}]
+    assert diff["enum_changed"] == [{"path": "mode", "from": "[\"a\", \"b\"]", "to": "[\"a\"]", "removed": ["b"]}]
     assert [r["path"] for r in diff["removed"]] == ["gone"]
     assert diff["invalid"] is None
     assert compare.schema_diff(old, {"type": "object", "properties": {"x": {"type": 5}}}, [])["invalid"]
@@ -141,12 +142,41 @@ def test_huge_strings_are_shown_cut_in_the_report():
     assert item["path"] == "blob" and len(item["from"]) == compare.MAX_SHOWN and item["from"].endswith("…")
 
 
-def test_text_diffs_stop_at_their_line_and_time_budgets():
-    long_old = "".join(f"line {i}\n" for i in range(compare.MAX_DIFF_LINES + 1))
+def test_text_diffs_set_aside_what_is_the_same_and_stop_where_too_much_changed():
+    long_old = "".join(f"line {i}\n" for i in range(50_000))
+    long_new = long_old.replace("line 30000\n", "line 30000, changed\n")
+    other = "".join(f"other {i}\n" for i in range(3000))
+    other_old = "".join(f"was {i}\n" for i in range(3000))
     files = {f"templates/t{i}.yaml": {"digest": f"o{i}"} for i in range(3)}
-    texts = {"o0": long_old, "n0": long_old + "more\n", "o1": "a\n", "n1": "b\n", "o2": "c\n", "n2": "d\n"}
     new_files = {f"templates/t{i}.yaml": {"digest": f"n{i}"} for i in range(3)}
+    texts = {"o0": long_old, "n0": long_new, "o1": other_old, "n1": other, "o2": "a\nb\n", "n2": "a\nc\n"}
+    started = time.monotonic()
     result = _compare(_snapshot(files=files), _snapshot("2.0.0", files=new_files), texts)
+    assert time.monotonic() - started < 2
     diffs = {t["path"]: t["diff"] for t in result["templates"]}
-    assert diffs["templates/t0.yaml"] is None and "longer than" in result["notes"][0]
-    assert diffs["templates/t1.yaml"].endswith("-a\n+b\n")
+    # one changed line of 50,000: diffed, with the file's own line numbers
+    assert diffs["templates/t0.yaml"].splitlines()[2:] == [
+        "@@ -29998,7 +29998,7 @@", " line 29997", " line 29998", " line 29999", "-line 30000", "+line 30000, changed",
+        " line 30001", " line 30002", " line 30003"]
+    # 3,000 lines all different: 9 million cells, over the bound
+    assert diffs["templates/t1.yaml"] is None and "templates/t1.yaml: too much changed" in result["notes"][0]
+    assert diffs["templates/t2.yaml"] == "--- a/templates/t2.yaml\n+++ b/templates/t2.yaml\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
+
+
+def test_hostile_schemas_are_compared_in_bounded_time():
+    shared_enum = [{"v": i} for i in range(2000)]
+    refs = {"type": "object", "properties": {f"p{i}": {"$ref": "#/$defs/e"} for i in range(2000)},
+            "$defs": {"e": {"enum": shared_enum}}}
+    refs_new = {**refs, "$defs": {"e": {"enum": shared_enum[1:]}}}
+    looping = {"type": "object", "properties": {**{f"b{i}": True for i in range(20_000)},
+                                                "x": {"$ref": "#"}, "y": {"$ref": "#"}}}
+    draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "enum": [{"k": i} for i in range(4000)]}
+    weird = [{"$schema": 5, "properties": {"a": {"type": "string"}}}, {"$id": 5, "properties": {"a": {"$ref": "#"}}},
+             ["not", "a", "map"]]
+    for old, new in ((refs, refs_new), ({}, looping), ({}, draft4), *(({}, w) for w in weird)):
+        notes = []
+        started = time.monotonic()
+        diff = compare.schema_diff(old, new, notes)
+        assert time.monotonic() - started < 3, (str(new)[:80], time.monotonic() - started)
+        assert len(json.dumps(diff)) < 2_000_000
+    assert compare.schema_diff(refs, refs_new, [])["enum_changed"][0]["removed"] == [{"v": 0}]

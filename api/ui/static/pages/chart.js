@@ -102,7 +102,9 @@ function upgrade(name, c) {
   ];
 }
 
-const MAX_SCHEMA_DEPTH = 16; // a browsable tree; deeper (or recursive $refs) the JSON below has it all
+const MAX_SCHEMA_DEPTH = 16; // of $refs followed in a row; the JSON below has the schema whole
+const MAX_SHOWN_PROPERTIES = 500; // of one object; the JSON below has the rest
+const MAX_SHOWN_CHARS = 200; // of a default or an enum value
 
 /** A local $ref ("#/definitions/x", "#/$defs/x") followed; anything else left as it is. */
 function resolve(root, node, depth = 0) {
@@ -112,28 +114,48 @@ function resolve(root, node, depth = 0) {
   return resolve(root, target, depth + 1);
 }
 
-/** The values schema as a tree: each property with its type, default, whether it is required, enum and description. */
-function schemaTree(root, node = root, depth = 0) {
+const shortJson = (value) => {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS - 1)}…` : text;
+};
+
+function properties(node) {
+  return node && node.properties && typeof node.properties === 'object' && !Array.isArray(node.properties)
+    ? Object.entries(node.properties) : [];
+}
+
+/**
+ * The values schema as a tree: each property with its type, default, whether it is required, enum and description.
+ * A level is built when it is opened, so a schema whose $refs lead back up costs what the reader unfolds.
+ */
+function schemaTree(root, node, open = false) {
   node = resolve(root, node);
-  const props = node && typeof node.properties === 'object' ? Object.entries(node.properties) : [];
-  if (!props.length || depth > MAX_SCHEMA_DEPTH) return null;
+  const props = properties(node);
+  if (!props.length) return null;
   const required = Array.isArray(node.required) ? node.required : [];
-  return h('ul', { class: depth ? 'schema-tree' : 'schema-tree schema-root' }, props.map(([key, raw]) => {
+  const items = props.slice(0, MAX_SHOWN_PROPERTIES).map(([key, raw]) => {
     const prop = resolve(root, raw) || {};
     const type = Array.isArray(prop.type) ? prop.type.join(' | ') : prop.type;
     const head = [h('code', { class: 'schema-key' }, key), type ? h('span', { class: 'schema-type' }, ` ${type}`) : '',
       required.includes(key) ? [' ', badge('required')] : '',
-      prop.default !== undefined ? [' default ', h('code', null, JSON.stringify(prop.default))] : '',
-      Array.isArray(prop.enum) ? [' one of ', prop.enum.map((e, i) => [i ? ', ' : '', h('code', null, JSON.stringify(e))])] : '',
+      prop.default !== undefined ? [' default ', h('code', null, shortJson(prop.default))] : '',
+      Array.isArray(prop.enum) ? [' one of ', prop.enum.slice(0, 20).map((e, i) => [i ? ', ' : '', h('code', null, shortJson(e))]),
+        prop.enum.length > 20 ? ' …' : ''] : '',
       prop.description ? h('div', { class: 'schema-description' }, String(prop.description)) : ''];
-    const children = schemaTree(root, prop.type === 'array' ? resolve(root, prop.items) : prop, depth + 1);
-    return h('li', null, children ? h('details', { open: depth === 0 }, h('summary', null, head), children) : head);
-  }));
+    const below = prop.type === 'array' ? resolve(root, prop.items) : prop;
+    if (!properties(resolve(root, below)).length) return h('li', null, head);
+    const body = h('div');
+    return h('li', null, h('details', {
+      ontoggle: (event) => { if (event.target.open && !body.childElementCount) body.append(schemaTree(root, below)); },
+    }, h('summary', null, head), body));
+  });
+  if (props.length > MAX_SHOWN_PROPERTIES) items.push(h('li', { class: 'muted' }, `and ${props.length - MAX_SHOWN_PROPERTIES} more`));
+  return h('ul', { class: open ? 'schema-tree schema-root' : 'schema-tree' }, items);
 }
 
 function schema(c) {
   if (!c.values_schema) return h('p', { class: 'empty' }, 'No values.schema.json.');
-  return [schemaTree(c.values_schema) || h('p', { class: 'empty' }, 'The schema describes no properties.'),
+  return [schemaTree(c.values_schema, c.values_schema, true) || h('p', { class: 'empty' }, 'The schema describes no properties.'),
     h('details', null, h('summary', null, 'values.schema.json'),
       h('pre', { class: 'code', tabindex: 0, 'aria-label': 'values.schema.json' }, JSON.stringify(c.values_schema, null, 2)))];
 }
