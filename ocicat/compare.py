@@ -393,10 +393,16 @@ def schema_diff(old, new, notes: list[str]) -> dict:
                                            "narrowed": _narrowed(was["type"], prop["type"])})
         if prop["enum"] is not was["enum"] and enums.of(prop["enum"]) != enums.of(was["enum"]):
             gone = enums.of(was["enum"]) - enums.of(prop["enum"]) if prop["enum"] is not None else set()
-            result["enum_changed"].append({"path": path, "from": _shown(was["enum"]), "to": _shown(prop["enum"]),
+            result["enum_changed"].append({"path": path, "from": _shown_enum(was["enum"]),
+                                           "to": _shown_enum(prop["enum"]),
                                            "removed": [json.loads(v) for v in sorted(gone)[:MAX_ENUM_SHOWN]]})
     result["removed"] = [_shown_property(path, prop) for path, prop in before.items() if path not in after]
     return result
+
+
+def _shown_enum(enum: list | None) -> str:
+    """An enum as a report quotes it, from its first values only (thousands of properties may share a long one)."""
+    return _shown(enum if enum is None or len(enum) <= MAX_ENUM_SHOWN else [*enum[:MAX_ENUM_SHOWN], "…"])
 
 
 def _shown_property(path: str, prop: dict) -> dict:
