@@ -80,6 +80,7 @@ cat <<EOF2
 
 ocicat is running on its embedded defaults (data in $OCICAT_DATA_DIR).
   Web UI:       http://$OCICAT_LISTEN/ui/
+  ocicat chart: http://$OCICAT_LISTEN/ui/charts/ocicat/charts/ocicat/$(sed -n 's/^version: //p' deploy/helm/ocicat/Chart.yaml)
   Sample chart: http://$OCICAT_LISTEN/ui/charts/samples/charts/webapp/1.2.3+build.4
   API:          http://$OCICAT_LISTEN/api/v1/repositories
   Chart (JSON): http://$OCICAT_LISTEN/api/v1/charts/samples/charts/webapp/-/versions/1.2.3+build.4

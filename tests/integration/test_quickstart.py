@@ -31,6 +31,12 @@ def test_quickstart_runs_on_embedded_defaults_and_stops_cleanly(tmp_path):
 
         names = {r["name"] for r in requests.get(f"http://{listen}/api/v1/repositories", timeout=5).json()["items"]}
         assert {"samples/charts/webapp", "samples/charts/cache", "platform/infra/ingress"} <= names
+        # The first thing a new user sees: ocicat's own chart, with its README, values and schema.
+        assert f"ocicat chart: http://{listen}/ui/charts/ocicat/charts/ocicat/0.1.0" in output
+        own = requests.get(f"http://{listen}/api/v1/charts/ocicat/charts/ocicat/-/versions/0.1.0", timeout=5).json()
+        assert own["error"] is None and own["readme"].startswith("# ocicat") and "database:" in own["values"]
+        assert own["values_schema"]["required"] == ["image", "database", "registry", "webhook"]
+        assert "templates/worker.yaml" in own["templates"]
         chart = requests.get(f"http://{listen}/api/v1/charts/samples/charts/webapp/-/versions/1.2.3+build.4", timeout=5)
         assert chart.json()["app_version"] == "2.4.1"
         assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()  # the embedded server's own data
