@@ -24,61 +24,47 @@ BATCH = 100
 
 def run(db: Database, stop: threading.Event) -> dict[str, int]:
     """One pass of each; how many of each it wrote. Failures are logged: the next start tries again."""
-    return {"readmes": readmes(db, stop), "index entries": index_entries(db, stop),
-            "upgrade reports": _batches(db, stop, upgrades.write_missing_reports, "upgrade reports"),
-            "unlisted contents": unlisted_sources(db, stop)}
+    return {
+        "readmes": _pass(db, stop, _render_readmes, 0, "rendered %d README(s) of earlier charts"),
+        "index entries": _pass(db, stop, _until_short(writes.write_index_entries), 0,
+                               "wrote the Helm index entries of %d earlier chart version(s)"),
+        "upgrade reports": _pass(db, stop, _until_short(upgrades.write_missing_reports), 0,
+                                 "wrote the upgrade reports of %d earlier chart version(s)"),
+        "unlisted contents": _pass(db, stop, lambda cur, after: writes.delete_unlisted_sources(cur, after, 10 * BATCH),
+                                   b"", "removed %d template content(s) no chart version lists any more"),
+    }
 
 
-def readmes(db: Database, stop: threading.Event) -> int:
-    after, rendered = 0, 0
-    try:
-        while not stop.is_set():
-            with db.transaction() as cur:
-                rows = writes.readmes_to_render(cur, after, MAX_README_CHARS, BATCH)
-                for row in rows:
-                    html = readme_html(row["readme"])
-                    writes.set_readme_html(cur, row["manifest_id"], html)
-                    rendered += html is not None
-            if len(rows) < BATCH:
-                break
-            after = rows[-1]["manifest_id"]
-    except Exception:  # noqa: BLE001 - the worker goes on; the next start tries again
-        log.warning("rendering the READMEs of earlier charts failed", exc_info=True)
-    if rendered:
-        log.info("rendered %d README(s) of charts indexed before READMEs were rendered at ingest", rendered)
-    return rendered
-
-
-def unlisted_sources(db: Database, stop: threading.Event) -> int:
-    after, deleted = b"", 0
+def _pass(db: Database, stop: threading.Event, step, start, done_message: str) -> int:
+    """``step(cur, after) -> (next after, or None at the end; how many)`` a transaction at a time, from ``start``;
+    how many in all, logged with ``done_message``."""
+    after, done = start, 0
     try:
         while after is not None and not stop.is_set():
             with db.transaction() as cur:
-                after, batch = writes.delete_unlisted_sources(cur, after, 10 * BATCH)
-            deleted += batch
+                after, count = step(cur, after)
+            done += count
     except Exception:  # noqa: BLE001 - the worker goes on; the next start tries again
-        log.warning("removing template contents no version lists failed", exc_info=True)
-    if deleted:
-        log.info("removed %d template content(s) that no chart version lists any more", deleted)
-    return deleted
+        log.warning("backfill failed (the next start tries again); it had " + done_message, done, exc_info=True)
+    if done:
+        log.info(done_message, done)
+    return done
 
 
-def index_entries(db: Database, stop: threading.Event) -> int:
-    return _batches(db, stop, writes.write_index_entries, "Helm index entries")
+def _render_readmes(cur, after: int) -> tuple[int | None, int]:
+    """A batch of READMEs after manifest id ``after``; one that cannot be rendered stays text (and uncounted)."""
+    rows = writes.readmes_to_render(cur, after, MAX_README_CHARS, BATCH)
+    rendered = 0
+    for row in rows:
+        html = readme_html(row["readme"])
+        writes.set_readme_html(cur, row["manifest_id"], html)
+        rendered += html is not None
+    return (rows[-1]["manifest_id"] if len(rows) == BATCH else None), rendered
 
 
-def _batches(db: Database, stop: threading.Event, write, what: str) -> int:
-    """``write(cur, BATCH)`` a transaction at a time until it writes less than a batch."""
-    written = 0
-    try:
-        while not stop.is_set():
-            with db.transaction() as cur:
-                batch = write(cur, BATCH)
-            written += batch
-            if batch < BATCH:
-                break
-    except Exception:  # noqa: BLE001 - the worker goes on; the next start tries again
-        log.warning("writing the %s of earlier charts failed", what, exc_info=True)
-    if written:
-        log.info("wrote the %s of %d chart version(s) indexed before they were written at ingest", what, written)
-    return written
+def _until_short(write):
+    """A step of ``write(cur, BATCH)``, which skips what it did (or another worker holds): done at a short batch."""
+    def step(cur, _after) -> tuple[int | None, int]:
+        count = write(cur, BATCH)
+        return (0 if count == BATCH else None), count
+    return step

@@ -236,25 +236,27 @@ def _save_sources(cur, manifest_id: int, sources: list[dict]) -> None:
 
 def delete_unlisted_sources(cur, after: bytes, limit: int) -> tuple[bytes | None, int]:
     """Of the next ``limit`` contents after digest ``after``, those no version lists any more: deleted. The last
-    digest looked at (None at the end), and how many were deleted.
+    digest looked at (None past the end), and how many were deleted.
 
-    A content a worker is about to list again is locked by it (_save_sources), and skipped here; one this deletes
-    first is stored anew by that worker, which then finds it missing.
+    Two statements: the first locks what its snapshot finds unlisted, skipping what a worker is about to list again
+    (_save_sources locks it first); the second, with a snapshot of its own, deletes those still unlisted, so a
+    version a worker committed in between keeps its content (one statement would delete it and fail the foreign
+    key). A content deleted before a worker asks for it is stored anew by that worker.
     """
     cur.execute(
         """
-        WITH looked AS (SELECT digest FROM chart_sources WHERE digest > %s ORDER BY digest LIMIT %s),
-        unlisted AS (SELECT s.digest FROM chart_sources s JOIN looked USING (digest)
-                      WHERE NOT EXISTS (SELECT 1 FROM chart_files f WHERE f.digest = s.digest)
-                      FOR UPDATE OF s SKIP LOCKED),
-        deleted AS (DELETE FROM chart_sources s USING unlisted u WHERE s.digest = u.digest RETURNING 1)
+        WITH looked AS (SELECT digest FROM chart_sources WHERE digest > %s ORDER BY digest LIMIT %s)
         SELECT (SELECT digest FROM looked ORDER BY digest DESC LIMIT 1) AS last,
-               (SELECT count(*) FROM deleted) AS deleted
+               ARRAY(SELECT s.digest FROM chart_sources s JOIN looked USING (digest)
+                      WHERE NOT EXISTS (SELECT 1 FROM chart_files f WHERE f.digest = s.digest)
+                      FOR UPDATE OF s SKIP LOCKED) AS unlisted
         """,
         (after, limit),
     )
     row = cur.fetchone()
-    return (bytes(row["last"]) if row["last"] is not None else None), row["deleted"]
+    cur.execute("DELETE FROM chart_sources s WHERE s.digest = ANY (%s)"
+                " AND NOT EXISTS (SELECT 1 FROM chart_files f WHERE f.digest = s.digest)", (row["unlisted"],))
+    return (bytes(row["last"]) if row["last"] is not None else None), cur.rowcount
 
 
 def write_index_entries(cur, limit: int) -> int:

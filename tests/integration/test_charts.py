@@ -197,7 +197,8 @@ def test_template_contents_no_version_lists_are_removed_when_a_worker_starts(db,
     for version in ("1.0.0", "1.1.0"):
         digest = _push_raw_chart(SimpleNamespace(registry=registry), repository, version, chart_tgz(
             {"Chart.yaml": f"apiVersion: v2\nname: chart\nversion: {version}\n", "templates/shared.yaml": "kind: A\n",
-             "templates/own.yaml": f"# {version}\n", "crds/thing.yaml": f"kind: CustomResourceDefinition # {version}\n"},
+             "templates/own.yaml": f"# {version}\n",
+             "crds/thing.yaml": f"kind: CustomResourceDefinition # {version}\n"},
             top="chart"))
         queue.publish([Event.load(fresh_push_event(repository, digest, version))], [])
         assert queue.process_one(EventIndexer(db, RegistryClient(registry.url)))
@@ -205,8 +206,8 @@ def test_template_contents_no_version_lists_are_removed_when_a_worker_starts(db,
         cur.execute("SELECT count(*) AS n FROM chart_sources")
         assert cur.fetchone()["n"] == 5  # shared.yaml once, own.yaml and thing.yaml twice
         cur.execute("DELETE FROM manifests m USING helm_charts c WHERE c.manifest_id = m.id AND c.version = '1.0.0'")
-    assert backfill.unlisted_sources(db, threading.Event()) == 2
-    assert backfill.unlisted_sources(db, threading.Event()) == 0
+    assert backfill.run(db, threading.Event())["unlisted contents"] == 2
+    assert backfill.run(db, threading.Event())["unlisted contents"] == 0
     with db.transaction() as cur:
         cur.execute("SELECT s.content, s.document FROM chart_sources s ORDER BY s.content")
         assert [(r["content"], r["document"]) for r in cur.fetchall()] == [
