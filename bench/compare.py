@@ -199,13 +199,14 @@ class Compare(Run):
         db = Database(self.db_url, maxconn=2)
         report_ms = []
         with db.transaction() as cur:
-            cur.execute("SELECT m.id, m.repository_id FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+            cur.execute("SELECT m.id, m.repository_id, c.version_key FROM manifests m"
+                        " JOIN repositories r ON r.id = m.repository_id JOIN helm_charts c ON c.manifest_id = m.id"
                         " WHERE r.name = %s ORDER BY m.id", (repository,))
             ids = cur.fetchall()
         for row in ids:
             with db.transaction() as cur:
                 started = time.perf_counter()
-                upgrades.write_reports(cur, row["repository_id"], row["id"])
+                upgrades.write_reports(cur, row["repository_id"], row["id"], row["version_key"])
                 report_ms.append((time.perf_counter() - started) * 1000)
         db.close()
         listed = self.http.get(f"{self.api}/api/v1/charts/{repository}/-/versions", params={"limit": 500},

@@ -56,13 +56,17 @@ def _save(cur, repository_id: int, event: Event, extracted: Extracted, crawl: bo
     details, classified = extracted.details, extracted.classified
     manifest_id, new = writes.save_manifest(cur, repository_id, event.digest, extracted.size, extracted.doc,
                                             classified, event.timestamp, details)
-    upgrade = upgrades.write_reports(cur, repository_id, manifest_id) if details.chart else None
+    upgrade = None
+    if details.chart:  # no report for a chart indexed with an error: it is nobody's base either
+        upgrade = upgrades.write_reports(cur, repository_id, manifest_id,
+                                         None if details.error else details.chart["version_key"])
     change = _write_tag(cur, repository_id, event, crawl, write_tag)
     # An attachment by its tag only (cosign's sha256-<hex>.sig) was announced by _write_tag, as attachment.added.
     if new and not (classified.subject_digest is None and attachment_subject(event.tag)):
         tagged = change is not None and change.digest == event.digest
-        chart = details.chart and {**{k: details.chart.get(k) for k in ("name", "version", "app_version", "description")},
-                                   "upgrade": upgrade and {k: upgrade[k] for k in ("from", "breaking", "changes")}}
+        chart = details.chart and {k: details.chart.get(k) for k in ("name", "version", "app_version", "description")}
+        if chart:
+            chart["upgrade"] = upgrade and {k: upgrade[k] for k in ("from", "breaking", "changes")}
         outbox.record(cur, outbox.published_type(classified.kind, classified.subject_digest), event.repository,
                       event.timestamp, crawl=crawl, tag=event.tag if tagged else None, digest=event.digest,
                       kind=classified.kind, chart=chart, subject_digest=classified.subject_digest, error=details.error)

@@ -147,15 +147,13 @@ def write_missing_reports(cur, limit: int) -> int:
     return len(rows)
 
 
-def write_reports(cur, repository_id: int, manifest_id: int) -> dict | None:
-    """The report of a version just indexed, and of the versions above whose base it now is; its own returned."""
-    cur.execute("SELECT c.version_key FROM helm_charts c JOIN manifests m ON m.id = c.manifest_id"
-                " WHERE c.manifest_id = %s AND m.error IS NULL", (manifest_id,))
-    row = cur.fetchone()
-    if row is None or row["version_key"] is None:
+def write_reports(cur, repository_id: int, manifest_id: int, version_key: str | None) -> dict | None:
+    """The report of a version just indexed (``version_key`` None: not SemVer, or indexed with an error, so it has
+    none), and of the versions above whose base it now is; its own returned."""
+    if version_key is None:
         cur.execute("UPDATE helm_charts SET upgrade_reported = true WHERE manifest_id = %s", (manifest_id,))
         return None
-    key = row["version_key"]
+    key = version_key
     own = _write(cur, manifest_id, _base(cur, repository_id, manifest_id, key))
     # Above it, whose base it may now be: those without one, those whose base is below it, or a prerelease where it
     # is a release (releases are preferred), and those whose base it is (indexed again).
