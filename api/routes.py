@@ -196,11 +196,10 @@ def chart_files(name: str, version: str):
 def compare_versions(name: str):
     args = CompareArgs().load(request.args)
     with _db().transaction() as cur:
-        found = {end: _chart_version_id(cur, name, args[key]) for end, key in (("from", "from_"), ("to", "to"))}
-        missing = next((args[key] for end, key in (("from", "from_"), ("to", "to")) if found[end] is None), None)
-        if missing is not None:
-            return _not_found(name, missing)
-        inputs = upgrades.comparison_inputs(cur, found["from"][0], found["from"][1], found["to"][1])
+        old, new = (_chart_version_id(cur, name, args[key]) for key in ("from_", "to"))
+        if old is None or new is None:
+            return _not_found(name, args["from_"] if old is None else args["to"])
+        inputs = upgrades.comparison_inputs(cur, old[0], old[1], new[1])
     return jsonify(Comparison().dump(compare.compare(**inputs)))  # with the connection back in the pool
 
 

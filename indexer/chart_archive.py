@@ -74,15 +74,6 @@ _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what Helm installs from crds/
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
-@dataclass(frozen=True)
-class Source:
-    """A template or CRD as kept: its text (cut at the caps, see MAX_SOURCE) and its size in the archive."""
-
-    text: str
-    size: int
-    truncated: bool
-
-
 class ChartArchiveError(ValueError):
     """The chart archive is refused; the message is a one-line reason to show users."""
 
@@ -101,7 +92,9 @@ class ChartContents:
     values_schema: dict | None  # values.schema.json; None with a warning if it is not a JSON object
     templates: list[str]  # paths under templates/, relative to the chart root, sorted
     crds: list[str]  # .yaml/.yml/.json paths under crds/, sorted
-    sources: dict[str, "Source"]  # the templates' and CRDs' contents, by path
+    # the templates' and CRDs' contents, by path: content (cut at the caps, see MAX_SOURCE), size in the archive,
+    # whether it was cut (what writes.Details.sources holds)
+    sources: list[dict]
     chart_lock: dict | None  # Chart.lock
     requirements: list[dict] | None  # requirements.yaml ``dependencies`` (apiVersion v1 charts)
     files: int  # regular files in the archive
@@ -210,7 +203,7 @@ class _Reader:
         self.readme_rank = len(_README_RANK)
         self.templates: list[str] = []
         self.crds: list[str] = []
-        self.sources: dict[str, Source] = {}
+        self.sources: list[dict] = []
         self.source_budget = MAX_SOURCES
 
     def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
@@ -259,7 +252,8 @@ class _Reader:
         self.source_budget -= kept
         data = tar.extractfile(member).read(kept) if kept else b""
         # A cut can fall inside a UTF-8 sequence: its bytes become U+FFFD, as undecodable bytes do anyway.
-        self.sources[path] = Source(_text(data), member.size, kept < member.size)
+        self.sources.append({"path": path, "content": _text(data), "size": member.size,
+                             "truncated": kept < member.size})
 
     def _chart_path(self, name: str) -> str:
         """``name`` relative to the chart directory ("" for the directory itself), checked like Helm's loader."""
@@ -316,7 +310,7 @@ class _Reader:
             values_schema=values_schema,
             templates=sorted(self.templates),
             crds=sorted(self.crds),
-            sources=self.sources,
+            sources=sorted(self.sources, key=lambda source: source["path"]),
             chart_lock=_yaml_map(self.kept["Chart.lock"], "Chart.lock") if "Chart.lock" in self.kept else None,
             requirements=requirements,
             files=len(self.paths),

@@ -106,8 +106,7 @@ class Extractor:
             crds=contents.crds,
             chart_lock=contents.chart_lock,
         )
-        details.sources = [{"path": path, "content": source.text, "size": source.size, "truncated": source.truncated}
-                           for path, source in sorted(contents.sources.items())]
+        details.sources = contents.sources
         if not chart["dependencies"] and contents.requirements:  # apiVersion v1 charts: requirements.yaml
             chart["dependencies"] = contents.requirements
         chart["warnings"] += contents.warnings

@@ -199,25 +199,31 @@ def values_diff(old: dict, new: dict, notes: list[str],
             return result
     old_comments, new_comments = old["comments"], new["comments"]
     added, removed = [], []
-    count = 0
-    # dictdiffer walks lazily: the diff of two hostile files stops at the cap instead of listing them whole.
-    for action, node, change in dictdiffer.diff(_atomic_lists(old["tree"]), _atomic_lists(new["tree"]),
-                                                dot_notation=False):
-        base = tuple(node) if isinstance(node, list) else (node,) if node != "" else ()
-        entries = [(base, change)] if action == "change" else [(base + (key,), value) for key, value in change]
-        for path, value in entries:
-            if count >= MAX_CHANGES:
-                notes.append(f"values: only the first {MAX_CHANGES} changes are listed")
-                return _with_renames(result, added, removed)
-            count += 1
-            if action == "change":
-                result["changed"].append({"path": path_text(path), "from": value[0], "to": value[1],
-                                          "comment": new_comments.get(path_text(path))})
-            elif action == "add":
-                added.append((path, value, new_comments.get(path_text(path))))
-            else:
-                removed.append((path, value, old_comments.get(path_text(path))))
+    for count, (action, path, value) in enumerate(_changes_by_path(_atomic_lists(old["tree"]),
+                                                                    _atomic_lists(new["tree"]))):
+        if count >= MAX_CHANGES:
+            notes.append(f"values: only the first {MAX_CHANGES} changes are listed")
+            break
+        if action == "change":
+            result["changed"].append({"path": path_text(path), "from": value[0], "to": value[1],
+                                      "comment": new_comments.get(path_text(path))})
+        elif action == "add":
+            added.append((path, value, new_comments.get(path_text(path))))
+        else:
+            removed.append((path, value, old_comments.get(path_text(path))))
     return _with_renames(result, added, removed)
+
+
+def _changes_by_path(old: dict, new: dict):
+    """(action, path, value) of each change from ``old`` to ``new``: a changed value with (old, new), each key added
+    or removed with its value. dictdiffer walks lazily, so a caller that stops early (at a cap) stops the walk."""
+    for action, node, change in dictdiffer.diff(old, new, dot_notation=False):
+        base = tuple(node) if isinstance(node, list) else (node,) if node != "" else ()
+        if action == "change":
+            yield action, base, change
+        else:
+            for key, value in change:
+                yield action, base + (key,), value
 
 
 def _trivial(value) -> bool:
@@ -255,7 +261,7 @@ def _content_key(item) -> str:
 # -- the values schema -------------------------------------------------------------------------------------------
 
 
-def schema_properties(schema, notes: list[str] | None = None) -> dict[str, dict]:
+def schema_properties(schema, notes: list[str]) -> dict[str, dict]:
     """Every property a values schema describes, by path (items of an array as ``name[]``): type, enum, whether its
     parent requires it, description. Local $refs are followed (referencing, never the network). At most
     MAX_SCHEMA_NODES properties and items are visited, so $refs that lead back up cannot make it walk for ever."""
@@ -277,8 +283,7 @@ def schema_properties(schema, notes: list[str] | None = None) -> dict[str, dict]
         for name, child in children:
             visits += 1
             if visits > MAX_SCHEMA_NODES:
-                if notes is not None:
-                    notes.append(f"schema: only the first {MAX_SCHEMA_NODES} properties and items are compared")
+                notes.append(f"schema: only the first {MAX_SCHEMA_NODES} properties and items are compared")
                 return found
             if name is None:  # an array's items
                 stack.append((path[:-1] + (f"{path[-1]}[]",), child, depth + 1))
@@ -509,11 +514,8 @@ def _crd_fields(before: dict | None, after: dict | None) -> list[str]:
     old, new = (s["document"] if s.get("document") is not None else crd_document(s["content"]) for s in (before, after))
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return []
-    paths = []
-    for action, node, change in islice(dictdiffer.diff(old, new, dot_notation=False), MAX_CRD_FIELDS):
-        base = tuple(node) if isinstance(node, list) else (node,) if node != "" else ()
-        paths += [path_text(base)] if action == "change" else [path_text(base + (key,)) for key, _ in change]
-    return paths[:MAX_CRD_FIELDS]
+    paths = [path_text(path) for _, path, _ in islice(_changes_by_path(old, new), MAX_CRD_FIELDS)]
+    return paths
 
 
 # -- Chart.yaml, dependencies, images ----------------------------------------------------------------------------
