@@ -27,6 +27,7 @@ from harness.chart_archives import (
     tiny_files_tar,
     trailing_zeros_bomb,
 )
+from indexer import chart_archive
 from indexer.chart_archive import ChartArchiveError, read_chart_archive
 
 # -- nothing may touch the filesystem ------------------------------------------------
@@ -485,3 +486,22 @@ def test_inflating_stops_at_the_budget():
         read_chart_archive(source)
     # About 121 MiB of the 1 GiB was inflated: a ninth of the input, give or take a chunk.
     assert source.consumed < len(archive) / 6
+
+
+def test_template_and_crd_contents_are_kept_up_to_their_caps(monkeypatch):
+    monkeypatch.setattr(chart_archive, "MAX_SOURCE", 10)
+    monkeypatch.setattr(chart_archive, "MAX_SOURCES", 25)
+    archive = chart_tgz({"Chart.yaml": CHART_YAML, "templates/a.yaml": "0123456789abc", "templates/b.yaml": "short",
+                         "crds/c.yaml": "kind: CustomResourceDefinition", "crds/notes.txt": "not a manifest",
+                         "charts/sub/templates/x.yaml": "a subchart's"})
+    sources = read_chart_archive(io.BytesIO(archive)).sources
+    assert sources == [
+        {"path": "crds/c.yaml", "content": "kind: Cust", "size": 30, "truncated": True},  # cut at 10 bytes a file
+        {"path": "templates/a.yaml", "content": "0123456789", "size": 13, "truncated": True},
+        {"path": "templates/b.yaml", "content": "short", "size": 5, "truncated": False},
+    ]
+    # The budget for all of them (25 bytes) is spent by then: a next file keeps nothing.
+    more = chart_tgz({"Chart.yaml": CHART_YAML, "templates/a.yaml": "0123456789", "templates/b.yaml": "0123456789",
+                      "templates/c.yaml": "0123456789", "templates/d.yaml": "x"})
+    assert [(s["content"], s["truncated"]) for s in read_chart_archive(io.BytesIO(more)).sources] == [
+        ("0123456789", False), ("0123456789", False), ("01234", True), ("", True)]
