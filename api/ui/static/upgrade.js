@@ -18,6 +18,14 @@ const CATEGORY = {
   'image-changed': 'Image changed',
 };
 
+const MAX_SHOWN_CHARS = 200; // of a value quoted (a default, an enum value): a pusher's 4 MiB string stays in the API
+
+/** A value as JSON text (a string as it is), cut at MAX_SHOWN_CHARS. */
+export function shortJson(value) {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS - 1)}…` : text;
+}
+
 /** "3 breaking candidates" (or "no breaking candidates, 4 changes"), as a badge; nothing without a report. */
 export function upgradeBadge(summary) {
   if (!summary) return null;

@@ -3,7 +3,7 @@
 import * as api from '../api.js';
 import { external, h, pager, pairs, path, section, shortDigest, table, when, badge } from '../dom.js';
 import { insertSanitized } from '../html.js';
-import { changeList, reportList, upgradeBadge } from '../upgrade.js';
+import { changeList, reportList, shortJson, upgradeBadge } from '../upgrade.js';
 import { yamlBlock } from '../yaml.js';
 import { breadcrumbs, kinds, ui } from './common.js';
 
@@ -104,7 +104,6 @@ function upgrade(name, c) {
 
 const MAX_SCHEMA_DEPTH = 16; // of $refs followed in a row; the JSON below has the schema whole
 const MAX_SHOWN_PROPERTIES = 500; // of one object; the JSON below has the rest
-const MAX_SHOWN_CHARS = 200; // of a default or an enum value
 
 /** A local $ref ("#/definitions/x", "#/$defs/x") followed; anything else left as it is. */
 function resolve(root, node, depth = 0) {
@@ -113,11 +112,6 @@ function resolve(root, node, depth = 0) {
     .reduce((at, key) => (at && typeof at === 'object' ? at[key] : undefined), root);
   return resolve(root, target, depth + 1);
 }
-
-const shortJson = (value) => {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS - 1)}…` : text;
-};
 
 function properties(node) {
   return node && node.properties && typeof node.properties === 'object' && !Array.isArray(node.properties)
@@ -138,8 +132,8 @@ function schemaTree(root, node, open = false) {
     const type = Array.isArray(prop.type) ? prop.type.join(' | ') : prop.type;
     const head = [h('code', { class: 'schema-key' }, key), type ? h('span', { class: 'schema-type' }, ` ${type}`) : '',
       required.includes(key) ? [' ', badge('required')] : '',
-      prop.default !== undefined ? [' default ', h('code', null, shortJson(prop.default))] : '',
-      Array.isArray(prop.enum) ? [' one of ', prop.enum.slice(0, 20).map((e, i) => [i ? ', ' : '', h('code', null, shortJson(e))]),
+      prop.default !== undefined ? [' default ', h('code', null, shortJson(JSON.stringify(prop.default)))] : '',
+      Array.isArray(prop.enum) ? [' one of ', prop.enum.slice(0, 20).map((e, i) => [i ? ', ' : '', h('code', null, shortJson(JSON.stringify(e)))]),
         prop.enum.length > 20 ? ' …' : ''] : '',
       prop.description ? h('div', { class: 'schema-description' }, String(prop.description)) : ''];
     const below = prop.type === 'array' ? resolve(root, prop.items) : prop;

@@ -3,12 +3,12 @@
 
 import * as api from '../api.js';
 import { h, path, section, table } from '../dom.js';
-import { changeList, diffBlock, reportList } from '../upgrade.js';
+import { changeList, diffBlock, reportList, shortJson } from '../upgrade.js';
 import { breadcrumbs, filterForm, ui } from './common.js';
 
 const VERSIONS = 500; // the pickers' choice: a chart's newest versions, in SemVer order
 
-const show = (value) => (value == null ? '' : h('code', null, typeof value === 'string' ? value : JSON.stringify(value)));
+const show = (value) => (value == null ? '' : h('code', null, shortJson(value)));
 
 function picker(id, label, name, versions, selected) {
   return [h('label', { for: id }, label), h('select', { id, name },
