@@ -23,8 +23,9 @@ from ocicat import metrics
 from ocicat.config import Config
 from ocicat.db import Database
 from ocicat.events import Publisher
+from ocicat.sign_in import IdentityProvider
 
-from . import receiver
+from . import caller, receiver, sign_in
 from .auth import Principal, RegistryTokens, anonymous
 from .deletes import Registry
 from .feeds import bp as feeds_bp
@@ -35,6 +36,7 @@ from .problems import problem
 from .routes import bp as catalog_bp
 from .security import DOCS_POLICY, secure
 from .subscriptions import bp as subscriptions_bp
+from .tokens import bp as tokens_bp
 from .ui import bp as ui_bp
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ class Services:
     registry: Registry  # deletes through the API and Helm repository archives, with ocicat's own credentials
     registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
     anonymous: Principal  # callers without a token
+    identity_provider: IdentityProvider | None  # sign-in with OpenID Connect, when configured
+    session_cookie: str  # the browser session's cookie (api.caller)
+    secure_cookies: bool  # the catalog is served over HTTPS: cookies are Secure
 
 
 def _version() -> str:
@@ -80,15 +85,22 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = receiver.MAX_BODY_BYTES + 1  # see receiver._receive
     app.json.sort_keys = False
+    https = config.public_url.startswith("https://")
     app.extensions["ocicat"] = Services(config=config, db=db, registry=registry,
                                         registry_tokens=RegistryTokens.from_config(config),
-                                        anonymous=anonymous(config.default_public))
+                                        anonymous=anonymous(config.default_public),
+                                        identity_provider=IdentityProvider(config.oidc, config.secret_key)
+                                        if config.oidc else None,
+                                        session_cookie=caller.session_cookie(https), secure_cookies=https)
 
     if not config.webhook_secrets:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")
     app.register_blueprint(receiver.blueprint(bus, config.webhook_secrets))
     app.register_blueprint(catalog_bp)
     app.register_blueprint(subscriptions_bp)
+    app.register_blueprint(tokens_bp)
+    if config.oidc:
+        sign_in.init(app)
     app.register_blueprint(feeds_bp)
     app.register_blueprint(helm_bp)
     app.register_blueprint(monocular_bp)

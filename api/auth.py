@@ -6,7 +6,8 @@ hits, facets and counts alike, and answers 404 like one that does not exist.
 
 Two kinds of bearer token are accepted:
 - ocicat API tokens (``ocicat_<id>_<secret>``, ocicat.accounts): a user's
-  roles on path prefixes;
+  roles on path prefixes (those an administrator granted, and for a user made
+  by sign-in those the identity provider gives, asked again when due);
 - optionally, the JWTs the registry's token service issues (Distribution's
   token spec): their ``access`` claim names repositories with actions, which
   map to view (``pull``) and delete (``delete``) rights, so a frontend can
@@ -23,6 +24,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jwt
@@ -33,6 +35,7 @@ from ocicat import accounts
 from ocicat.catalog.visibility import Visibility
 from ocicat.config import Config, ConfigError
 from ocicat.oci.names import REPOSITORY_RE
+from ocicat.sign_in import IdentityProvider
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,12 @@ _principals_lock = threading.Lock()
 MAX_CACHED_PRINCIPALS = 10_000
 
 
-def from_account(cur, account: accounts.Account, default_public: bool) -> Principal:
+def from_account(cur, account: accounts.Account, default_public: bool,
+                 provider: IdentityProvider | None = None) -> Principal:
+    """The principal of a user; a user made by sign-in whose roles are due is asked about first (ocicat.sign_in)."""
+    if provider is not None and provider.due(account, datetime.now(timezone.utc)):
+        provider.recheck(cur, account.user_id)
+        account = accounts.account(cur, account.user_id)
     with _principals_lock:
         version, principal = _principals.get(account.user_id, (None, None))
     if version == account.grants_version and principal.admin == account.admin and principal.user == account.name:
@@ -198,7 +206,8 @@ def _load_keys(path: str) -> tuple[list, jwt.PyJWKSet | None]:
     return keys, None
 
 
-def authenticate(cur, header: str, registry_tokens: RegistryTokens | None, default_public: bool) -> Principal:
+def authenticate(cur, header: str, registry_tokens: RegistryTokens | None, default_public: bool,
+                 provider: IdentityProvider | None = None) -> Principal:
     """The principal for an ``Authorization`` header; raises Unauthorized for any credential that is not valid.
 
     ``Bearer <token>``, or ``Basic`` with the token as the password (any user name), for clients that speak only
@@ -221,7 +230,16 @@ def authenticate(cur, header: str, registry_tokens: RegistryTokens | None, defau
         account = accounts.authenticate(cur, token)
         if account is None:
             raise Unauthorized("invalid or expired token")
-        return from_account(cur, account, default_public)
+        return from_account(cur, account, default_public, provider)
     if registry_tokens is not None and token.count(".") == 2:
         return registry_tokens.principal(token)
     raise Unauthorized("invalid or expired token")
+
+
+def from_session(cur, cookie: str, default_public: bool, provider: IdentityProvider | None) -> tuple[Principal, str]:
+    """The principal of a browser session's cookie, and the session's CSRF token; Unauthorized when it is not live."""
+    found = accounts.session_account(cur, cookie)
+    if found is None:
+        raise Unauthorized("your session has ended; sign in again")
+    account, csrf_token = found
+    return from_account(cur, account, default_public, provider), csrf_token

@@ -1,6 +1,14 @@
-"""Who is calling: the caller of an API request, resolved once per request for every blueprint that serves the API."""
+"""Who is calling: the caller of an API request, resolved once per request for every blueprint that serves the API.
+
+A caller is who its ``Authorization`` header says (api.auth), or, without one, who the browser session's cookie
+says (api.sign_in makes it). A browser sends that cookie with every request to ocicat, including those another site
+makes it send, so a state-changing request made with it must also carry the session's CSRF token in
+``X-CSRF-Token``, which only ocicat's own pages can read (``GET /api/v1/me``).
+"""
 
 from __future__ import annotations
+
+import hmac
 
 from flask import current_app, g, request
 
@@ -10,19 +18,41 @@ from .problems import problem
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ocicat"'}
 # For clients that speak only HTTP Basic (feed readers, Helm's repository commands): the token is the password.
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="ocicat", charset="UTF-8"'}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def session_cookie(secure: bool) -> str:
+    """The session cookie's name: with the __Host- prefix over HTTPS, which makes browsers refuse it unless it is
+    Secure, for this host alone and for every path (no subdomain or plain-HTTP page can plant one)."""
+    return "__Host-ocicat_session" if secure else "ocicat_session"
 
 
 def authenticate(challenge: dict = CHALLENGE):
-    """Resolve the caller into ``g.principal`` (a ``before_request`` hook); a credential that is not valid is a 401,
-    never anonymous."""
+    """Resolve the caller into ``g.principal`` (a ``before_request`` hook), and ``g.csrf_token`` for a session; a
+    credential that is not valid is a 401, never anonymous."""
     services = current_app.extensions["ocicat"]
     header = request.headers.get("Authorization")
-    if not header:
+    cookie = request.cookies.get(services.session_cookie) if services.identity_provider else None
+    g.csrf_token = None
+    if not (header or cookie):
         g.principal = services.anonymous
         return None
     try:
         with services.db.transaction() as cur:
-            g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public)
+            if header:
+                g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public,
+                                                services.identity_provider)
+            else:
+                g.principal, g.csrf_token = auth.from_session(cur, cookie, services.config.default_public,
+                                                              services.identity_provider)
     except auth.Unauthorized as exc:
-        return problem(401, str(exc), headers=challenge)
+        response = problem(401, str(exc), headers=challenge)
+        if not header:
+            response.delete_cookie(services.session_cookie, path="/", secure=services.secure_cookies, httponly=True)
+        return response
+    if g.csrf_token and request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, "").encode(), g.csrf_token.encode()):
+        return problem(403, f"a request made with the session cookie must carry its CSRF token in {CSRF_HEADER} "
+                            "(ocicat's pages send it)")
     return None

@@ -239,10 +239,11 @@ def _chart_version_response(row: dict | None, name: str, reference: str, what: s
 
 
 @bp.get("/me")
-@documented("Who the API takes the caller for (anonymous without a token)", response=Me, errors=(401,))
+@documented("Who the API takes the caller for (anonymous without a token or session)", response=Me, errors=(401,))
 def me():
     principal = g.principal
-    return jsonify(Me().dump({"authenticated": principal.authenticated, "user": principal.user, "admin": principal.admin}))
+    return jsonify(Me().dump({"authenticated": principal.authenticated, "user": principal.user, "admin": principal.admin,
+                              "session": g.csrf_token is not None, "csrf_token": g.csrf_token}))
 
 
 def _delete(name: str, reference: str, what: str):

@@ -327,6 +327,34 @@ class Me(Schema):
     authenticated = fields.Bool()
     user = fields.Str(allow_none=True)
     admin = fields.Bool()
+    session = fields.Bool(metadata={"description": "true when the caller is a browser session (signed in with the "
+                                                   "identity provider) rather than a token"})
+    csrf_token = fields.Str(allow_none=True, metadata={
+        "description": "a session's CSRF token: send it as X-CSRF-Token with every POST, PATCH and DELETE"})
+
+
+class SignOut(Schema):
+    provider_logout = fields.Str(allow_none=True, metadata={
+        "description": "the provider's logout URL, to end the session there too; null when it has none"})
+
+
+class TokenCreate(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.Str(required=True, validate=[validate.Length(min=1, max=100),
+                                               validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z", error="no control characters")])
+    expires_in_days = fields.Int(load_default=30, validate=validate.Range(min=1, max=365))
+
+
+class Token(Schema):
+    id = fields.Int()
+    name = fields.Str(attribute="description")
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+    token = fields.Str(metadata={"description": "the token itself: shown only when it is created"})
 
 
 class Deletion(Schema):

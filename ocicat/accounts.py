@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .oci.names import REPOSITORY_RE
 
@@ -78,11 +79,11 @@ def delete_user(cur, name: str) -> None:
 
 def list_users(cur) -> list[dict]:
     cur.execute(
-        "SELECT u.name, u.admin, u.created_at,"
+        "SELECT u.name, u.admin OR u.sign_in_admin AS admin, u.created_at, si.issuer AS signed_in_with,"
         " (SELECT count(*) FROM grants g WHERE g.user_id = u.id) AS grants,"
         " (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL"
         "   AND (t.expires_at IS NULL OR t.expires_at > now())) AS active_tokens"
-        " FROM users u ORDER BY u.name"
+        " FROM users u LEFT JOIN sign_ins si ON si.user_id = u.id ORDER BY u.name"
     )
     return cur.fetchall()
 
@@ -113,8 +114,12 @@ def list_tokens(cur, user: str | None = None) -> list[dict]:
     return cur.fetchall()
 
 
-def revoke_token(cur, token_id: int) -> None:
-    cur.execute("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s RETURNING 1", (token_id,))
+def revoke_token(cur, token_id: int, user: str | None = None) -> None:
+    """Revoke a token (only if it is ``user``'s, when given: one user cannot learn of another's tokens)."""
+    cur.execute(
+        "UPDATE api_tokens t SET revoked_at = coalesce(revoked_at, now()) FROM users u"
+        " WHERE t.id = %(id)s AND u.id = t.user_id AND (%(user)s::text IS NULL OR u.name = %(user)s) RETURNING 1",
+        {"id": token_id, "user": user})
     if cur.fetchone() is None:
         raise AccountError(f"no token {token_id}")
 
@@ -127,6 +132,17 @@ class Account:
     name: str
     admin: bool
     grants_version: int
+    asked_at: datetime | None = None  # a user made by sign-in: when the provider was last asked for their roles
+
+
+# What an Account is read from, for API tokens and sessions alike.
+_ACCOUNT = ("u.id AS user_id, u.name, u.admin OR u.sign_in_admin AS admin, u.grants_version, si.asked_at"
+            " FROM users u LEFT JOIN sign_ins si ON si.user_id = u.id")
+
+
+def _account(row: dict) -> Account:
+    return Account(user_id=row["user_id"], name=row["name"], admin=row["admin"], grants_version=row["grants_version"],
+                   asked_at=row["asked_at"])
 
 
 def authenticate(cur, token: str) -> Account | None:
@@ -141,9 +157,8 @@ def authenticate(cur, token: str) -> Account | None:
     token_id, secret = int(match.group(1)), match.group(2)
     cur.execute(
         "SELECT t.secret_sha256, t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) AS live,"
-        " t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale,"
-        " u.id AS user_id, u.name, u.admin, u.grants_version"
-        " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = %s",
+        f" t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS stale, {_ACCOUNT}"
+        " JOIN api_tokens t ON u.id = t.user_id WHERE t.id = %s",
         (token_id,),
     )
     row = cur.fetchone()
@@ -153,13 +168,19 @@ def authenticate(cur, token: str) -> Account | None:
         return None
     if row["stale"]:  # noted at most once a minute: a read should not become a write every time
         cur.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s", (token_id,))
-    return Account(user_id=row["user_id"], name=row["name"], admin=row["admin"], grants_version=row["grants_version"])
+    return _account(row)
+
+
+def account(cur, user_id: int) -> Account:
+    cur.execute(f"SELECT {_ACCOUNT} WHERE u.id = %s", (user_id,))
+    return _account(cur.fetchone())
 
 
 def grants(cur, user_id: int) -> dict[str, int]:
-    """A user's roles, path -> level. Read only when ``grants_version`` moved: a user with 1,000
-    grants would otherwise cost more per request than the query they ask for (bench/api.py)."""
-    cur.execute("SELECT path, role_level(role) AS level FROM grants WHERE user_id = %s", (user_id,))
+    """A user's roles, path -> level (an administrator's grant and a sign-in's on one path: the higher). Read only
+    when ``grants_version`` moved: a user with 1,000 grants would otherwise cost more per request than the query
+    they ask for (bench/api.py)."""
+    cur.execute("SELECT path, max(role_level(role)) AS level FROM grants WHERE user_id = %s GROUP BY path", (user_id,))
     return {row["path"]: row["level"] for row in cur.fetchall()}
 
 
@@ -177,7 +198,7 @@ def grant(cur, user: str, path: str, role: str) -> None:
     holder = user_id(cur, user)
     cur.execute(
         "INSERT INTO grants (user_id, path, role) VALUES (%s, %s, %s)"
-        " ON CONFLICT (user_id, path) DO UPDATE SET role = excluded.role, created_at = now()",
+        " ON CONFLICT (user_id, source, path) DO UPDATE SET role = excluded.role, created_at = now()",
         (holder, normalize_path(path), role),
     )
     _grants_changed(cur, holder)
@@ -185,7 +206,8 @@ def grant(cur, user: str, path: str, role: str) -> None:
 
 def revoke(cur, user: str, path: str) -> None:
     holder = user_id(cur, user)
-    cur.execute("DELETE FROM grants WHERE user_id = %s AND path = %s RETURNING 1", (holder, normalize_path(path)))
+    cur.execute("DELETE FROM grants WHERE user_id = %s AND source = 'local' AND path = %s RETURNING 1",
+                (holder, normalize_path(path)))
     if cur.fetchone() is None:
         raise AccountError(f"{user!r} holds no role on {shown_path(normalize_path(path))!r}")
     _grants_changed(cur, holder)
@@ -193,8 +215,116 @@ def revoke(cur, user: str, path: str) -> None:
 
 def list_grants(cur, user: str | None = None) -> list[dict]:
     cur.execute(
-        "SELECT u.name AS user, g.path, g.role, g.created_at FROM grants g JOIN users u ON u.id = g.user_id"
-        " WHERE %(user)s::text IS NULL OR u.name = %(user)s ORDER BY u.name, g.path",
+        "SELECT u.name AS user, g.path, g.role, g.source, g.created_at FROM grants g JOIN users u ON u.id = g.user_id"
+        " WHERE %(user)s::text IS NULL OR u.name = %(user)s ORDER BY u.name, g.path, g.source",
         {"user": user},
     )
     return cur.fetchall()
+
+
+# -- users made by sign-in (ocicat.sign_in) --------------------------------------
+
+
+def signed_in_user(cur, issuer: str, subject: str, name_hint: str) -> int:
+    """The user the provider knows as (issuer, subject), made on their first sign-in under the name they go by
+    there; a name taken already (a local user, or someone else's) gets the subject's digest appended, so that no
+    one signs in as somebody else by choosing their name at the provider."""
+    cur.execute("SELECT user_id FROM sign_ins WHERE issuer = %s AND subject = %s", (issuer, subject))
+    row = cur.fetchone()
+    if row is not None:
+        return row["user_id"]
+    base = re.sub(r"[^A-Za-z0-9._@-]", "-", name_hint)[:48].lstrip("._@-") or "user"
+    for name in (base, f"{base}-{hashlib.sha256(f'{issuer} {subject}'.encode()).hexdigest()[:10]}"):
+        cur.execute("INSERT INTO users (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING id", (name,))
+        row = cur.fetchone()
+        if row is not None:
+            cur.execute("INSERT INTO sign_ins (user_id, issuer, subject) VALUES (%s, %s, %s)",
+                        (row["id"], issuer, subject))
+            return row["id"]
+    raise AccountError(f"cannot name the user signing in as {name_hint!r}: both names are taken")
+
+
+def set_sign_in_roles(cur, user_id: int, roles: dict[str, str], admin: bool) -> None:
+    """Replace what the provider gives a user (path -> role, and admin) with what it gives now; the user's cached
+    roles are dropped only when something changed."""
+    cur.execute("SELECT path, role FROM grants WHERE user_id = %s AND source = 'sign-in'", (user_id,))
+    held = {row["path"]: row["role"] for row in cur.fetchall()}
+    cur.execute("SELECT sign_in_admin FROM users WHERE id = %s", (user_id,))
+    if held == roles and cur.fetchone()["sign_in_admin"] == admin:
+        return
+    cur.execute("DELETE FROM grants WHERE user_id = %s AND source = 'sign-in'", (user_id,))
+    if roles:
+        cur.execute("INSERT INTO grants (user_id, source, path, role)"
+                    " SELECT %s, 'sign-in', path, role FROM unnest(%s::text[], %s::text[]) AS r (path, role)",
+                    (user_id, list(roles), list(roles.values())))
+    cur.execute("UPDATE users SET sign_in_admin = %s, grants_version = grants_version + 1 WHERE id = %s",
+                (admin, user_id))
+
+
+def record_sign_in(cur, user_id: int, claims: dict, refresh_token: bytes | None, access_token: bytes | None,
+                   signed_in: bool) -> None:
+    """Note what the provider answered now (userinfo, its sealed tokens); ``signed_in`` for a sign-in, not a check."""
+    cur.execute(
+        "UPDATE sign_ins SET claims = %s, refresh_token = coalesce(%s, refresh_token), access_token = %s,"
+        " answered_at = now(), asked_at = now(), signed_in_at = CASE WHEN %s THEN now() ELSE signed_in_at END WHERE user_id = %s",
+        (json.dumps(claims), refresh_token, access_token, signed_in, user_id))
+
+
+def claim_check(cur, user_id: int, older_than: timedelta) -> dict | None:
+    """The sign-in of ``user_id`` to check with the provider, locked and marked as asked now, when it was last asked
+    longer than ``older_than`` ago and no other request asks already; None otherwise (the roles held stand). Marked
+    whatever the answer, so that a provider that is down is asked once per interval, not at every request."""
+    cur.execute(
+        "WITH due AS (SELECT user_id FROM sign_ins WHERE user_id = %s AND asked_at < now() - %s FOR UPDATE SKIP LOCKED)"
+        " UPDATE sign_ins s SET asked_at = now() FROM due WHERE s.user_id = due.user_id"
+        " RETURNING s.refresh_token, s.access_token, s.answered_at, now() - s.answered_at AS age",
+        (user_id, older_than))
+    return cur.fetchone()
+
+
+def forget_sign_in(cur, user_id: int) -> None:
+    """The provider refused to vouch for the user: their roles from it go, and so do their sessions."""
+    set_sign_in_roles(cur, user_id, {}, False)
+    cur.execute("UPDATE sign_ins SET refresh_token = NULL, access_token = NULL WHERE user_id = %s", (user_id,))
+    cur.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
+
+
+# -- browser sessions ------------------------------------------------------------
+
+SESSION_RE = re.compile(r"^([1-9][0-9]{0,17})_([A-Za-z0-9_-]{43})\Z")
+
+
+def create_session(cur, user_id: int, lifetime: timedelta, id_token: str | None) -> str:
+    """A new session: the cookie's value (shown once, as for a token)."""
+    secret = secrets.token_urlsafe(32)
+    cur.execute("DELETE FROM sessions WHERE expires_at < now()")  # the expired ones, while here
+    cur.execute(
+        "INSERT INTO sessions (user_id, secret_sha256, csrf_token, id_token, expires_at)"
+        " VALUES (%s, %s, %s, %s, now() + %s) RETURNING id",
+        (user_id, hashlib.sha256(secret.encode()).digest(), secrets.token_urlsafe(32), id_token, lifetime))
+    return f"{cur.fetchone()['id']}_{secret}"
+
+
+def session_account(cur, cookie: str) -> tuple[Account, str] | None:
+    """The account and CSRF token of a live session; None for anything else (compared as tokens are)."""
+    match = SESSION_RE.match(cookie)
+    if match is None:
+        return None
+    cur.execute(f"SELECT s.secret_sha256, s.expires_at > now() AS live, s.csrf_token, {_ACCOUNT}"
+                " JOIN sessions s ON s.user_id = u.id WHERE s.id = %s", (int(match.group(1)),))
+    row = cur.fetchone()
+    matches = hmac.compare_digest(hashlib.sha256(match.group(2).encode()).digest(),
+                                  bytes(row["secret_sha256"]) if row else _NO_SECRET)
+    if not (row and matches and row["live"]):
+        return None
+    return _account(row), row["csrf_token"]
+
+
+def end_session(cur, cookie: str) -> str | None:
+    """Delete the session; the ID token it was made with (the provider's logout hint), if any."""
+    match = SESSION_RE.match(cookie)
+    if match is None or session_account(cur, cookie) is None:
+        return None
+    cur.execute("DELETE FROM sessions WHERE id = %s RETURNING id_token", (int(match.group(1)),))
+    row = cur.fetchone()
+    return row["id_token"] if row else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import logs
+from . import logs, role_rules
 from .outbound import Guard
 
 
@@ -222,6 +222,65 @@ def _kafka(env: dict) -> KafkaConfig | None:
     )
 
 
+
+@dataclass(frozen=True)
+class OidcConfig:
+    """Sign-in with an OpenID Connect provider (api.sign_in, ocicat.sign_in); present when OCICAT_OIDC_ISSUER is set."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    name: str  # on the sign-in button: "Sign in with <name>"
+    scopes: str = "openid profile email"
+    role_rules: tuple = ()  # ocicat.role_rules.RoleRule
+    gitlab: bool = False  # GitLab's role claims and API give the registry's roles (ocicat.sign_in.gitlab_roles)
+    gitlab_api_url: str = ""
+    gitlab_reporters: str = "api"  # "api": asked of GitLab's API; "groups": every group of the groups claim
+    refresh_seconds: int = 300  # a signed-in user's roles are asked of the provider again after this long
+    stale_seconds: int = 3600  # ... and kept this long after the last answer while the provider cannot be asked
+
+
+def _oidc(env: dict) -> OidcConfig | None:
+    given = {name: value for name, value in env.items() if name.startswith("OCICAT_OIDC_") and value}
+    if "OCICAT_OIDC_ISSUER" not in given:
+        if given:
+            raise ConfigError(f"{min(given)} is set but OCICAT_OIDC_ISSUER is not: set it to sign in with a provider")
+        return None
+    issuer = given["OCICAT_OIDC_ISSUER"].rstrip("/")
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"OCICAT_OIDC_ISSUER must be the provider's http(s) URL, got {issuer!r}")
+    for name in ("OCICAT_OIDC_CLIENT_ID", "OCICAT_OIDC_CLIENT_SECRET"):
+        if name not in given:
+            raise ConfigError(f"OCICAT_OIDC_ISSUER needs {name} (from the application registered at the provider)")
+    if not env.get("OCICAT_SECRET_KEY"):
+        raise ConfigError("OCICAT_OIDC_ISSUER needs OCICAT_SECRET_KEY (a long random string, the same for every API "
+                          "process): it signs the sign-in's state and encrypts the provider's tokens")
+    try:
+        rules = role_rules.parse(given.get("OCICAT_OIDC_ROLE_RULES"))
+    except ValueError as exc:
+        raise ConfigError(f"OCICAT_OIDC_ROLE_RULES {exc}") from None
+    gitlab = _bool(env, "OCICAT_OIDC_GITLAB")
+    reporters = given.get("OCICAT_OIDC_GITLAB_REPORTERS", OidcConfig.gitlab_reporters)
+    if reporters not in ("api", "groups"):
+        raise ConfigError(f"OCICAT_OIDC_GITLAB_REPORTERS must be api or groups, got {reporters!r}")
+    scopes = given.get("OCICAT_OIDC_SCOPES", OidcConfig.scopes + (" read_api" if gitlab and reporters == "api" else ""))
+    if "openid" not in scopes.split():
+        raise ConfigError(f"OCICAT_OIDC_SCOPES must include openid, got {scopes!r}")
+    return OidcConfig(
+        issuer=issuer,
+        client_id=given["OCICAT_OIDC_CLIENT_ID"],
+        client_secret=given["OCICAT_OIDC_CLIENT_SECRET"],
+        name=given.get("OCICAT_OIDC_NAME", "GitLab" if gitlab else parts.hostname),
+        scopes=scopes,
+        role_rules=rules,
+        gitlab=gitlab,
+        gitlab_api_url=given.get("OCICAT_OIDC_GITLAB_API_URL", issuer).rstrip("/"),
+        gitlab_reporters=reporters,
+        refresh_seconds=_int(env, "OCICAT_OIDC_REFRESH_SECONDS", OidcConfig.refresh_seconds, 1),
+        stale_seconds=_int(env, "OCICAT_OIDC_STALE_SECONDS", OidcConfig.stale_seconds, 0),
+    )
+
 @dataclass(frozen=True)
 class Config:
     database_url: str | None = None
@@ -259,6 +318,9 @@ class Config:
     delivery_backoff_seconds: float = 5.0
     worker_delivery: bool = True  # False: deliveries are left to `ocicat deliver` processes
     helm_index_cache_mb: int = 64  # gzipped Helm repository indexes an API process keeps (api.helm_index)
+    oidc: OidcConfig | None = None  # None: no sign-in with a provider, API tokens only
+    secret_key: str | None = field(default=None, repr=False)  # signs the sign-in's state, encrypts provider tokens
+    session_hours: int = 12  # a browser session signed in with the provider lasts this long at most
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -316,6 +378,9 @@ class Config:
             delivery_backoff_seconds=_seconds(env, "OCICAT_DELIVERY_BACKOFF_SECONDS", cls.delivery_backoff_seconds),
             worker_delivery=_bool(env, "OCICAT_WORKER_DELIVERY", default=True),
             helm_index_cache_mb=_int(env, "OCICAT_HELM_INDEX_CACHE_MB", cls.helm_index_cache_mb, 0),
+            oidc=_oidc(env),
+            secret_key=env.get("OCICAT_SECRET_KEY") or None,
+            session_hours=_int(env, "OCICAT_SESSION_HOURS", cls.session_hours, 1),
         )
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, current_app, render_template, url_for
 
 from ocicat.oci.classify import ALL_KINDS
 
@@ -35,9 +35,10 @@ def _policy(response):
 
 def _shell(page: str, **_route):
     """The same shell for every route (static/app.js reads the path itself), preloading ``page``'s module."""
+    oidc = current_app.extensions["ocicat"].config.oidc
     return render_template(
         "ui.html", modules=[url_for("ui.static", filename=m) for m in (*_SHARED, f"pages/{page}.js")],
-        kinds=" ".join(sorted(ALL_KINDS)), html_policy=HTML_POLICY,
+        kinds=" ".join(sorted(ALL_KINDS)), html_policy=HTML_POLICY, provider=oidc.name if oidc else "",
     )
 
 
@@ -52,5 +53,6 @@ for rule, endpoint, page in [
     ("/search", "search", "search"),
     ("/sign-in", "sign_in", "sign-in"),
     ("/subscriptions", "subscriptions", "subscriptions"),
+    ("/tokens", "tokens", "tokens"),
 ]:
     bp.add_url_rule(rule, endpoint, _shell, defaults={"page": page})

@@ -3,7 +3,7 @@
 -- delivery of a catalog event when it is sent, so a revoked grant stops deliveries at once (indexer.delivery.send).
 CREATE OR REPLACE FUNCTION user_may_view(viewer bigint, name text, default_public boolean) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT u.admin FROM users u WHERE u.id = viewer), false)
+    SELECT coalesce((SELECT u.admin OR u.sign_in_admin FROM users u WHERE u.id = viewer), false)
         OR coalesce(path_public(name), default_public)
         OR EXISTS (SELECT 1 FROM grants g
                     WHERE g.user_id = viewer AND role_level(g.role) >= role_level('reporter')

@@ -48,10 +48,10 @@ class Stack:
         return name, token
 
 
-def start_stack(make_database, log_dir: Path, command: str = "serve", **settings) -> Stack:
+def start_stack(make_database, log_dir: Path, command: str = "serve", port: int | None = None, **settings) -> Stack:
     """``ocicat serve`` (or ``command``: ``api`` for the receiver alone) with a real registry notifying it,
-    configured by ``settings`` (OCICAT_* names)."""
-    port = free_port()
+    configured by ``settings`` (OCICAT_* names), listening on ``port`` (a free one without)."""
+    port = port or free_port()
     secret = "test-" + uuid.uuid4().hex
     registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
     url = make_database()

@@ -2,9 +2,10 @@
 
 A real registry notifies a real ``ocicat serve`` whose default visibility is
 private. Every principal (anonymous, each role on a path, a nested role, an
-administrator, a registry JWT) asks every endpoint about every repository; what
-it may not see must answer exactly like what does not exist, and no list,
-count, search hit or facet may reveal it.
+administrator, a registry JWT, and people signed in with GitLab-shaped claims
+from a real OpenID Connect provider) asks every endpoint about every
+repository; what it may not see must answer exactly like what does not exist,
+and no list, count, search hit or facet may reveal it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.auth import RegistryTokens
 from harness.oci import push_chart, push_image
-from harness.processes import OCICAT, REPO_ROOT, wait_until
+from harness.oidc import CLIENT_ID, CLIENT_SECRET, GitLabApi, Provider, sign_in
+from harness.processes import OCICAT, REPO_ROOT, free_port, wait_until
 from ocicat import accounts
 from ocicat.catalog import visibility
 
@@ -63,6 +65,29 @@ PRINCIPALS = {
     "admin": ({}, True, set(REPOSITORIES), set(REPOSITORIES)),
     # the registry's own token: pull on one repository, pull and delete on everything below team/sub
     "registry-jwt": (None, False, PUBLIC | {API, WORKER, DOCS}, {WORKER, DOCS}),
+    # signed in with GitLab (GITLAB_USERS): no mapping written, the registry's permissions on GitLab's paths
+    "gitlab-reporter": (None, False, PUBLIC | TEAM, set()),
+    "gitlab-developer": (None, False, PUBLIC | TEAM, TEAM),
+    "gitlab-owner": (None, False, PUBLIC | {WORKER, DOCS}, {WORKER, DOCS}),
+    "gitlab-project-reporter": (None, False, PUBLIC | {API}, set()),
+}
+
+# GitLab's answers for those: its userinfo claims (role claims list direct memberships at exactly that level), and
+# what its API says each may read at Reporter or above (harness.oidc.GitLabApi).
+ROLE = "https://gitlab.org/claims/groups/"
+GITLAB_USERS = {
+    "gitlab-reporter": {"groups": [f"team{RUN}", f"team{RUN}/sub"], "groups_direct": [f"team{RUN}"]},
+    "gitlab-developer": {"groups": [f"team{RUN}"], f"{ROLE}developer": [f"team{RUN}"]},
+    "gitlab-owner": {"groups": [f"team{RUN}/sub"], f"{ROLE}owner": [f"team{RUN}/sub"]},
+    # a Guest of the group (listed in groups, which gives nothing by itself) and Reporter of one project in it
+    "gitlab-project-reporter": {"groups": [f"team{RUN}"]},
+}
+GITLAB_LEVELS = {
+    "gitlab-reporter": {f"group:team{RUN}": 20, f"group:team{RUN}/sub": 20},
+    "gitlab-developer": {f"group:team{RUN}": 30},
+    "gitlab-owner": {f"group:team{RUN}/sub": 50},
+    "gitlab-project-reporter": {f"group:team{RUN}": 10, f"project:team{RUN}/charts": 20,
+                                f"project:team{RUN}/sub/images": 10},
 }
 
 
@@ -89,13 +114,18 @@ JWT_ACCESS = [{"type": "repository", "name": API, "actions": ["pull"]},
 
 
 class Private:
-    def __init__(self, stack, tokens: dict, digests: dict):
-        self.stack, self.tokens, self.digests = stack, tokens, digests
+    def __init__(self, stack, tokens: dict, digests: dict, sessions: dict):
+        self.stack, self.tokens, self.digests, self.sessions = stack, tokens, digests, sessions
 
     def get(self, who: str, path: str, **params) -> requests.Response:
         return requests.get(f"{self.stack.api}{path}", params=params, headers=self.headers(who), timeout=10)
 
     def headers(self, who: str) -> dict:
+        """A token's Authorization, or a browser session's cookie with its CSRF token, as ocicat's pages send them."""
+        if who in self.sessions:
+            session = self.sessions[who]
+            return {"Cookie": f"ocicat_session={session.cookies['ocicat_session']}",
+                    "X-CSRF-Token": session.headers["X-CSRF-Token"]}
         token = self.tokens.get(who)
         return {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -104,9 +134,17 @@ class Private:
 def private(make_database, tmp_path_factory):
     keys = tmp_path_factory.mktemp("keys") / "registry-token.pem"
     keys.write_bytes(PUBLIC_PEM)
-    stack = start_stack(make_database, tmp_path_factory.mktemp("private"), OCICAT_DEFAULT_VISIBILITY="private",
+    logs = tmp_path_factory.mktemp("private")
+    port = free_port()
+    provider = Provider(GITLAB_USERS, [f"http://127.0.0.1:{port}/auth/callback"], logs / "provider.log").start()
+    gitlab = GitLabApi(provider, GITLAB_LEVELS)
+    stack = start_stack(make_database, logs, port=port, OCICAT_DEFAULT_VISIBILITY="private",
                         OCICAT_REGISTRY_TOKEN_ISSUER=ISSUER, OCICAT_REGISTRY_TOKEN_AUDIENCE=AUDIENCE,
-                        OCICAT_REGISTRY_TOKEN_KEYS=str(keys), OCICAT_REGISTRY_TOKEN_NESTED="true")
+                        OCICAT_REGISTRY_TOKEN_KEYS=str(keys), OCICAT_REGISTRY_TOKEN_NESTED="true",
+                        OCICAT_OIDC_ISSUER=provider.issuer, OCICAT_OIDC_CLIENT_ID=CLIENT_ID,
+                        OCICAT_OIDC_CLIENT_SECRET=CLIENT_SECRET, OCICAT_OIDC_GITLAB="true",
+                        OCICAT_OIDC_GITLAB_API_URL=gitlab.url, OCICAT_OIDC_SCOPES="openid groups read_api",
+                        OCICAT_SECRET_KEY="test-" + uuid.uuid4().hex)
     try:
         digests = {}
         for name, kind in REPOSITORIES.items():
@@ -127,12 +165,14 @@ def private(make_database, tmp_path_factory):
                     accounts.grant(cur, f"{who}-{RUN}", path, role)
                 tokens[who] = accounts.create_token(cur, f"{who}-{RUN}", "permission table")[1]
         tokens["registry-jwt"] = registry_jwt(JWT_ACCESS)
-        view = Private(stack, tokens, digests)
+        view = Private(stack, tokens, digests, {who: sign_in(stack.api, who) for who in GITLAB_USERS})
         wait_until(lambda: {r["name"] for r in view.get("admin", "/api/v1/repositories", limit=500).json()["items"]}
                    >= set(REPOSITORIES), timeout=60, what="the private catalog to be indexed")
         yield view
     finally:
         stop_stack(stack)
+        gitlab.close()
+        provider.stop()
 
 
 def _detail_paths(private: Private, repository: str) -> list[str]:
@@ -220,7 +260,7 @@ def test_delete_is_refused_by_the_table(private, who):
                              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=10).ok
 
 
-@pytest.mark.parametrize("who", ["developer", "owner", "nested-developer", "admin", "registry-jwt"])
+@pytest.mark.parametrize("who", ["developer", "owner", "nested-developer", "admin", "registry-jwt", "gitlab-developer"])
 def test_a_developer_deletes_through_the_registry_and_the_catalog_follows(private, who):
     repository = f"team{RUN}/sub/images/worker" if who in ("nested-developer", "registry-jwt") else f"team{RUN}/charts/api"
     tag = f"disposable-{who}"
@@ -273,9 +313,13 @@ def test_an_empty_path_is_refused_rather_than_taken_for_the_root(private):
 
 
 def test_me_says_who_the_api_takes_the_caller_for(private):
-    assert private.get("anonymous", "/api/v1/me").json() == {"authenticated": False, "user": None, "admin": False}
-    assert private.get("admin", "/api/v1/me").json() == {"authenticated": True, "user": f"admin-{RUN}", "admin": True}
+    assert private.get("anonymous", "/api/v1/me").json() == {"authenticated": False, "user": None, "admin": False,
+                                                             "session": False, "csrf_token": None}
+    assert private.get("admin", "/api/v1/me").json() == {"authenticated": True, "user": f"admin-{RUN}", "admin": True,
+                                                         "session": False, "csrf_token": None}
     assert private.get("registry-jwt", "/api/v1/me").json()["user"] == "registry:alice"
+    signed_in = private.get("gitlab-owner", "/api/v1/me").json()
+    assert signed_in["user"] == "gitlab-owner" and signed_in["session"] and signed_in["csrf_token"]
 
 
 def _hs256(secret: bytes, payload: str) -> str:
