@@ -21,6 +21,7 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, jsonify, redirect, request, session
+from joserfc.errors import JoseError
 
 from ocicat import accounts
 from ocicat.sign_in import ProviderError, SignInRefused
@@ -92,7 +93,7 @@ def callback():
             user_id = services.identity_provider.complete(cur, token)
             cookie = accounts.create_session(cur, user_id, timedelta(hours=services.config.session_hours),
                                              token.get("id_token"))
-    except AuthlibBaseError as exc:  # state, code exchange, ID token (signature, iss, aud, expiry, nonce)
+    except (AuthlibBaseError, JoseError) as exc:  # state, code exchange; the ID token's signature, iss, aud, exp, nonce
         log.warning("sign-in refused: %s: %s", type(exc).__name__, exc)
         return _failed("The sign-in could not be verified. Please try again.")
     except (ProviderError, SignInRefused, requests.RequestException) as exc:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.integrations.base_client import OAuthError
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -184,8 +184,10 @@ class IdentityProvider:
         client = OAuth2Session(self.config.client_id, self.config.client_secret, timeout=TIMEOUT)
         try:
             return client.refresh_token(self.metadata()["token_endpoint"], refresh_token=refresh_token)
-        except OAuth2Error as exc:
-            raise SignInRefused(f"refresh refused: {exc.error}") from None
+        except OAuthError as exc:  # RFC 6749 5.2: invalid_grant is the refresh token's end; the rest is not the user's
+            if exc.error == "invalid_grant":
+                raise SignInRefused(f"refresh refused: {exc.error}") from None
+            raise ProviderError(f"refresh failed: {exc.error}: {exc.description}") from None
         except (requests.RequestException, ValueError, KeyError) as exc:
             raise ProviderError(f"refresh failed: {exc}") from None
 

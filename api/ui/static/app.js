@@ -2,6 +2,7 @@
 // header's sign-in state. Pages live in pages/*.js; each returns the page's title and content.
 
 import * as session from './session.js';
+import * as api from './api.js';
 import { ApiError } from './api.js';
 import { h } from './dom.js';
 import { navigate, notice } from './nav.js';
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^search$/, 'search', () => ({})],
   [/^sign-in$/, 'sign-in', () => ({})],
   [/^subscriptions$/, 'subscriptions', () => ({})],
+  [/^tokens$/, 'tokens', () => ({})],
 ];
 
 let current = null; // the navigation being rendered; a newer one makes it stale
@@ -99,13 +101,49 @@ function showSession(who) {
   box.replaceChildren(
     h('span', { class: 'who' }, 'Signed in as ', h('strong', null, who.user || 'token'), who.admin ? ' (admin)' : ''),
     h('a', { href: `${ROOT}subscriptions` }, 'Subscriptions'),
-    h('button', { type: 'button', onclick: () => { session.drop(); notice('Signed out.'); render(false); } }, 'Sign out'),
+    who.session && h('a', { href: `${ROOT}tokens` }, 'Tokens'),
+    h('button', { type: 'button', onclick: () => signOut(who) }, 'Sign out'),
   );
+}
+
+/** Forget the token; or end the browser session here, then at the provider (which sends the reader back). */
+async function signOut(who) {
+  if (!who.session) {
+    session.drop();
+    notice('Signed out.');
+    render(false);
+    return;
+  }
+  let answer = null;
+  try {
+    answer = await api.send('POST', '/auth/sign-out');
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+  }
+  session.drop();
+  if (answer?.provider_logout) {
+    window.location.assign(answer.provider_logout);
+    return;
+  }
+  notice('Signed out.');
+  render(false);
 }
 
 session.onChange((who, reason) => {
   showSession(who);
   if (reason) notice(reason);
 });
-showSession(session.identity());
-render(false);
+
+// A browser session (signed in with the provider) is an HttpOnly cookie: ask the API whether there is one.
+async function start() {
+  if (!session.token() && document.documentElement.dataset.provider) {
+    try {
+      session.adopt(await api.whoIs(null));
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error; // 401: the session ended; the API cleared its cookie
+    }
+  }
+  showSession(session.identity());
+  render(false);
+}
+start();

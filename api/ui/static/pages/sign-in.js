@@ -1,4 +1,5 @@
-// Sign-in with an API token, checked against GET /api/v1/me before it is kept.
+// Sign-in with the identity provider (when one is configured: the API does the rest, and comes back with a browser
+// session), or with an API token, checked against GET /api/v1/me before it is kept.
 
 import * as api from '../api.js';
 import * as session from '../session.js';
@@ -26,12 +27,25 @@ async function submit(event, input, message) {
   }
 }
 
+const PROVIDER = document.documentElement.dataset.provider;
+
+/** The provider's button; ``failed`` is why the last attempt came back refused (ocicat's own words). */
+function withProvider(failed) {
+  const next = new URLSearchParams(location.search).get('next') || ui();
+  return [
+    failed && h('p', { class: 'problem', role: 'alert' }, failed),
+    h('p', null, h('a', { class: 'button', href: `/auth/sign-in?${new URLSearchParams({ next })}` },
+      `Sign in with ${PROVIDER}`)),
+    h('p', { class: 'muted' }, 'Or, for a robot account or an API token of your own:'),
+  ];
+}
+
 export default async function signIn() {
   const who = session.identity();
   if (who) {
     return { title: 'Signed in', content: [h('h1', null, 'Signed in'),
       h('p', null, 'You are signed in as ', h('strong', null, who.user || 'token'), who.admin ? ' (admin).' : '.'),
-      h('p', null, 'Use Sign out in the header to forget the token.')] };
+      h('p', null, `Use Sign out in the header to ${who.session ? 'end the session' : 'forget the token'}.`)] };
   }
   const input = h('input', { id: 'token', name: 'token', type: 'password', required: true, autocomplete: 'off', spellcheck: 'false' });
   const message = h('p', { class: 'message', role: 'alert' });
@@ -42,6 +56,7 @@ export default async function signIn() {
   return {
     title: 'Sign in',
     content: [h('h1', null, 'Sign in'),
+      ...(PROVIDER ? withProvider(new URLSearchParams(location.search).get('failed')) : []),
       h('p', null, 'Paste an API token. It is kept in this tab only (sessionStorage) and sent with every request ',
         'to the catalog API; closing the tab or signing out forgets it.'),
       form],
