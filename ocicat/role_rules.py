@@ -30,13 +30,15 @@ class RoleRule:
     path: str
     role: str
 
+    @property
+    def whole_registry(self) -> bool:
+        return self.path == "/"
+
     def path_for(self, value: str) -> str | None:
-        """The path this rule gives for one value of its claim ("" for the whole registry), None when it gives none."""
+        """The path this rule's template gives for one value of its claim, None when the value does not match."""
         found = self.match.fullmatch(value)
         if found is None:
             return None
-        if self.path == "/":
-            return ""
         try:
             return self.path.format(value=value, **found.groupdict(default=""))
         except (KeyError, IndexError, ValueError):

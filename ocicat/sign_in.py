@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -68,19 +68,27 @@ class Roles:
 
     def add(self, path: str, role: str) -> None:
         """Give ``role`` on ``path`` (a group or project path, lowercased as the registry names it) unless a higher
-        role is held there; a value that is no repository path is skipped. "" is the whole registry, which only a
-        rule whose path is "/" gives: a claim's value never does."""
+        role is held there. A value that is no repository path is skipped, and so is one that would name the whole
+        registry: only a rule can give that (``add_everywhere``), never a claim's value."""
         if role == ADMIN:
             self.admin = True
             return
-        if path and not path.strip("/"):
-            log.info("sign-in: skipped %r, which would name the whole registry", path)
-            return
         try:
-            path = normalize_path(path.lower()) if path else ""
+            if not path.strip("/"):
+                raise AccountError("the whole registry")
+            path = normalize_path(path.lower())
         except AccountError:
             log.info("sign-in: skipped %r, which is no repository path", path[:200])
             return
+        self._hold(path, role)
+
+    def add_everywhere(self, role: str) -> None:
+        if role == ADMIN:
+            self.admin = True
+        else:
+            self._hold("", role)
+
+    def _hold(self, path: str, role: str) -> None:
         if LEVELS[role] > LEVELS.get(self.paths.get(path, ""), 0):
             self.paths[path] = role
 
@@ -101,7 +109,11 @@ def apply_rules(roles: Roles, claims: dict, rules: tuple[RoleRule, ...]) -> None
     for rule in rules:
         for value in claim_values(claims, rule.claim):
             path = rule.path_for(value)
-            if path is not None:
+            if path is None:
+                continue
+            if rule.whole_registry:
+                roles.add_everywhere(rule.role)
+            else:
                 roles.add(path, rule.role)
 
 

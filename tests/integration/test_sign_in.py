@@ -21,7 +21,6 @@ from harness.oci import push_chart
 from harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider, interact, sign_in, start_sign_in
 from harness.processes import free_port, wait_until
 
-from .pages import browser, open_page  # noqa: F401 - fixtures
 from .stack import start_stack, stop_stack
 
 RUN = uuid.uuid4().hex[:6]
