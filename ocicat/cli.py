@@ -345,7 +345,8 @@ def user_list() -> None:
         rows = accounts.list_users(cur)
     for row in rows:
         _line(row["name"], "admin" if row["admin"] else "-", f"{row['grants']} role(s)",
-              f"{row['active_tokens']} active token(s)", f"created {_when(row['created_at'])}")
+              f"{row['active_tokens']} active token(s)", f"created {_when(row['created_at'])}",
+              f"signs in with {row['signed_in_with']}" if row["signed_in_with"] else "local")
 
 
 @user.command("delete")
@@ -417,11 +418,12 @@ def revoke(user_name: str, path: str) -> None:
 @main.command()
 @click.option("--user", "user_name", default=None, help="Only this user's roles.")
 def roles(user_name: str | None) -> None:
-    """List the roles granted."""
+    """List the roles granted: by an administrator (local), or by the identity provider at the user's last sign-in or
+    check (sign-in; replaced at the next, never changed here)."""
     with _session() as cur:
         rows = accounts.list_grants(cur, user_name)
     for row in rows:
-        _line(row["user"], accounts.shown_path(row["path"]), row["role"])
+        _line(row["user"], accounts.shown_path(row["path"]), row["role"], row["source"])
 
 
 @main.group()

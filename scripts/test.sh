@@ -10,13 +10,15 @@ cd "$(dirname "$0")/.."
 
 # 1. Debian packages the tests drive: the CNCF registry, Chromium for the web UI's browser tests (Playwright drives
 #    /usr/bin/chromium and downloads no browser), PostgreSQL's server binaries (the fault test and a throwaway
-#    cluster run servers of their own), curl (the quickstart) and docker-compose (checks docker-compose.yml).
+#    cluster run servers of their own), curl (the quickstart), docker-compose (checks docker-compose.yml) and Node.js
+#    (the OpenID Connect provider of the sign-in tests).
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 command -v curl >/dev/null || missing+=(curl)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -36,6 +38,10 @@ fi
 pip_log="$(mktemp)"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >"$pip_log" 2>&1 || { cat "$pip_log" >&2; exit 1; }
 rm -f "$pip_log"
+
+# 2b. The OpenID Connect provider the sign-in tests sign in with (harness/oidc): panva's oidc-provider from the npm
+#     registry, at the version package-lock.json pins.
+[ -d harness/oidc/node_modules/oidc-provider ] || npm ci --prefix harness/oidc --no-audit --no-fund --loglevel=error
 
 # 3. A PostgreSQL server: the one at OCICAT_TEST_POSTGRES (default: the machine's, trust auth on 127.0.0.1:5432),
 #    else a throwaway cluster on a free loopback port, removed when the run ends.

@@ -30,6 +30,11 @@ MATRIX = {
                          "webhook": {"secrets": [], "existingSecret": "hooks"},
                          "registry": {"username": "ocicat", "existingSecret": "registry-login"}},
     "autoscaling": {"api": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12}}},
+    "sign-in-with-gitlab": {"publicUrl": "https://ocicat.example.com",
+                            "oidc": {"issuer": "https://gitlab.example.com", "clientId": "ocicat",
+                                     "clientSecret": "from-gitlab", "secretKey": "a-long-random-string-0123456789",
+                                     "gitlab": True, "roleRules": [{"match": "ops", "path": "/", "role": "reporter"},
+                                                                   {"match": "ocicat-admins", "role": "admin"}]}},
     "many-workers-on-kafka": {"worker": {"replicas": 6, "concurrency": 8, "delivery": False},
                               "kafka": {"bootstrap": "kafka.example:9092", "catalogTopic": "ocicat.catalog"},
                               "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
@@ -111,6 +116,23 @@ def test_settings_reach_ocicat_as_it_reads_them():
                            ).worker_delivery is False
 
 
+def test_sign_in_settings_reach_the_api_alone():
+    docs = _render(_merged(MATRIX["sign-in-with-gitlab"]))
+    secret = next(d for d in docs if d["kind"] == "Secret")["stringData"]
+    assert secret["oidc-client-secret"] == "from-gitlab" and secret["secret-key"].startswith("a-long")
+    env = {}
+    for pod in _pods(docs):
+        env[pod["containers"][0]["name"]] = {
+            e["name"]: e["value"] if "value" in e else secret[e["valueFrom"]["secretKeyRef"]["key"]]
+            for e in pod["containers"][0]["env"]}
+    oidc = Config.from_env(env["api"]).oidc
+    assert (oidc.issuer, oidc.client_id, oidc.client_secret, oidc.gitlab) == (
+        "https://gitlab.example.com", "ocicat", "from-gitlab", True)
+    assert [(r.match.pattern, r.path, r.role) for r in oidc.role_rules] == [("ops", "/", "reporter"),
+                                                                             ("ocicat-admins", "/", "admin")]
+    assert Config.from_env(env["worker"]).oidc is None  # the workers never see the client secret
+
+
 def test_existing_secrets_are_read_and_no_secret_is_written():
     docs = _render(_merged(MATRIX["external-secrets"]))
     assert not [d for d in docs if d["kind"] == "Secret"]
@@ -140,6 +162,11 @@ BAD = {
     "an unknown visibility": ({"defaultVisibility": "secret"}, "/defaultVisibility"),
     "an ingress without a host": ({"ingress": {"enabled": True}}, "/ingress"),
     "a database that is not PostgreSQL": ({"database": {"url": "mysql://db/ocicat"}}, "/database"),
+    "sign-in without a client secret": ({"publicUrl": "https://o.example", "oidc": {"issuer": "https://idp.example",
+                                                                                    "clientId": "c"}}, "/oidc"),
+    "sign-in without the public URL": ({"oidc": {"issuer": "https://idp.example", "clientId": "c", "clientSecret": "s",
+                                                 "secretKey": "0123456789abcdef"}}, "publicUrl"),
+    "a rule with an unknown role": ({"oidc": {"roleRules": [{"match": "x", "role": "root"}]}}, "/oidc/roleRules/0"),
 }
 
 

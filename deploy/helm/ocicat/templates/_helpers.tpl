@@ -31,7 +31,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Whether the chart writes a Secret of its own: for any secret value given without an existing Secret. */}}
 {{- define "ocicat.ownSecret" -}}
-{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.webhook.secrets (not .Values.webhook.existingSecret)) (and .Values.registry.password (not .Values.registry.existingSecret)) -}}true{{- end -}}
+{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.webhook.secrets (not .Values.webhook.existingSecret)) (and .Values.registry.password (not .Values.registry.existingSecret)) (and .Values.oidc.issuer (not .Values.oidc.existingSecret)) -}}true{{- end -}}
 {{- end -}}
 
 {{/* An env var from the existing Secret named in values, else from the chart's. */}}
@@ -87,6 +87,36 @@ app.kubernetes.io/component: {{ .component }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* Sign-in with the identity provider: the API's alone (the workers never sign anyone in). */}}
+{{- define "ocicat.oidcEnv" -}}
+{{- with .Values.oidc }}{{ if .issuer }}
+- name: OCICAT_OIDC_ISSUER
+  value: {{ .issuer | quote }}
+- name: OCICAT_OIDC_CLIENT_ID
+  value: {{ .clientId | quote }}
+{{ include "ocicat.secretEnv" (dict "root" $ "name" "OCICAT_OIDC_CLIENT_SECRET" "existing" .existingSecret "key" .clientSecretKey "ownKey" "oidc-client-secret") }}
+{{ include "ocicat.secretEnv" (dict "root" $ "name" "OCICAT_SECRET_KEY" "existing" .existingSecret "key" .secretKeyKey "ownKey" "secret-key") }}
+- name: OCICAT_OIDC_GITLAB
+  value: {{ .gitlab | quote }}
+- name: OCICAT_OIDC_GITLAB_REPORTERS
+  value: {{ .gitlabReporters | quote }}
+- name: OCICAT_OIDC_REFRESH_SECONDS
+  value: {{ .refreshSeconds | quote }}
+{{- with .name }}
+- name: OCICAT_OIDC_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with .scopes }}
+- name: OCICAT_OIDC_SCOPES
+  value: {{ . | quote }}
+{{- end }}
+{{- with .roleRules }}
+- name: OCICAT_OIDC_ROLE_RULES
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- end }}{{ end }}
 {{- end -}}
 
 {{/* A writable /tmp (the root filesystem is read-only): gunicorn's heartbeat files and the metrics of its processes. */}}
