@@ -21,6 +21,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from .processes import free_port, kill_tree, wait_http
 
@@ -43,9 +45,13 @@ class Provider:
         self._process = None
 
     def start(self) -> "Provider":
+        """Start it, with a signing key of its own made now: a restart rotates the provider's keys."""
         install()
+        key = json.loads(RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+        key.pop("key_ops", None)  # PyJWT says "sign"; published as it is, verifiers would refuse to verify with it
+        key.update(kid=secrets.token_hex(8), use="sig", alg="RS256")
         env = {**os.environ, "PORT": str(self.port), "OIDC_USERS": json.dumps(self.users),
-               "REDIRECT_URIS": json.dumps(self.redirect_uris)}
+               "REDIRECT_URIS": json.dumps(self.redirect_uris), "JWKS": json.dumps({"keys": [key]})}
         with self.log.open("ab") as out:
             self._process = subprocess.Popen(["node", "provider.mjs"], cwd=HERE, env=env, stdout=out,
                                              stderr=subprocess.STDOUT, start_new_session=True)
@@ -56,6 +62,10 @@ class Provider:
         if self._process is not None:
             kill_tree(self._process.pid)
             self._process.wait(timeout=10)
+
+    def kids(self) -> set[str]:
+        """The ids of the keys it signs with now."""
+        return {k["kid"] for k in requests.get(f"{self.issuer}/jwks", timeout=10).json()["keys"]}
 
     def set_user(self, login: str, claims: dict) -> None:
         """What the provider says about ``login`` from now on (its groups, its role claims)."""

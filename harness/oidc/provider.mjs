@@ -2,7 +2,8 @@
 // like GitLab (groups and role claims at userinfo only), with a few test-only routes under /test/ to change a user's
 // groups and to tamper with the next ID token it hands out (forged, replayed, wrong audience).
 //
-//   PORT=9400 REDIRECT_URIS='["http://127.0.0.1:8080/auth/callback"]' OIDC_USERS='{"alice": {...}}' node provider.mjs
+//   PORT=9400 REDIRECT_URIS='["http://127.0.0.1:8080/auth/callback"]' OIDC_USERS='{"alice": {...}}' \
+//   JWKS='{"keys": [<private JWK>]}' node provider.mjs
 import Provider from 'oidc-provider';
 
 const PORT = Number(process.env.PORT || 9400);
@@ -10,6 +11,7 @@ const ISSUER = `http://127.0.0.1:${PORT}`;
 const USERS = JSON.parse(process.env.OIDC_USERS || '{}');
 const REDIRECT_URIS = JSON.parse(process.env.REDIRECT_URIS || '[]');
 const GITLAB = 'https://gitlab.org/claims/groups/';
+const JWKS = process.env.JWKS ? JSON.parse(process.env.JWKS) : undefined; // its signing keys; a new set rotates them
 
 const provider = new Provider(ISSUER, {
   clients: [
@@ -27,6 +29,7 @@ const provider = new Provider(ISSUER, {
     groups: ['groups', `${GITLAB}owner`, `${GITLAB}maintainer`, `${GITLAB}developer`],
   },
   pkce: { required: () => true },
+  jwks: JWKS,
   // GitLab hands out a refresh token with every code; oidc-provider only for offline_access unless told so.
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   cookies: { keys: ['test-only'] },

@@ -209,8 +209,7 @@ def _forged(claims: dict, key=None, kid: str | None = None, algorithm: str = "RS
 def test_forged_replayed_and_misdirected_id_tokens_are_refused(signed):
     stack, provider, _ = signed
     callback = f"{stack.api}/auth/callback"
-    keys = requests.get(f"{provider.issuer}/jwks", timeout=10).json()["keys"]
-    kid = next(k["kid"] for k in keys if k["kty"] == "RSA")
+    [kid] = provider.kids()
     sign_in(stack.api, "rita")
     replayed = provider.last_id_token()  # a genuine ID token of an earlier sign-in: its nonce was another's
     now = int(time.time())
@@ -300,11 +299,13 @@ def test_sign_in_make_a_token_and_sign_out_in_a_real_browser(open_page, stack):
 
 
 def test_a_provider_that_is_down_keeps_roles_for_a_while_and_one_that_forgot_the_user_ends_the_session(signed):
-    """Last in this module: it restarts the provider, which forgets every grant it made (its store is in memory)."""
+    """Last in this module: it restarts the provider, which forgets every grant it made (its store is in memory) and
+    signs with a new key from then on (ocicat must fetch the provider's keys again: key rotation)."""
     stack, provider, _ = signed
     browser = sign_in(stack.api, "rita")
     token = browser.post(f"{stack.api}/api/v1/me/tokens", json={"name": "ci"}, timeout=10).json()["token"]
     bearer = {"Authorization": f"Bearer {token}"}
+    old_keys = provider.kids()
     provider.stop()
     time.sleep(1.1)
     assert _names(browser, stack.api) == {CHART}  # could not be asked: the roles held stand (stale_seconds)
@@ -314,4 +315,5 @@ def test_a_provider_that_is_down_keeps_roles_for_a_while_and_one_that_forgot_the
     assert stack.get(f"/api/v1/repositories/{CHART}", bearer).status_code == 404  # its refresh token is refused
     assert "no longer vouches" in stack.server.output()
     assert browser.get(f"{stack.api}/api/v1/me", timeout=10).status_code == 401  # and the session is over
-    assert _names(sign_in(stack.api, "rita"), stack.api) == {CHART}  # until the next sign-in
+    assert provider.kids().isdisjoint(old_keys)
+    assert _names(sign_in(stack.api, "rita"), stack.api) == {CHART}  # until the next sign-in, under the new key
