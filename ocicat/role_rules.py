@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from string import Formatter
 
 from .accounts import LEVELS
 
@@ -39,8 +40,13 @@ class RoleRule:
         found = self.match.fullmatch(value)
         if found is None:
             return None
+        fields = {"value": value, **found.groupdict()}
+        # A field that matched nothing would leave a hole in the path ("teams/{team}" as "teams/"), which names the
+        # parent: no match, rather than a role on more than the rule's author meant.
+        if not all(fields.get(name) for _, name, _, _ in Formatter().parse(self.path) if name is not None):
+            return None
         try:
-            return self.path.format(value=value, **found.groupdict(default=""))
+            return self.path.format(**fields)
         except (KeyError, IndexError, ValueError):
             return None
 
@@ -66,6 +72,8 @@ def parse(raw: str | None) -> tuple[RoleRule, ...]:
             raise ValueError(f"rule {n}: claim, match and path must be non-empty strings")
         if role not in RULE_ROLES:
             raise ValueError(f"rule {n}: role must be one of {', '.join(RULE_ROLES)}, got {role!r}")
+        if role == ADMIN and path != "/":  # an administrator is one everywhere: a path would read as a limit
+            raise ValueError(f"rule {n}: an admin rule is for the whole registry: leave out path, or give /")
         try:
             compiled = re.compile(pattern)
         except re.error as exc:

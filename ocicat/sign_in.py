@@ -74,13 +74,13 @@ class Roles:
             self.admin = True
             return
         try:
-            if not path.strip("/"):
-                raise AccountError("the whole registry")
-            path = normalize_path(path.lower())
+            normalized = normalize_path(path.lower()) if path.strip("/") else None
         except AccountError:
+            normalized = None
+        if normalized is None:
             log.info("sign-in: skipped %r, which is no repository path", path[:200])
             return
-        self._hold(path, role)
+        self._hold(normalized, role)
 
     def add_everywhere(self, role: str) -> None:
         if role == ADMIN:

@@ -38,6 +38,13 @@ def test_a_claim_value_never_names_the_whole_registry_or_a_path_that_is_no_path(
     assert _roles({"groups": ["/", "//", "", "a/../b", "bad path", "a//b", "ok/Fine"]}, rules).paths == {"ok/fine": "owner"}
 
 
+def test_a_named_group_that_matched_nothing_is_no_match_not_the_parent_path():
+    rules = [{"match": "team-(?P<team>[a-z]*)(?P<env>-prod)?", "path": "teams/{team}", "role": "owner"},
+             {"match": "ops(-(?P<site>[a-z]+))?", "path": "ops/{site}/charts", "role": "developer"}]
+    roles = _roles({"groups": ["team-", "team-web", "ops", "ops-fra"]}, rules)
+    assert roles.paths == {"teams/web": "owner", "ops/fra/charts": "developer"}
+
+
 def test_gitlab_claims_give_developer_and_up_and_reporter_from_the_api_or_the_fallback_rule():
     claims = {OWNER: ["top"], MAINTAINER: ["top/sub"], DEVELOPER: ["dev-group"], "groups": ["top", "guest-group"]}
     roles = Roles.none()
@@ -66,6 +73,7 @@ def test_a_huge_claim_is_cut_not_trusted_whole():
     ('[{"match": "(", "role": "reporter"}]', "not a regular expression"),
     ('[{"match": "x", "role": "reporter", "extra": 1}]', "rule 1"),
     ('[{"match": "x", "role": "reporter", "path": ""}]', "non-empty"),
+    ('[{"match": "x", "role": "admin", "path": "team"}]', "admin rule is for the whole registry"),
 ])
 def test_bad_rules_stop_the_start_with_the_rule_named(rules, message):
     env = {"OCICAT_OIDC_ISSUER": "https://idp.example", "OCICAT_OIDC_CLIENT_ID": "c", "OCICAT_OIDC_CLIENT_SECRET": "s",
