@@ -91,7 +91,7 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
                                         anonymous=anonymous(config.default_public),
                                         identity_provider=IdentityProvider(config.oidc, config.secret_key)
                                         if config.oidc else None,
-                                        session_cookie=caller.session_cookie(https), secure_cookies=https)
+                                        session_cookie=caller.host_cookie("ocicat_session", https), secure_cookies=https)
 
     if not config.webhook_secrets:
         log.warning("OCICAT_WEBHOOK_SECRETS is not set: every registry notification will be refused with 401")

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,6 +60,9 @@ class Principal:
     # The caller's own registry token, if that is how they signed in: deletes go to the registry with it,
     # so the registry checks them too, instead of with ocicat's credentials.
     registry_token: str | None = field(default=None, repr=False)
+    # A user made by sign-in whose roles are due to be asked of the provider again: api.caller asks, outside the
+    # request's transaction, and resolves the caller anew.
+    recheck_user: int | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -83,22 +86,29 @@ def _ancestors(repository: str) -> set[str]:
     return {"/".join(parts[:n]) for n in range(len(parts))}
 
 
-# Principals of signed-in users, by user id, with the grants version they were built from: a user's
-# roles are read again only after they changed (ocicat.accounts.grants). Bounded: cleared when full.
-_principals: dict[int, tuple[int, Principal]] = {}
+# Principals of signed-in users, by user id, with what they were built from (the grants version, and whether the
+# identity provider's roles counted): a user's roles are read again only after that changed (ocicat.accounts.grants).
+# Bounded: cleared when full.
+_principals: dict[int, tuple[tuple[int, bool], Principal]] = {}
 _principals_lock = threading.Lock()
 MAX_CACHED_PRINCIPALS = 10_000
 
 
 def from_account(cur, account: accounts.Account, default_public: bool,
                  provider: IdentityProvider | None = None) -> Principal:
-    """The principal of a user; a user made by sign-in whose roles are due is asked about first (ocicat.sign_in)."""
+    """The principal of a user, marked for a recheck when they were made by sign-in and their roles are due to be
+    asked of the provider again (ocicat.sign_in)."""
+    principal = _principal(cur, account, default_public)
     if provider is not None and provider.due(account, datetime.now(timezone.utc)):
-        provider.recheck(cur, account.user_id)
-        account = accounts.account(cur, account.user_id)
+        return replace(principal, recheck_user=account.user_id)
+    return principal
+
+
+def _principal(cur, account: accounts.Account, default_public: bool) -> Principal:
+    built_from = (account.grants_version, account.sign_in_live)
     with _principals_lock:
-        version, principal = _principals.get(account.user_id, (None, None))
-    if version == account.grants_version and principal.admin == account.admin and principal.user == account.name:
+        cached_from, principal = _principals.get(account.user_id, (None, None))
+    if cached_from == built_from and principal.admin == account.admin and principal.user == account.name:
         return principal
     roles = accounts.grants(cur, account.user_id)
     view = frozenset(p for p, level in roles.items() if level >= accounts.VIEW_LEVEL)
@@ -108,7 +118,7 @@ def from_account(cur, account: accounts.Account, default_public: bool,
     with _principals_lock:
         if len(_principals) >= MAX_CACHED_PRINCIPALS:
             _principals.clear()
-        _principals[account.user_id] = (account.grants_version, principal)
+        _principals[account.user_id] = (built_from, principal)
     return principal
 
 

@@ -22,10 +22,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def session_cookie(secure: bool) -> str:
-    """The session cookie's name: with the __Host- prefix over HTTPS, which makes browsers refuse it unless it is
-    Secure, for this host alone and for every path (no subdomain or plain-HTTP page can plant one)."""
-    return "__Host-ocicat_session" if secure else "ocicat_session"
+def host_cookie(name: str, secure: bool) -> str:
+    """A cookie's name: with the __Host- prefix over HTTPS, which makes browsers refuse it unless it is Secure, for
+    this host alone and for every path (no subdomain or plain-HTTP page can plant one)."""
+    return f"__Host-{name}" if secure else name
 
 
 def authenticate(challenge: dict = CHALLENGE):
@@ -39,13 +39,10 @@ def authenticate(challenge: dict = CHALLENGE):
         g.principal = services.anonymous
         return None
     try:
-        with services.db.transaction() as cur:
-            if header:
-                g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public,
-                                                services.identity_provider)
-            else:
-                g.principal, g.csrf_token = auth.from_session(cur, cookie, services.config.default_public,
-                                                              services.identity_provider)
+        g.principal, g.csrf_token = _resolve(services, header, cookie)
+        if g.principal.recheck_user is not None:  # a user made by sign-in, whose roles are due: ask, then read anew
+            services.identity_provider.recheck(services.db, g.principal.recheck_user)
+            g.principal, g.csrf_token = _resolve(services, header, cookie)
     except auth.Unauthorized as exc:
         response = problem(401, str(exc), headers=challenge)
         if not header:
@@ -56,3 +53,12 @@ def authenticate(challenge: dict = CHALLENGE):
         return problem(403, f"a request made with the session cookie must carry its CSRF token in {CSRF_HEADER} "
                             "(ocicat's pages send it)")
     return None
+
+
+def _resolve(services, header: str | None, cookie: str | None) -> tuple[auth.Principal, str | None]:
+    """The caller's principal, and their session's CSRF token when it is a session."""
+    with services.db.transaction() as cur:
+        if header:
+            return auth.authenticate(cur, header, services.registry_tokens, services.config.default_public,
+                                     services.identity_provider), None
+        return auth.from_session(cur, cookie, services.config.default_public, services.identity_provider)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask import Blueprint, Flask, current_app, jsonify, redirect, request, session
+from flask import Blueprint, Flask, current_app, g, jsonify, redirect, request, session
 from joserfc.errors import JoseError
 
 from ocicat import accounts
@@ -39,8 +39,9 @@ bp.before_request(lambda: caller.authenticate() if request.endpoint == "sign_in.
 def init(app: Flask) -> None:
     """Register the provider with Authlib, and the cookie that carries the flow's state, when sign-in is configured."""
     config = app.extensions["ocicat"].config
-    app.config.update(SECRET_KEY=config.secret_key, SESSION_COOKIE_NAME="ocicat_sign_in", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=app.extensions["ocicat"].secure_cookies)
+    secure = app.extensions["ocicat"].secure_cookies
+    app.config.update(SECRET_KEY=config.secret_key, SESSION_COOKIE_NAME=caller.host_cookie("ocicat_sign_in", secure),
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure)
     oauth = OAuth(app)
     oauth.register("provider", client_id=config.oidc.client_id, client_secret=config.oidc.client_secret,
                    server_metadata_url=f"{config.oidc.issuer}/.well-known/openid-configuration",
@@ -65,7 +66,8 @@ def _local(target: str | None) -> str:
 
 
 def _failed(reason: str):
-    """Back to the sign-in page, which says why; the reason is ocicat's own words, never the provider's."""
+    """Back to the sign-in page, which says why in words of its own for each ``reason`` (unverified, provider,
+    account): nothing the provider or another site wrote is shown."""
     session.clear()
     return redirect(f"/ui/sign-in?{urlencode({'failed': reason})}", 303)
 
@@ -89,19 +91,19 @@ def callback():
             raise ProviderError("the provider sent no ID token")
         if token["userinfo"]["iss"].rstrip("/") != services.config.oidc.issuer:
             raise ProviderError(f"the ID token's issuer is {token['userinfo']['iss']!r}, not the configured one")
+        user_id = services.identity_provider.complete(services.db, token)
         with services.db.transaction() as cur:
-            user_id = services.identity_provider.complete(cur, token)
             cookie = accounts.create_session(cur, user_id, timedelta(hours=services.config.session_hours),
                                              token.get("id_token"))
     except (AuthlibBaseError, JoseError) as exc:  # state, code exchange; the ID token's signature, iss, aud, exp, nonce
         log.warning("sign-in refused: %s: %s", type(exc).__name__, exc)
-        return _failed("The sign-in could not be verified. Please try again.")
+        return _failed("unverified")
     except (ProviderError, SignInRefused, requests.RequestException) as exc:
         log.warning("sign-in failed: the provider: %s", exc)
-        return _failed("The identity provider could not be asked who you are. Please try again later.")
+        return _failed("provider")
     except accounts.AccountError as exc:
         log.warning("sign-in failed: %s", exc)
-        return _failed("Your account could not be set up; an administrator can see why in the log.")
+        return _failed("account")
     response = redirect(_local(session.pop("next", None)), 303)
     session.clear()
     response.set_cookie(services.session_cookie, cookie, max_age=services.config.session_hours * 3600, path="/",
@@ -114,12 +116,14 @@ def callback():
             response=SignOut, errors=(401, 403))
 def sign_out():
     services = _services()
-    cookie = request.cookies.get(services.session_cookie)
     id_token = None
-    if cookie:
+    if g.csrf_token:  # the caller is this cookie's session, and sent its CSRF token (api.caller): end it
         with services.db.transaction() as cur:
-            id_token = accounts.end_session(cur, cookie)
-    end = _client().load_server_metadata().get("end_session_endpoint")
+            id_token = accounts.end_session(cur, request.cookies[services.session_cookie])
+    try:
+        end = services.identity_provider.endpoint("end_session_endpoint")
+    except ProviderError:  # none, or the provider cannot say: the session here is over all the same
+        end = None
     logout = None
     if end and id_token:  # RP-initiated logout: the provider ends its own session, then sends the browser back
         logout = f"{end}?" + urlencode({"id_token_hint": id_token, "client_id": services.config.oidc.client_id,

@@ -4,10 +4,14 @@
 -- A user made by signing in is tied to the provider's (issuer, subject), never to a user name: a local user named
 -- like someone at the provider is a different user. Their roles from the provider are grants of source 'sign-in',
 -- replaced whole at every sign-in and every check while they stay signed in; an administrator's own grants
--- ('local') beside them are never touched by it. Both count, the higher role on a path winning.
+-- ('local') beside them are never touched by it. Both count, the higher role on a path winning, but the provider's
+-- only until users.sign_in_until: its last answer plus OCICAT_OIDC_STALE_SECONDS. So roles the provider has not
+-- confirmed for that long (it is down, the user never calls again, sign-in was switched off) lapse by themselves,
+-- for every reader alike: the API, and the deliveries of catalog events (user_may_view).
 ALTER TABLE grants ADD COLUMN source text NOT NULL DEFAULT 'local' CHECK (source IN ('local', 'sign-in'));
 ALTER TABLE grants DROP CONSTRAINT grants_pkey, ADD PRIMARY KEY (user_id, source, path);
-ALTER TABLE users ADD COLUMN sign_in_admin boolean NOT NULL DEFAULT false;  -- an admin rule matched at the last check
+ALTER TABLE users ADD COLUMN sign_in_admin boolean NOT NULL DEFAULT false,  -- an admin rule matched at the last check
+                  ADD COLUMN sign_in_until timestamptz;  -- the provider's roles (grants, sign_in_admin) count until
 
 CREATE TABLE sign_ins (
     user_id        bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,

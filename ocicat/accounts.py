@@ -30,6 +30,12 @@ TOKEN_PREFIX = "ocicat_"
 TOKEN_RE = re.compile(r"^ocicat_([1-9][0-9]{0,17})_([A-Za-z0-9_-]{43})\Z")
 _NO_SECRET = hashlib.sha256(b"no such token").digest()  # compared against when the id is unknown
 
+# The roles a user holds now, in SQL over users u (and grants g): an administrator's own, and the identity provider's
+# until they lapse (users.sign_in_until, migrations/0016.sign_in.sql).
+_SIGN_IN_LIVE = "coalesce(u.sign_in_until > now(), false)"
+_ADMIN = f"(u.admin OR (u.sign_in_admin AND {_SIGN_IN_LIVE}))"
+_HELD = f"(g.source = 'local' OR {_SIGN_IN_LIVE})"
+
 
 class AccountError(ValueError):
     """A bad name, path, role or reference, said in words an operator can act on."""
@@ -79,8 +85,8 @@ def delete_user(cur, name: str) -> None:
 
 def list_users(cur) -> list[dict]:
     cur.execute(
-        "SELECT u.name, u.admin OR u.sign_in_admin AS admin, u.created_at, si.issuer AS signed_in_with,"
-        " (SELECT count(*) FROM grants g WHERE g.user_id = u.id) AS grants,"
+        f"SELECT u.name, {_ADMIN} AS admin, u.created_at, si.issuer AS signed_in_with,"
+        f" (SELECT count(*) FROM grants g WHERE g.user_id = u.id AND {_HELD}) AS grants,"
         " (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL"
         "   AND (t.expires_at IS NULL OR t.expires_at > now())) AS active_tokens"
         " FROM users u LEFT JOIN sign_ins si ON si.user_id = u.id ORDER BY u.name"
@@ -132,17 +138,19 @@ class Account:
     name: str
     admin: bool
     grants_version: int
-    asked_at: datetime | None = None  # a user made by sign-in: when the provider was last asked for their roles
+    # A user made by sign-in: when the provider was last asked for their roles, and whether those still count.
+    asked_at: datetime | None = None
+    sign_in_live: bool = False
 
 
 # What an Account is read from, for API tokens and sessions alike.
-_ACCOUNT = ("u.id AS user_id, u.name, u.admin OR u.sign_in_admin AS admin, u.grants_version, si.asked_at"
+_ACCOUNT = (f"u.id AS user_id, u.name, {_ADMIN} AS admin, u.grants_version, si.asked_at, {_SIGN_IN_LIVE} AS sign_in_live"
             " FROM users u LEFT JOIN sign_ins si ON si.user_id = u.id")
 
 
 def _account(row: dict) -> Account:
     return Account(user_id=row["user_id"], name=row["name"], admin=row["admin"], grants_version=row["grants_version"],
-                   asked_at=row["asked_at"])
+                   asked_at=row["asked_at"], sign_in_live=row["sign_in_live"])
 
 
 def authenticate(cur, token: str) -> Account | None:
@@ -180,7 +188,8 @@ def grants(cur, user_id: int) -> dict[str, int]:
     """A user's roles, path -> level (an administrator's grant and a sign-in's on one path: the higher). Read only
     when ``grants_version`` moved: a user with 1,000 grants would otherwise cost more per request than the query
     they ask for (bench/api.py)."""
-    cur.execute("SELECT path, max(role_level(role)) AS level FROM grants WHERE user_id = %s GROUP BY path", (user_id,))
+    cur.execute("SELECT g.path, max(role_level(g.role)) AS level FROM grants g JOIN users u ON u.id = g.user_id"
+                f" WHERE g.user_id = %s AND {_HELD} GROUP BY g.path", (user_id,))
     return {row["path"]: row["level"] for row in cur.fetchall()}
 
 
@@ -213,10 +222,25 @@ def revoke(cur, user: str, path: str) -> None:
     _grants_changed(cur, holder)
 
 
+def viewers(cur, path: str) -> tuple[list[str], list[dict]]:
+    """Who may view ``path`` (normalized) by their roles: the administrators, and per user the grant that covers
+    it most closely (user, role, path)."""
+    cur.execute(f"SELECT name FROM users u WHERE {_ADMIN} ORDER BY name")
+    admins = [r["name"] for r in cur.fetchall()]
+    cur.execute(
+        "SELECT DISTINCT ON (u.name, length(g.path)) u.name AS user, g.role, g.path"
+        " FROM grants g JOIN users u ON u.id = g.user_id"
+        " WHERE (g.path = %(path)s OR g.path = ANY (path_ancestors(%(path)s))) AND role_level(g.role) >= %(level)s"
+        f" AND {_HELD} ORDER BY u.name, length(g.path) DESC, role_level(g.role) DESC",
+        {"path": path, "level": VIEW_LEVEL},
+    )
+    return admins, cur.fetchall()
+
+
 def list_grants(cur, user: str | None = None) -> list[dict]:
     cur.execute(
         "SELECT u.name AS user, g.path, g.role, g.source, g.created_at FROM grants g JOIN users u ON u.id = g.user_id"
-        " WHERE %(user)s::text IS NULL OR u.name = %(user)s ORDER BY u.name, g.path, g.source",
+        f" WHERE (%(user)s::text IS NULL OR u.name = %(user)s) AND {_HELD} ORDER BY u.name, g.path, g.source",
         {"user": user},
     )
     return cur.fetchall()
@@ -227,47 +251,54 @@ def list_grants(cur, user: str | None = None) -> list[dict]:
 
 def signed_in_user(cur, issuer: str, subject: str, name_hint: str) -> int:
     """The user the provider knows as (issuer, subject), made on their first sign-in under the name they go by
-    there; a name taken already (a local user, or someone else's) gets the subject's digest appended, so that no
-    one signs in as somebody else by choosing their name at the provider."""
+    there. Users are told apart by (issuer, subject), never by name: a name taken already (a local user, or someone
+    else's) gets a random suffix, which nobody can take ahead of them by choosing their own name at the provider."""
     cur.execute("SELECT user_id FROM sign_ins WHERE issuer = %s AND subject = %s", (issuer, subject))
     row = cur.fetchone()
     if row is not None:
         return row["user_id"]
     base = re.sub(r"[^A-Za-z0-9._@-]", "-", name_hint)[:48].lstrip("._@-") or "user"
-    for name in (base, f"{base}-{hashlib.sha256(f'{issuer} {subject}'.encode()).hexdigest()[:10]}"):
+    for name in (base, *(f"{base}-{secrets.token_hex(5)}" for _ in range(3))):
         cur.execute("INSERT INTO users (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING id", (name,))
         row = cur.fetchone()
         if row is not None:
             cur.execute("INSERT INTO sign_ins (user_id, issuer, subject) VALUES (%s, %s, %s)",
                         (row["id"], issuer, subject))
             return row["id"]
-    raise AccountError(f"cannot name the user signing in as {name_hint!r}: both names are taken")
+    raise AccountError(f"cannot name the user signing in as {name_hint!r}: every name tried is taken")
 
 
-def set_sign_in_roles(cur, user_id: int, roles: dict[str, str], admin: bool) -> None:
-    """Replace what the provider gives a user (path -> role, and admin) with what it gives now; the user's cached
-    roles are dropped only when something changed."""
+def set_sign_in_roles(cur, user_id: int, roles: dict[str, str], admin: bool, lasting: timedelta | None) -> None:
+    """Replace what the provider gives a user (path -> role, and admin) with what it gives now, to count for
+    ``lasting`` from now (None: not at all). The user's cached roles are dropped only when the roles changed."""
     cur.execute("SELECT path, role FROM grants WHERE user_id = %s AND source = 'sign-in'", (user_id,))
     held = {row["path"]: row["role"] for row in cur.fetchall()}
     cur.execute("SELECT sign_in_admin FROM users WHERE id = %s", (user_id,))
-    if held == roles and cur.fetchone()["sign_in_admin"] == admin:
-        return
-    cur.execute("DELETE FROM grants WHERE user_id = %s AND source = 'sign-in'", (user_id,))
-    if roles:
-        cur.execute("INSERT INTO grants (user_id, source, path, role)"
-                    " SELECT %s, 'sign-in', path, role FROM unnest(%s::text[], %s::text[]) AS r (path, role)",
-                    (user_id, list(roles), list(roles.values())))
-    cur.execute("UPDATE users SET sign_in_admin = %s, grants_version = grants_version + 1 WHERE id = %s",
-                (admin, user_id))
+    changed = held != roles or cur.fetchone()["sign_in_admin"] != admin
+    if changed:
+        cur.execute("DELETE FROM grants WHERE user_id = %s AND source = 'sign-in'", (user_id,))
+        if roles:
+            cur.execute("INSERT INTO grants (user_id, source, path, role)"
+                        " SELECT %s, 'sign-in', path, role FROM unnest(%s::text[], %s::text[]) AS r (path, role)",
+                        (user_id, list(roles), list(roles.values())))
+    cur.execute("UPDATE users SET sign_in_admin = %s, sign_in_until = now() + %s,"
+                " grants_version = grants_version + %s WHERE id = %s", (admin, lasting, int(changed), user_id))
 
 
 def record_sign_in(cur, user_id: int, claims: dict, refresh_token: bytes | None, access_token: bytes | None,
                    signed_in: bool) -> None:
     """Note what the provider answered now (userinfo, its sealed tokens); ``signed_in`` for a sign-in, not a check."""
     cur.execute(
-        "UPDATE sign_ins SET claims = %s, refresh_token = coalesce(%s, refresh_token), access_token = %s,"
-        " answered_at = now(), asked_at = now(), signed_in_at = CASE WHEN %s THEN now() ELSE signed_in_at END WHERE user_id = %s",
-        (json.dumps(claims), refresh_token, access_token, signed_in, user_id))
+        "UPDATE sign_ins SET claims = %s, answered_at = now(), asked_at = now(),"
+        " signed_in_at = CASE WHEN %s THEN now() ELSE signed_in_at END WHERE user_id = %s",
+        (json.dumps(claims), signed_in, user_id))
+    keep_tokens(cur, user_id, refresh_token, access_token)
+
+
+def keep_tokens(cur, user_id: int, refresh_token: bytes | None, access_token: bytes | None) -> None:
+    """Keep the provider's latest tokens, sealed (a refresh token only when it sent a new one)."""
+    cur.execute("UPDATE sign_ins SET refresh_token = coalesce(%s, refresh_token), access_token = %s WHERE user_id = %s",
+                (refresh_token, access_token, user_id))
 
 
 def claim_check(cur, user_id: int, older_than: timedelta) -> dict | None:
@@ -277,14 +308,14 @@ def claim_check(cur, user_id: int, older_than: timedelta) -> dict | None:
     cur.execute(
         "WITH due AS (SELECT user_id FROM sign_ins WHERE user_id = %s AND asked_at < now() - %s FOR UPDATE SKIP LOCKED)"
         " UPDATE sign_ins s SET asked_at = now() FROM due WHERE s.user_id = due.user_id"
-        " RETURNING s.refresh_token, s.access_token, s.answered_at, now() - s.answered_at AS age",
+        " RETURNING s.refresh_token, s.access_token, s.answered_at",
         (user_id, older_than))
     return cur.fetchone()
 
 
 def forget_sign_in(cur, user_id: int) -> None:
     """The provider refused to vouch for the user: their roles from it go, and so do their sessions."""
-    set_sign_in_roles(cur, user_id, {}, False)
+    set_sign_in_roles(cur, user_id, {}, False, None)
     cur.execute("UPDATE sign_ins SET refresh_token = NULL, access_token = NULL WHERE user_id = %s", (user_id,))
     cur.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
 
@@ -321,10 +352,10 @@ def session_account(cur, cookie: str) -> tuple[Account, str] | None:
 
 
 def end_session(cur, cookie: str) -> str | None:
-    """Delete the session; the ID token it was made with (the provider's logout hint), if any."""
-    match = SESSION_RE.match(cookie)
-    if match is None or session_account(cur, cookie) is None:
+    """Delete a live session (its cookie is checked first, as for any request); the ID token it was made with (the
+    provider's logout hint), if any."""
+    if session_account(cur, cookie) is None:
         return None
-    cur.execute("DELETE FROM sessions WHERE id = %s RETURNING id_token", (int(match.group(1)),))
+    cur.execute("DELETE FROM sessions WHERE id = %s RETURNING id_token", (int(SESSION_RE.match(cookie).group(1)),))
     row = cur.fetchone()
     return row["id_token"] if row else None

@@ -237,7 +237,7 @@ class OidcConfig:
     gitlab_api_url: str = ""
     gitlab_reporters: str = "api"  # "api": asked of GitLab's API; "groups": every group of the groups claim
     refresh_seconds: int = 300  # a signed-in user's roles are asked of the provider again after this long
-    stale_seconds: int = 3600  # ... and kept this long after the last answer while the provider cannot be asked
+    stale_seconds: int = 3600  # ... and count this long after its last answer (the provider down, the user away)
 
 
 def _oidc(env: dict) -> OidcConfig | None:
@@ -267,6 +267,9 @@ def _oidc(env: dict) -> OidcConfig | None:
     scopes = given.get("OCICAT_OIDC_SCOPES", OidcConfig.scopes + (" read_api" if gitlab and reporters == "api" else ""))
     if "openid" not in scopes.split():
         raise ConfigError(f"OCICAT_OIDC_SCOPES must include openid, got {scopes!r}")
+    refresh = _int(env, "OCICAT_OIDC_REFRESH_SECONDS", OidcConfig.refresh_seconds, 1)
+    # Roles lapse this long after the provider's last answer: before the next check is due, they would come and go.
+    stale = _int(env, "OCICAT_OIDC_STALE_SECONDS", OidcConfig.stale_seconds, refresh)
     return OidcConfig(
         issuer=issuer,
         client_id=given["OCICAT_OIDC_CLIENT_ID"],
@@ -277,8 +280,8 @@ def _oidc(env: dict) -> OidcConfig | None:
         gitlab=gitlab,
         gitlab_api_url=given.get("OCICAT_OIDC_GITLAB_API_URL", issuer).rstrip("/"),
         gitlab_reporters=reporters,
-        refresh_seconds=_int(env, "OCICAT_OIDC_REFRESH_SECONDS", OidcConfig.refresh_seconds, 1),
-        stale_seconds=_int(env, "OCICAT_OIDC_STALE_SECONDS", OidcConfig.stale_seconds, 0),
+        refresh_seconds=refresh,
+        stale_seconds=stale,
     )
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -43,12 +44,18 @@ GITLAB_CLAIM = "https://gitlab.org/claims/groups/"
 GITLAB_ROLE_CLAIMS = {f"{GITLAB_CLAIM}{role}": role for role in ("owner", "maintainer", "developer")}
 GITLAB_REPORTER = 20  # Gitlab::Access::REPORTER: view and pull
 GITLAB_MAX_PAGES = 100  # of 100 groups or projects each: 10,000 readable paths
+GITLAB_SECONDS = 60  # for all of GitLab's pages together: past it, the answer counts as none
 METADATA_SECONDS = 3600  # discovery is read again after this long (a rotated jwks_uri or endpoint is picked up)
 TIMEOUT = 10
 
 
 class ProviderError(Exception):
-    """The provider could not be asked (down, slow, answering nonsense): the roles held are kept for a while."""
+    """The provider could not be asked (down, slow, answering nonsense): the roles held are kept for a while.
+    ``status`` is the HTTP status it answered with, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class SignInRefused(Exception):
@@ -162,30 +169,40 @@ class IdentityProvider:
         self._lock = threading.Lock()
         self.http = requests.Session()
 
-    def metadata(self) -> dict:
+    def endpoint(self, name: str) -> str:
+        """An endpoint's URL from the provider's discovery document (read again after METADATA_SECONDS)."""
         with self._lock:
             if self._metadata is None or time.monotonic() - self._metadata_at > METADATA_SECONDS:
-                self._metadata = self._get_json(f"{self.config.issuer}/.well-known/openid-configuration")
+                metadata = self._get_json(f"{self.config.issuer}/.well-known/openid-configuration")
+                self._metadata = metadata if isinstance(metadata, dict) else {}
                 self._metadata_at = time.monotonic()
-            return self._metadata
+            url = self._metadata.get(name)
+        if not isinstance(url, str):
+            raise ProviderError(f"the provider's discovery document names no {name}")
+        return url
 
-    def _get_json(self, url: str, token: str | None = None, **params):
+    def _get_json(self, url: str, token: str | None = None):
         headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
         try:
-            response = self.http.get(url, params=params or None, headers=headers, timeout=TIMEOUT)
+            response = self.http.get(url, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
             raise ProviderError(f"{url}: {exc}") from None
-        if response.status_code in (401, 403):
-            raise SignInRefused(f"{url} answered {response.status_code}")
         if not response.ok:
-            raise ProviderError(f"{url} answered {response.status_code}")
+            raise ProviderError(f"{url} answered {response.status_code}", response.status_code)
         try:
             return response.json()
         except ValueError:
             raise ProviderError(f"{url} answered with no JSON") from None
 
     def userinfo(self, access_token: str) -> dict:
-        claims = self._get_json(self.metadata()["userinfo_endpoint"], access_token)
+        try:
+            claims = self._get_json(self.endpoint("userinfo_endpoint"), access_token)
+        except ProviderError as exc:
+            # RFC 6750 3.1: 401 is the token's end (invalid_token). Anything else, 403 (insufficient_scope, a
+            # setting's fault) included, says nothing about the user.
+            if exc.status == 401:
+                raise SignInRefused("userinfo refused the access token") from None
+            raise
         if not isinstance(claims, dict):
             raise ProviderError("userinfo is not a JSON object")
         return claims
@@ -195,36 +212,47 @@ class IdentityProvider:
         provider will not give one any more."""
         client = OAuth2Session(self.config.client_id, self.config.client_secret, timeout=TIMEOUT)
         try:
-            return client.refresh_token(self.metadata()["token_endpoint"], refresh_token=refresh_token)
+            token = client.refresh_token(self.endpoint("token_endpoint"), refresh_token=refresh_token)
         except OAuthError as exc:  # RFC 6749 5.2: invalid_grant is the refresh token's end; the rest is not the user's
             if exc.error == "invalid_grant":
                 raise SignInRefused(f"refresh refused: {exc.error}") from None
             raise ProviderError(f"refresh failed: {exc.error}: {exc.description}") from None
         except (requests.RequestException, ValueError, KeyError) as exc:
             raise ProviderError(f"refresh failed: {exc}") from None
+        if not isinstance(token.get("access_token"), str):
+            raise ProviderError("refresh failed: the token endpoint sent no access token")
+        return token
 
-    def roles(self, claims: dict, access_token: str) -> Roles:
-        """The roles the userinfo ``claims`` (and, for GitLab, its API asked with ``access_token``) give."""
+    def answer(self, access_token: str) -> tuple[dict, Roles]:
+        """What the provider says of the user now: their userinfo claims, and the roles those (and, for GitLab, its
+        API asked with ``access_token``) give."""
+        claims = self.userinfo(access_token)
         roles = Roles.none()
         if self.config.gitlab:
             readable = self._gitlab_readable(access_token) if self.config.gitlab_reporters == "api" else None
             gitlab_roles(roles, claims, readable)
         apply_rules(roles, claims, self.config.role_rules)
-        return roles
+        return claims, roles
 
     def _gitlab_readable(self, access_token: str) -> set[str]:
         """The groups and projects where GitLab gives the user Reporter or more (directly, inherited or shared),
-        asked with the user's own token (scope read_api), page by page."""
+        asked with the user's own token (scope read_api), page by page, within GITLAB_SECONDS in all. Only pages of
+        the configured GitLab are read: the token goes wherever a ``Link: next`` would send it."""
         paths = set()
+        origin = urlsplit(self.config.gitlab_api_url)[:2]
+        deadline = time.monotonic() + GITLAB_SECONDS
         for resource, key in (("groups", "full_path"), ("projects", "path_with_namespace")):
             url = f"{self.config.gitlab_api_url}/api/v4/{resource}"
             params = {"min_access_level": GITLAB_REPORTER, "per_page": 100}
             if resource == "projects":
                 params["simple"] = "true"
             for _ in range(GITLAB_MAX_PAGES):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ProviderError(f"GitLab API: listing the user's {resource} took over {GITLAB_SECONDS}s")
                 try:
                     response = self.http.get(url, params=params, headers={"Authorization": f"Bearer {access_token}"},
-                                             timeout=TIMEOUT)
+                                             timeout=min(TIMEOUT, left))
                 except requests.RequestException as exc:
                     raise ProviderError(f"GitLab API: {exc}") from None
                 if not response.ok:
@@ -234,66 +262,87 @@ class IdentityProvider:
                     items = response.json()
                 except ValueError:
                     raise ProviderError(f"GitLab API {resource} answered with no JSON") from None
+                if not isinstance(items, list):
+                    raise ProviderError(f"GitLab API {resource} answered with no list")
                 paths.update(item[key] for item in items if isinstance(item, dict) and isinstance(item.get(key), str))
                 url, params = response.links.get("next", {}).get("url"), None
                 if not url:
                     break
+                if urlsplit(url)[:2] != origin:
+                    raise ProviderError(f"GitLab API {resource}: the next page is on another site: {url[:200]}")
             else:
                 log.warning("sign-in: GitLab lists more than %d pages of %s; the rest is not read", GITLAB_MAX_PAGES,
                             resource)
         return paths
 
-    def complete(self, cur, token: dict) -> int:
+    @property
+    def lasting(self) -> timedelta:
+        """How long the provider's answer counts: past it, roles it has not confirmed again lapse."""
+        return timedelta(seconds=self.config.stale_seconds)
+
+    def complete(self, db, token: dict) -> int:
         """The user a finished sign-in is (made on their first), with their roles as the provider gives them now.
-        ``token`` is Authlib's: the ID token's claims, already checked, under ``userinfo``."""
+        ``token`` is Authlib's: the ID token's claims, already checked, under ``userinfo``. The provider is asked
+        before the transaction that writes the answer, which holds no connection while it waits."""
         identity = token["userinfo"]
-        claims = self.userinfo(token["access_token"])
+        claims, roles = self.answer(token["access_token"])
         if claims.get("sub") != identity["sub"]:  # OpenID Connect Core 5.3.2: else userinfo may be someone else's
             raise ProviderError("userinfo names another subject than the ID token")
-        roles = self.roles(claims, token["access_token"])
-        name = next((claims[k] for k in ("preferred_username", "nickname", "email") if isinstance(claims.get(k), str)),
-                    identity["sub"])
-        user_id = accounts.signed_in_user(cur, identity["iss"], identity["sub"], name)
-        accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin)
-        accounts.record_sign_in(cur, user_id, claims, self.sealer.seal(token.get("refresh_token")),
-                                self.sealer.seal(token["access_token"]), signed_in=True)
+        with db.transaction() as cur:
+            user_id = accounts.signed_in_user(cur, identity["iss"], identity["sub"], user_name(claims, identity["sub"]))
+            accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin, self.lasting)
+            accounts.record_sign_in(cur, user_id, claims, self.sealer.seal(token.get("refresh_token")),
+                                    self.sealer.seal(token["access_token"]), signed_in=True)
         return user_id
 
     def due(self, account: accounts.Account, now: datetime) -> bool:
         """Whether a user made by sign-in should have their roles asked of the provider again."""
         return account.asked_at is not None and (now - account.asked_at).total_seconds() > self.config.refresh_seconds
 
-    def recheck(self, cur, user_id: int) -> None:
+    def recheck(self, db, user_id: int) -> None:
         """Ask the provider again what the user's roles are (with their refresh token, else their access token while
-        it lasts). Refused: the roles go, and so do the user's sessions. Unreachable: the roles held are kept until
-        ``stale_seconds`` after the last answer, then dropped until the provider answers again."""
-        held = accounts.claim_check(cur, user_id, timedelta(seconds=self.config.refresh_seconds))
+        it lasts), in three steps so that no transaction stays open while the provider is asked: claim the check,
+        ask, write the answer. Refused: the roles go, and so do the user's sessions. Not answered: the roles held
+        count until ``stale_seconds`` after the last answer (users.sign_in_until), then lapse until it answers."""
+        with db.transaction() as cur:
+            held = accounts.claim_check(cur, user_id, timedelta(seconds=self.config.refresh_seconds))
         if held is None:
             return  # checked a moment ago, or being checked by another request now
         refresh, access = self.sealer.open(held["refresh_token"]), self.sealer.open(held["access_token"])
+        refreshed = None
         try:
             if refresh:
-                token = self.refresh(refresh)
-                refresh, access = token.get("refresh_token"), token["access_token"]
+                refreshed = self.refresh(refresh)
+                refresh, access = refreshed.get("refresh_token"), refreshed["access_token"]
             elif not access:
                 raise SignInRefused("no token of the user's is held")
-            else:
-                refresh = None
-            claims = self.userinfo(access)
-            roles = self.roles(claims, access)
+            claims, roles = self.answer(access)
         except SignInRefused as exc:
             log.info("sign-in: the provider no longer vouches for user %d (%s): their roles from it are removed",
                      user_id, exc)
-            accounts.forget_sign_in(cur, user_id)
+            with db.transaction() as cur:
+                accounts.forget_sign_in(cur, user_id)
             return
-        except ProviderError as exc:
-            if held["age"].total_seconds() > self.config.stale_seconds:
-                log.warning("sign-in: cannot ask the provider about user %d (%s) since %s: their roles from it are "
-                            "suspended", user_id, exc, held["answered_at"])
-                accounts.set_sign_in_roles(cur, user_id, {}, False)
-            else:
-                log.warning("sign-in: cannot ask the provider about user %d (%s): the roles held are kept", user_id, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong in asking, the caller's request goes on
+            log.warning("sign-in: cannot ask the provider about user %d (%s): the roles it gave at %s count until "
+                        "%s after that", user_id, exc, held["answered_at"], self.lasting,
+                        exc_info=not isinstance(exc, ProviderError))  # a fault of ocicat's own: with its traceback
+            if refreshed is not None:  # a provider that rotates refresh tokens has taken the old one: keep the new
+                with db.transaction() as cur:
+                    accounts.keep_tokens(cur, user_id, self.sealer.seal(refresh), self.sealer.seal(access))
             return
-        accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin)
-        accounts.record_sign_in(cur, user_id, claims, self.sealer.seal(refresh), self.sealer.seal(access),
-                                signed_in=False)
+        with db.transaction() as cur:
+            accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin, self.lasting)
+            accounts.record_sign_in(cur, user_id, claims, self.sealer.seal(refresh), self.sealer.seal(access),
+                                    signed_in=False)
+
+
+def user_name(claims: dict, subject: str) -> str:
+    """The name a user made by sign-in gets (accounts.signed_in_user makes it unique): the one they go by at the
+    provider, or their email address only when the provider says it verified it, else their subject."""
+    for key in ("preferred_username", "nickname"):
+        if isinstance(claims.get(key), str) and claims[key]:
+            return claims[key]
+    if claims.get("email_verified") is True and isinstance(claims.get("email"), str):
+        return claims["email"]
+    return subject

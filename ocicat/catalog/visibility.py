@@ -146,19 +146,11 @@ def who_can_see(cur, path: str, default_public: bool) -> dict:
         {"path": path},
     )
     rule = cur.fetchone()
-    cur.execute("SELECT name FROM users WHERE admin OR sign_in_admin ORDER BY name")
-    admins = [r["name"] for r in cur.fetchall()]
-    cur.execute(
-        "SELECT DISTINCT ON (u.name, length(g.path)) u.name AS user, g.role, g.path"
-        " FROM grants g JOIN users u ON u.id = g.user_id"
-        " WHERE (g.path = %(path)s OR g.path = ANY (path_ancestors(%(path)s))) AND role_level(g.role) >= %(level)s"
-        " ORDER BY u.name, length(g.path) DESC, role_level(g.role) DESC",
-        {"path": path, "level": accounts.VIEW_LEVEL},
-    )
+    admins, grants = accounts.viewers(cur, path)
     return {
         "path": path,
         "public": rule["public"] if rule else default_public,
         "rule": rule["path"] if rule else None,
         "admins": admins,
-        "grants": cur.fetchall(),
+        "grants": grants,
     }

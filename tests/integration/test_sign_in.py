@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from harness.oci import push_chart
 from harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider, interact, sign_in, start_sign_in
 from harness.processes import free_port, wait_until
+from ocicat import accounts
 
 from .stack import start_stack, stop_stack
 
@@ -32,6 +33,7 @@ RULES = [
     {"match": "(?P<team>[a-z0-9]+)-developers", "path": "{team}", "role": "developer"},
     {"match": "ocicat-admins", "role": "admin"},
 ]
+STALE = 6  # seconds the provider's roles count after its last answer (OCICAT_OIDC_STALE_SECONDS)
 USERS = {
     "rita": {"preferred_username": "rita", "groups": [f"{TEAM}-readers"]},
     "dev": {"preferred_username": "dev", "groups": [f"{TEAM}-developers"]},
@@ -52,8 +54,9 @@ def signed(make_database, tmp_path_factory):
         stack = start_stack(make_database, logs, port=port, OCICAT_DEFAULT_VISIBILITY="private",
                             OCICAT_OIDC_ISSUER=provider.issuer, OCICAT_OIDC_CLIENT_ID=CLIENT_ID,
                             OCICAT_OIDC_CLIENT_SECRET=CLIENT_SECRET, OCICAT_OIDC_NAME="Test IdP",
-                            OCICAT_OIDC_SCOPES="openid profile groups", OCICAT_OIDC_ROLE_RULES=json.dumps(RULES),
-                            OCICAT_OIDC_REFRESH_SECONDS="1", OCICAT_SECRET_KEY="test-" + uuid.uuid4().hex)
+                            OCICAT_OIDC_SCOPES="openid profile email groups", OCICAT_OIDC_ROLE_RULES=json.dumps(RULES),
+                            OCICAT_OIDC_REFRESH_SECONDS="1", OCICAT_OIDC_STALE_SECONDS=str(STALE),
+                            OCICAT_SECRET_KEY="test-" + uuid.uuid4().hex)
         digests = {name: push_chart(stack.registry.url, name, "1.0.0", "1.0.0") for name in (CHART, SECRET)}
         _, admin_token = stack.user(admin=True)
         wait_until(lambda: {r["name"] for r in stack.get("/api/v1/repositories", {"Authorization": f"Bearer {admin_token}"}
@@ -80,6 +83,22 @@ def test_groups_give_the_roles_the_rules_say(signed):
     assert boss.get(f"{stack.api}/api/v1/me", timeout=10).json()["admin"] is True
     me = sign_in(stack.api, "dev").get(f"{stack.api}/api/v1/me", timeout=10).json()
     assert me["user"] == "dev" and me["admin"] is False and me["session"] is True
+
+
+def test_users_are_told_apart_by_the_provider_never_by_the_name_they_choose_there(signed):
+    """A name taken by a local user (here an administrator) is not theirs to sign in as: the new user gets the name
+    with a random suffix, and none of the local user's roles; an email address counts as a name only verified."""
+    stack, provider, _ = signed
+    local = f"admin{RUN}"
+    with stack.db.transaction() as cur:
+        accounts.create_user(cur, local, admin=True)
+    provider.set_user("impostor", {"preferred_username": local, "groups": []})
+    me = sign_in(stack.api, "impostor").get(f"{stack.api}/api/v1/me", timeout=10).json()
+    assert re.fullmatch(rf"{local}-[0-9a-f]{{10}}", me["user"]) and me["admin"] is False, me
+    provider.set_user("mailer", {"email": local, "email_verified": False})
+    assert sign_in(stack.api, "mailer").get(f"{stack.api}/api/v1/me", timeout=10).json()["user"] == "mailer"
+    provider.set_user("verified", {"email": f"v{RUN}@example.com", "email_verified": True})
+    assert sign_in(stack.api, "verified").get(f"{stack.api}/api/v1/me", timeout=10).json()["user"] == f"v{RUN}@example.com"
 
 
 def test_losing_a_group_at_the_provider_loses_access_at_the_next_check(signed):
@@ -190,9 +209,9 @@ def test_sign_out_ends_the_session_here_and_offers_the_providers_logout(signed):
 
 
 def _refused(session: requests.Session, callback: str) -> None:
-    """The callback sends the browser back to the sign-in page with a reason, and no session was made."""
+    """The callback sends the browser back to the sign-in page with the reason, and no session was made."""
     back = session.get(callback, allow_redirects=False, timeout=10)
-    assert back.status_code == 303 and back.headers["Location"].startswith("/ui/sign-in?failed="), (
+    assert back.status_code == 303 and back.headers["Location"] == "/ui/sign-in?failed=unverified", (
         back.status_code, back.headers)
     assert "ocicat_session" not in session.cookies
 
@@ -264,8 +283,11 @@ def stack(signed):
 
 
 def test_sign_in_make_a_token_and_sign_out_in_a_real_browser(open_page, stack):
-    page, watch = open_page("/ui/sign-in?failed=The+sign-in+could+not+be+verified.")
-    expect(page.get_by_role("alert")).to_have_text("The sign-in could not be verified.")
+    page, watch = open_page("/ui/sign-in?failed=<b>Call+evil.example+now</b>")  # only the page's own words are shown
+    expect(page.get_by_role("alert")).to_have_text("The sign-in failed. Please try again.")
+    page.goto(f"{stack.api}/ui/sign-in?failed=provider")
+    expect(page.get_by_role("alert")).to_have_text(
+        "The identity provider could not be asked who you are. Please try again later.")
     page.get_by_role("link", name="Sign in with Test IdP").click()
     page.locator("input[name=login]").fill("rita")  # the provider's own login page
     page.locator("input[name=password]").fill("any")
@@ -298,6 +320,13 @@ def test_sign_in_make_a_token_and_sign_out_in_a_real_browser(open_page, stack):
     assert page.url.startswith(f"{stack.api}/ui/")
 
 
+def _may_view(stack, user: str, repository: str) -> bool:
+    """What deliveries of catalog events ask (indexer.delivery), without any request of the user's."""
+    with stack.db.transaction() as cur:
+        cur.execute("SELECT user_may_view(id, %s, false) AS may FROM users WHERE name = %s", (repository, user))
+        return cur.fetchone()["may"]
+
+
 def test_a_provider_that_is_down_keeps_roles_for_a_while_and_one_that_forgot_the_user_ends_the_session(signed):
     """Last in this module: it restarts the provider, which forgets every grant it made (its store is in memory) and
     signs with a new key from then on (ocicat must fetch the provider's keys again: key rotation)."""
@@ -307,9 +336,17 @@ def test_a_provider_that_is_down_keeps_roles_for_a_while_and_one_that_forgot_the
     bearer = {"Authorization": f"Bearer {token}"}
     old_keys = provider.kids()
     provider.stop()
+    signed_at, logged = time.monotonic(), len(stack.server.output().splitlines())
     time.sleep(1.1)
-    assert _names(browser, stack.api) == {CHART}  # could not be asked: the roles held stand (stale_seconds)
-    assert "cannot ask the provider" in stack.server.output()
+    assert _names(browser, stack.api) == {CHART}  # could not be asked: the roles held stand for now
+    assert any("cannot ask the provider" in line for line in stack.server.output().splitlines()[logged:])
+    assert _may_view(stack, "rita", CHART)
+
+    # STALE seconds after the last answer they lapse, for deliveries (no request at all) and requests alike
+    time.sleep(max(0.0, STALE + 0.5 - (time.monotonic() - signed_at)))
+    assert not _may_view(stack, "rita", CHART)
+    assert _names(browser, stack.api) == set()
+    assert stack.get(f"/api/v1/repositories/{CHART}", bearer).status_code == 404
     provider.start()
     time.sleep(1.1)
     assert stack.get(f"/api/v1/repositories/{CHART}", bearer).status_code == 404  # its refresh token is refused

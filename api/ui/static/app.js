@@ -118,7 +118,11 @@ async function signOut(who) {
   try {
     answer = await api.send('POST', '/auth/sign-out');
   } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
+    // 401: the session had ended already. Anything else: it may still be live, so say so rather than look signed out.
+    if (!(error instanceof ApiError && error.status === 401)) {
+      notice(`Not signed out: ${error instanceof ApiError ? error.message : 'the catalog did not answer'}. Please try again.`);
+      return;
+    }
   }
   session.drop();
   if (answer?.provider_logout) {

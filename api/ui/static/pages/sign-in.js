@@ -29,11 +29,19 @@ async function submit(event, input, message) {
 
 const PROVIDER = document.documentElement.dataset.provider;
 
-/** The provider's button; ``failed`` is why the last attempt came back refused (ocicat's own words). */
+/** Why the last sign-in with the provider came back refused, by the API's reason (api/sign_in.py): only these words
+ * are shown, whatever the address says. */
+const FAILURES = {
+  unverified: 'The sign-in could not be verified. Please try again.',
+  provider: 'The identity provider could not be asked who you are. Please try again later.',
+  account: 'Your account could not be set up; an administrator can see why in the log.',
+};
+
+/** The provider's button, after why the last attempt failed (``failed``: a reason of FAILURES), if it did. */
 function withProvider(failed) {
   const next = new URLSearchParams(location.search).get('next') || ui();
   return [
-    failed && h('p', { class: 'problem', role: 'alert' }, failed),
+    failed && h('p', { class: 'problem', role: 'alert' }, FAILURES[failed] || 'The sign-in failed. Please try again.'),
     h('p', null, h('a', { class: 'button', href: `/auth/sign-in?${new URLSearchParams({ next })}` },
       `Sign in with ${PROVIDER}`)),
     h('p', { class: 'muted' }, 'Or, for a robot account or an API token of your own:'),

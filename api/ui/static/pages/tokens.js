@@ -25,11 +25,19 @@ function table(items, rerender) {
       h('td', { 'data-label': 'Created' }, when(token.created_at)),
       h('td', { 'data-label': 'Expires' }, when(token.expires_at)),
       h('td', { 'data-label': 'Last used' }, when(token.last_used_at)),
-      h('td', null, state(token) === 'active' && h('button', { type: 'button', onclick: async () => {
-        await api.send('DELETE', `me/tokens/${token.id}`);
-        notice(`Revoked ${token.name}.`);
-        rerender();
-      } }, 'Revoke')))))));
+      h('td', null, state(token) === 'active' && h('button', { type: 'button', onclick: () => revoke(token, rerender) },
+        'Revoke')))))));
+}
+
+async function revoke(token, rerender) {
+  try {
+    await api.send('DELETE', `me/tokens/${token.id}`);
+  } catch (error) {
+    notice(`${token.name} is not revoked: ${error instanceof api.ApiError ? error.message : 'the catalog did not answer'}.`);
+    return;
+  }
+  notice(`Revoked ${token.name}.`);
+  rerender();
 }
 
 function form(shown, rerender) {

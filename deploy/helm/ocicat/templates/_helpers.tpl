@@ -104,6 +104,8 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .gitlabReporters | quote }}
 - name: OCICAT_OIDC_REFRESH_SECONDS
   value: {{ .refreshSeconds | quote }}
+- name: OCICAT_OIDC_STALE_SECONDS
+  value: {{ .staleSeconds | quote }}
 {{- with .name }}
 - name: OCICAT_OIDC_NAME
   value: {{ . | quote }}
