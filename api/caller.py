@@ -1,9 +1,10 @@
 """Who is calling: the caller of an API request, resolved once per request for every blueprint that serves the API.
 
 A caller is who its ``Authorization`` header says (api.auth), or, without one, who the browser session's cookie
-says (api.sign_in makes it). A browser sends that cookie with every request to ocicat, including those another site
-makes it send, so a state-changing request made with it must also carry the session's CSRF token in
-``X-CSRF-Token``, which only ocicat's own pages can read (``GET /api/v1/me``).
+says (api.sign_in makes it). A browser sends credentials of these two kinds by itself, with requests another site
+makes it send too: so a state-changing request made with the cookie must also carry the session's CSRF token in
+``X-CSRF-Token``, which only ocicat's own pages can read (``GET /api/v1/me``), and HTTP Basic credentials (which a
+browser keeps once given them for a feed or Helm's index) may only read.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def authenticate(challenge: dict = CHALLENGE):
     header = request.headers.get("Authorization")
     cookie = request.cookies.get(services.session_cookie) if services.identity_provider else None
     g.csrf_token = None
+    if header and request.method not in SAFE_METHODS and header.split(" ", 1)[0].lower() == "basic":
+        # A browser that was once given Basic credentials for ocicat (a feed, Helm's index) sends them by itself with
+        # any request, a form another site posts included: like the session cookie, they may only read.
+        return problem(403, "HTTP Basic credentials are for reading only: send the token as Bearer to change anything")
     if not (header or cookie):
         g.principal = services.anonymous
         return None

@@ -9,7 +9,8 @@
 -- confirmed for that long (it is down, the user never calls again, sign-in was switched off) lapse by themselves,
 -- for every reader alike: the API, and the deliveries of catalog events (user_may_view).
 ALTER TABLE grants ADD COLUMN source text NOT NULL DEFAULT 'local' CHECK (source IN ('local', 'sign-in'));
-ALTER TABLE grants DROP CONSTRAINT grants_pkey, ADD PRIMARY KEY (user_id, source, path);
+-- (user_id, path) first: user_may_view looks a user's grants up by path for every delivery
+ALTER TABLE grants DROP CONSTRAINT grants_pkey, ADD PRIMARY KEY (user_id, path, source);
 ALTER TABLE users ADD COLUMN sign_in_admin boolean NOT NULL DEFAULT false,  -- an admin rule matched at the last check
                   ADD COLUMN sign_in_until timestamptz;  -- the provider's roles (grants, sign_in_admin) count until
 
@@ -23,6 +24,7 @@ CREATE TABLE sign_ins (
     claims         jsonb NOT NULL DEFAULT '{}',  -- userinfo at the last check, as the provider gave it
     answered_at    timestamptz NOT NULL DEFAULT now(),  -- the roles were last read from the provider then
     asked_at       timestamptz NOT NULL DEFAULT now(),  -- ... and last asked for then (answered or not)
+    checking_until timestamptz,  -- one API process asks now, and no other may until then (ocicat.sign_in.recheck)
     signed_in_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (issuer, subject)
 );

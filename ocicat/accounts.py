@@ -207,7 +207,7 @@ def grant(cur, user: str, path: str, role: str) -> None:
     holder = user_id(cur, user)
     cur.execute(
         "INSERT INTO grants (user_id, path, role) VALUES (%s, %s, %s)"
-        " ON CONFLICT (user_id, source, path) DO UPDATE SET role = excluded.role, created_at = now()",
+        " ON CONFLICT (user_id, path, source) DO UPDATE SET role = excluded.role, created_at = now()",
         (holder, normalize_path(path), role),
     )
     _grants_changed(cur, holder)
@@ -268,6 +268,13 @@ def signed_in_user(cur, issuer: str, subject: str, name_hint: str) -> int:
     raise AccountError(f"cannot name the user signing in as {name_hint!r}: every name tried is taken")
 
 
+def signed_in_with(cur, name: str) -> str | None:
+    """The issuer of the provider a user was made by signing in with; None for a local user."""
+    cur.execute("SELECT si.issuer FROM sign_ins si JOIN users u ON u.id = si.user_id WHERE u.name = %s", (name,))
+    row = cur.fetchone()
+    return row["issuer"] if row else None
+
+
 def set_sign_in_roles(cur, user_id: int, roles: dict[str, str], admin: bool, lasting: timedelta | None) -> None:
     """Replace what the provider gives a user (path -> role, and admin) with what it gives now, to count for
     ``lasting`` from now (None: not at all). The user's cached roles are dropped only when the roles changed."""
@@ -285,38 +292,54 @@ def set_sign_in_roles(cur, user_id: int, roles: dict[str, str], admin: bool, las
                 " grants_version = grants_version + %s WHERE id = %s", (admin, lasting, int(changed), user_id))
 
 
-def record_sign_in(cur, user_id: int, claims: dict, refresh_token: bytes | None, access_token: bytes | None,
-                   signed_in: bool) -> None:
-    """Note what the provider answered now (userinfo, its sealed tokens); ``signed_in`` for a sign-in, not a check."""
+def lock_sign_in(cur, user_id: int) -> datetime:
+    """Lock the user's sign-in for writing what the provider said, so that the writers of one user's roles (sign-ins
+    and checks, in any API process) take turns; when they last signed in, for a check to see whether a sign-in came
+    while it asked (then the sign-in's answer is the newer one)."""
+    cur.execute("SELECT signed_in_at FROM sign_ins WHERE user_id = %s FOR UPDATE", (user_id,))
+    return cur.fetchone()["signed_in_at"]
+
+
+def record_answer(cur, user_id: int, claims: dict, refresh_token: bytes | None, access_token: bytes | None,
+                  signed_in: bool) -> None:
+    """Note what the provider answered now: userinfo and its tokens (sealed). At a sign-in (``signed_in``) its tokens
+    replace those held; at a check, a refresh token is replaced only when the provider sent a new one."""
     cur.execute(
-        "UPDATE sign_ins SET claims = %s, answered_at = now(), asked_at = now(),"
-        " signed_in_at = CASE WHEN %s THEN now() ELSE signed_in_at END WHERE user_id = %s",
-        (json.dumps(claims), signed_in, user_id))
-    keep_tokens(cur, user_id, refresh_token, access_token)
+        "UPDATE sign_ins SET claims = %(claims)s, answered_at = now(), asked_at = now(), checking_until = NULL,"
+        " signed_in_at = CASE WHEN %(signed_in)s THEN now() ELSE signed_in_at END,"
+        " refresh_token = CASE WHEN %(signed_in)s THEN %(refresh)s ELSE coalesce(%(refresh)s, refresh_token) END,"
+        " access_token = %(access)s WHERE user_id = %(user_id)s",
+        {"claims": json.dumps(claims), "signed_in": signed_in, "refresh": refresh_token, "access": access_token,
+         "user_id": user_id})
 
 
-def keep_tokens(cur, user_id: int, refresh_token: bytes | None, access_token: bytes | None) -> None:
-    """Keep the provider's latest tokens, sealed (a refresh token only when it sent a new one)."""
-    cur.execute("UPDATE sign_ins SET refresh_token = coalesce(%s, refresh_token), access_token = %s WHERE user_id = %s",
-                (refresh_token, access_token, user_id))
-
-
-def claim_check(cur, user_id: int, older_than: timedelta) -> dict | None:
-    """The sign-in of ``user_id`` to check with the provider, locked and marked as asked now, when it was last asked
-    longer than ``older_than`` ago and no other request asks already; None otherwise (the roles held stand). Marked
-    whatever the answer, so that a provider that is down is asked once per interval, not at every request."""
+def claim_check(cur, user_id: int, older_than: timedelta, lease: timedelta) -> dict | None:
+    """The sign-in of ``user_id`` to check with the provider, marked as asked now and leased for ``lease`` to the
+    caller, when it was last asked longer than ``older_than`` ago and no one holds the lease; None otherwise (the
+    roles held stand). Marked whatever the answer, so that a provider that is down is asked once per interval, not
+    at every request; leased, so that two processes never use one refresh token (a provider that rotates them
+    would take the second use for a stolen token's)."""
     cur.execute(
-        "WITH due AS (SELECT user_id FROM sign_ins WHERE user_id = %s AND asked_at < now() - %s FOR UPDATE SKIP LOCKED)"
-        " UPDATE sign_ins s SET asked_at = now() FROM due WHERE s.user_id = due.user_id"
-        " RETURNING s.refresh_token, s.access_token, s.answered_at",
-        (user_id, older_than))
+        "WITH due AS (SELECT user_id FROM sign_ins WHERE user_id = %s AND asked_at < now() - %s"
+        "   AND (checking_until IS NULL OR checking_until < now()) FOR UPDATE SKIP LOCKED)"
+        " UPDATE sign_ins s SET asked_at = now(), checking_until = now() + %s FROM due WHERE s.user_id = due.user_id"
+        " RETURNING s.refresh_token, s.access_token, s.answered_at, s.signed_in_at",
+        (user_id, older_than, lease))
     return cur.fetchone()
+
+
+def end_check(cur, user_id: int, refresh_token: bytes | None = None, access_token: bytes | None = None) -> None:
+    """A check that got no answer is over: its lease ends, and tokens the provider did send are kept (a refresh
+    token it rotated before the rest failed: the old one is spent)."""
+    cur.execute("UPDATE sign_ins SET checking_until = NULL, refresh_token = coalesce(%s, refresh_token),"
+                " access_token = coalesce(%s, access_token) WHERE user_id = %s", (refresh_token, access_token, user_id))
 
 
 def forget_sign_in(cur, user_id: int) -> None:
     """The provider refused to vouch for the user: their roles from it go, and so do their sessions."""
     set_sign_in_roles(cur, user_id, {}, False, None)
-    cur.execute("UPDATE sign_ins SET refresh_token = NULL, access_token = NULL WHERE user_id = %s", (user_id,))
+    cur.execute("UPDATE sign_ins SET refresh_token = NULL, access_token = NULL, checking_until = NULL"
+                " WHERE user_id = %s", (user_id,))
     cur.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
 
 

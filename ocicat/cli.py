@@ -402,7 +402,11 @@ def grant(user_name: str, path: str, role: str) -> None:
     """Give USER ROLE on PATH and everything below it ('/' for the whole registry)."""
     with _session() as cur:
         accounts.grant(cur, user_name, path, role)
+        issuer = accounts.signed_in_with(cur, user_name)
     click.echo(f"{user_name} is {role} on {accounts.shown_path(accounts.normalize_path(path))}")
+    if issuer:  # the name is whatever the person chose at the provider: make sure it is the one meant
+        click.echo(f"note: {user_name} was made by signing in with {issuer}, under the name they go by there",
+                   err=True)
 
 
 @main.command()

@@ -45,6 +45,9 @@ GITLAB_ROLE_CLAIMS = {f"{GITLAB_CLAIM}{role}": role for role in ("owner", "maint
 GITLAB_REPORTER = 20  # Gitlab::Access::REPORTER: view and pull
 GITLAB_MAX_PAGES = 100  # of 100 groups or projects each: 10,000 readable paths
 GITLAB_SECONDS = 60  # for all of GitLab's pages together: past it, the answer counts as none
+# How long one check may take (discovery, refresh, userinfo, GitLab's pages, each bounded): no other process starts
+# one for the same user meanwhile.
+CHECK_LEASE = timedelta(minutes=3)
 METADATA_SECONDS = 3600  # discovery is read again after this long (a rotated jwks_uri or endpoint is picked up)
 TIMEOUT = 10
 
@@ -290,9 +293,10 @@ class IdentityProvider:
             raise ProviderError("userinfo names another subject than the ID token")
         with db.transaction() as cur:
             user_id = accounts.signed_in_user(cur, identity["iss"], identity["sub"], user_name(claims, identity["sub"]))
+            accounts.lock_sign_in(cur, user_id)
             accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin, self.lasting)
-            accounts.record_sign_in(cur, user_id, claims, self.sealer.seal(token.get("refresh_token")),
-                                    self.sealer.seal(token["access_token"]), signed_in=True)
+            accounts.record_answer(cur, user_id, claims, self.sealer.seal(token.get("refresh_token")),
+                                   self.sealer.seal(token["access_token"]), signed_in=True)
         return user_id
 
     def due(self, account: accounts.Account, now: datetime) -> bool:
@@ -301,41 +305,55 @@ class IdentityProvider:
 
     def recheck(self, db, user_id: int) -> None:
         """Ask the provider again what the user's roles are (with their refresh token, else their access token while
-        it lasts), in three steps so that no transaction stays open while the provider is asked: claim the check,
-        ask, write the answer. Refused: the roles go, and so do the user's sessions. Not answered: the roles held
-        count until ``stale_seconds`` after the last answer (users.sign_in_until), then lapse until it answers."""
+        it lasts), in three steps so that no transaction stays open while the provider is asked: claim the check (a
+        lease), ask, write the answer, unless the user signed in meanwhile (that answer is newer). Refused: the
+        roles go, and so do the user's sessions. Not answered: the roles held count until ``stale_seconds`` after
+        the last answer (users.sign_in_until), then lapse until the provider answers again."""
         with db.transaction() as cur:
-            held = accounts.claim_check(cur, user_id, timedelta(seconds=self.config.refresh_seconds))
+            held = accounts.claim_check(cur, user_id, timedelta(seconds=self.config.refresh_seconds), CHECK_LEASE)
         if held is None:
             return  # checked a moment ago, or being checked by another request now
         refresh, access = self.sealer.open(held["refresh_token"]), self.sealer.open(held["access_token"])
-        refreshed = None
+        refreshed = answer = refused = None
         try:
             if refresh:
                 refreshed = self.refresh(refresh)
                 refresh, access = refreshed.get("refresh_token"), refreshed["access_token"]
             elif not access:
-                raise SignInRefused("no token of the user's is held")
-            claims, roles = self.answer(access)
+                raise ProviderError("no token of the user's is held: they must sign in again")
+            answer = self._answer_for_check(access, refreshed is not None)
         except SignInRefused as exc:
-            log.info("sign-in: the provider no longer vouches for user %d (%s): their roles from it are removed",
-                     user_id, exc)
-            with db.transaction() as cur:
-                accounts.forget_sign_in(cur, user_id)
-            return
+            refused = exc
         except Exception as exc:  # noqa: BLE001 - whatever went wrong in asking, the caller's request goes on
             log.warning("sign-in: cannot ask the provider about user %d (%s): the roles it gave at %s count until "
                         "%s after that", user_id, exc, held["answered_at"], self.lasting,
                         exc_info=not isinstance(exc, ProviderError))  # a fault of ocicat's own: with its traceback
-            if refreshed is not None:  # a provider that rotates refresh tokens has taken the old one: keep the new
-                with db.transaction() as cur:
-                    accounts.keep_tokens(cur, user_id, self.sealer.seal(refresh), self.sealer.seal(access))
-            return
         with db.transaction() as cur:
-            accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin, self.lasting)
-            accounts.record_sign_in(cur, user_id, claims, self.sealer.seal(refresh), self.sealer.seal(access),
-                                    signed_in=False)
+            if accounts.lock_sign_in(cur, user_id) != held["signed_in_at"]:
+                return  # the user signed in while the provider was asked here: theirs is the newer answer
+            if refused is not None:
+                log.info("sign-in: the provider no longer vouches for user %d (%s): their roles from it are removed",
+                         user_id, refused)
+                accounts.forget_sign_in(cur, user_id)
+            elif answer is None:  # a rotated refresh token is kept even so: the provider has spent the old one
+                kept = (self.sealer.seal(refresh), self.sealer.seal(access)) if refreshed is not None else (None, None)
+                accounts.end_check(cur, user_id, *kept)
+            else:
+                claims, roles = answer
+                accounts.set_sign_in_roles(cur, user_id, roles.paths, roles.admin, self.lasting)
+                accounts.record_answer(cur, user_id, claims, self.sealer.seal(refresh), self.sealer.seal(access),
+                                       signed_in=False)
 
+    def _answer_for_check(self, access_token: str, refreshed: bool) -> tuple[dict, Roles]:
+        """The provider's answer at a check. An access token refused without a refresh token behind it (a provider
+        that gives refresh tokens only for offline_access) has merely expired: not answered, rather than refused."""
+        try:
+            return self.answer(access_token)
+        except SignInRefused:
+            if refreshed:
+                raise
+            raise ProviderError("the access token has expired and the provider gave no refresh token (does it need "
+                                "the offline_access scope?): the user must sign in again") from None
 
 def user_name(claims: dict, subject: str) -> str:
     """The name a user made by sign-in gets (accounts.signed_in_user makes it unique): the one they go by at the

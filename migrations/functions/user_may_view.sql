@@ -4,12 +4,12 @@
 -- and so do roles from the identity provider once they lapse (migrations/0016.sign_in.sql).
 CREATE OR REPLACE FUNCTION user_may_view(viewer bigint, name text, default_public boolean) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT u.admin OR (u.sign_in_admin AND u.sign_in_until > now()) FROM users u WHERE u.id = viewer),
-                    false)
-        OR coalesce(path_public(name), default_public)
+    -- parameters are qualified: a column of the same name (users.name) would win over them
+    SELECT coalesce((SELECT u.admin OR (u.sign_in_admin AND u.sign_in_until > now())
+                       FROM users u WHERE u.id = user_may_view.viewer), false)
+        OR coalesce(path_public(user_may_view.name), user_may_view.default_public)
         OR EXISTS (SELECT 1 FROM grants g JOIN users u ON u.id = g.user_id
-                    WHERE g.user_id = viewer AND role_level(g.role) >= role_level('reporter')
+                    WHERE g.user_id = user_may_view.viewer AND role_level(g.role) >= role_level('reporter')
                       AND (g.source = 'local' OR u.sign_in_until > now())
-                      -- qualified: users has a column called name too
                       AND (g.path = user_may_view.name OR g.path = ANY (path_ancestors(user_may_view.name))))
 $$;

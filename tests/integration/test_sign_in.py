@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -19,8 +20,10 @@ from playwright.sync_api import expect
 
 from harness.oci import push_chart
 from harness.oidc import CLIENT_ID, CLIENT_SECRET, Provider, interact, sign_in, start_sign_in
-from harness.processes import free_port, wait_until
+from harness.processes import OCICAT, REPO_ROOT, free_port, wait_until
 from ocicat import accounts
+from ocicat.config import Config
+from ocicat.sign_in import CHECK_LEASE, IdentityProvider
 
 from .stack import start_stack, stop_stack
 
@@ -95,6 +98,9 @@ def test_users_are_told_apart_by_the_provider_never_by_the_name_they_choose_ther
     provider.set_user("impostor", {"preferred_username": local, "groups": []})
     me = sign_in(stack.api, "impostor").get(f"{stack.api}/api/v1/me", timeout=10).json()
     assert re.fullmatch(rf"{local}-[0-9a-f]{{10}}", me["user"]) and me["admin"] is False, me
+    granted = subprocess.run([*OCICAT, "grant", me["user"], TEAM, "reporter"], env=stack.env, cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert granted.returncode == 0 and f"made by signing in with {provider.issuer}" in granted.stderr, granted
     provider.set_user("mailer", {"email": local, "email_verified": False})
     assert sign_in(stack.api, "mailer").get(f"{stack.api}/api/v1/me", timeout=10).json()["user"] == "mailer"
     provider.set_user("verified", {"email": f"v{RUN}@example.com", "email_verified": True})
@@ -121,6 +127,36 @@ def test_losing_a_group_at_the_provider_loses_access_at_the_next_check(signed):
     time.sleep(1.1)
     assert stack.get(f"/api/v1/repositories/{CHART}", bearer).status_code == 200
     assert _names(browser, stack.api) == {CHART}
+
+
+def test_a_check_holds_a_lease_and_a_sign_in_while_it_asks_has_the_last_word(signed):
+    """The check runs here, in the test's process, as a second API process would; while it asks the provider, no
+    other check may start, and the user signs in anew with fewer groups: the check's older answer is dropped."""
+    stack, provider, _ = signed
+    provider.set_user("lease", {"preferred_username": f"lease{RUN}", "groups": [f"{TEAM}-developers"]})
+    sign_in(stack.api, "lease")
+    with stack.db.transaction() as cur:
+        user = accounts.user_id(cur, f"lease{RUN}")
+        cur.execute("UPDATE sign_ins SET asked_at = now() - interval '1 hour' WHERE user_id = %s", (user,))
+    checker = IdentityProvider(Config.from_env(stack.env).oidc, stack.env["OCICAT_SECRET_KEY"])
+    asked = checker.answer
+    seen = {}
+
+    def answer_while_signing_in(access_token):
+        answer = asked(access_token)  # the developers group, as the provider said when asked
+        with stack.db.transaction() as cur:  # leased: nobody else checks meanwhile, due or not
+            seen["claimed"] = accounts.claim_check(cur, user, timedelta(0), CHECK_LEASE)
+        provider.set_user("lease", {"preferred_username": f"lease{RUN}", "groups": []})
+        seen["me"] = sign_in(stack.api, "lease").get(f"{stack.api}/api/v1/me", timeout=10).json()
+        return answer
+
+    checker.answer = answer_while_signing_in
+    checker.recheck(stack.db, user)
+    assert seen["claimed"] is None and seen["me"]["user"] == f"lease{RUN}"
+    with stack.db.transaction() as cur:
+        assert accounts.grants(cur, user) == {}  # the sign-in's answer stands
+        cur.execute("SELECT checking_until FROM sign_ins WHERE user_id = %s", (user,))
+        assert cur.fetchone()["checking_until"] is None  # and the lease is over
 
 
 def test_a_state_changing_request_with_the_cookie_needs_the_csrf_token(signed):
