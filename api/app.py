@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from ocicat import metrics
 from ocicat.config import Config
-from ocicat.db import Database
+from ocicat.db import Database, Reads
 from ocicat.events import Publisher
 from ocicat.sign_in import IdentityProvider
 
@@ -50,6 +50,7 @@ class Services:
 
     config: Config
     db: Database
+    reads: Reads  # where catalog reads go: streaming replicas when configured, else db (api.caller.reading)
     registry: Registry  # deletes through the API and Helm repository archives, with ocicat's own credentials
     registry_tokens: RegistryTokens | None  # verifier of the registry's bearer JWTs, when configured
     anonymous: Principal  # callers without a token
@@ -86,7 +87,9 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
     app.config["MAX_CONTENT_LENGTH"] = receiver.MAX_BODY_BYTES + 1  # see receiver._receive
     app.json.sort_keys = False
     https = config.public_url.startswith("https://")
-    app.extensions["ocicat"] = Services(config=config, db=db, registry=registry,
+    reads = Reads(db, config.database_replica_urls, maxconn=config.api_threads + 2,
+                  counted=lambda where: metrics.API_READS.labels(where).inc())
+    app.extensions["ocicat"] = Services(config=config, db=db, reads=reads, registry=registry,
                                         registry_tokens=RegistryTokens.from_config(config),
                                         anonymous=anonymous(config.default_public),
                                         identity_provider=IdentityProvider(config.oidc, config.secret_key)
@@ -106,6 +109,8 @@ def create_app(config: Config, *, db: Database, bus: Publisher, registry: Regist
     app.register_blueprint(monocular_bp)
     app.register_blueprint(ui_bp)
     app.after_request(secure)
+    if reads.replicated:
+        app.after_request(caller.note_write)
     # Frontends on other origins read the catalog; they need Link to page and ETag to revalidate.
     CORS(app, resources={r"/api/v1/*": {"origins": "*"}}, expose_headers=["Link", "ETag"], send_wildcard=True)
 

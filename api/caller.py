@@ -13,6 +13,8 @@ import hmac
 
 from flask import current_app, g, request
 
+from ocicat import db
+
 from . import auth
 from .problems import problem
 
@@ -35,7 +37,7 @@ def authenticate(challenge: dict = CHALLENGE):
     services = current_app.extensions["ocicat"]
     header = request.headers.get("Authorization")
     cookie = request.cookies.get(services.session_cookie) if services.identity_provider else None
-    g.csrf_token = None
+    g.csrf_token, g.read_after, g.read_on_primary = None, None, False
     if header and request.method not in SAFE_METHODS and header.split(" ", 1)[0].lower() == "basic":
         # A browser that was once given Basic credentials for ocicat (a feed, Helm's index) sends them by itself with
         # any request, a form another site posts included: like the session cookie, they may only read.
@@ -44,10 +46,10 @@ def authenticate(challenge: dict = CHALLENGE):
         g.principal = services.anonymous
         return None
     try:
-        g.principal, g.csrf_token = _resolve(services, header, cookie)
+        _resolve(services, header, cookie)
         if g.principal.recheck_user is not None:  # a user made by sign-in, whose roles are due: ask, then read anew
             services.identity_provider.recheck(services.db, g.principal.recheck_user)
-            g.principal, g.csrf_token = _resolve(services, header, cookie)
+            _resolve(services, header, cookie)
     except auth.Unauthorized as exc:
         response = problem(401, str(exc), headers=challenge)
         if not header:
@@ -60,10 +62,34 @@ def authenticate(challenge: dict = CHALLENGE):
     return None
 
 
-def _resolve(services, header: str | None, cookie: str | None) -> tuple[auth.Principal, str | None]:
-    """The caller's principal, and their session's CSRF token when it is a session."""
+def _resolve(services, header: str | None, cookie: str | None) -> None:
+    """The caller's principal into ``g``, with their session's CSRF token when it is a session, and, with replicas,
+    where their reads may go (read-your-writes: ocicat.db.Reads)."""
     with services.db.transaction() as cur:
         if header:
-            return auth.authenticate(cur, header, services.registry_tokens, services.config.default_public,
-                                     services.identity_provider), None
-        return auth.from_session(cur, cookie, services.config.default_public, services.identity_provider)
+            g.principal = auth.authenticate(cur, header, services.registry_tokens, services.config.default_public,
+                                            services.identity_provider)
+        else:
+            g.principal, g.csrf_token = auth.from_session(cur, cookie, services.config.default_public,
+                                                          services.identity_provider)
+        if services.reads.replicated and g.principal.authenticated:
+            g.read_after, g.read_on_primary = db.last_write(cur, g.principal.user,
+                                                            services.config.replica_sticky_seconds)
+
+
+def reading(snapshot: bool = False):
+    """A transaction for the caller's catalog reads (``snapshot``: all of them from one snapshot): on a replica
+    that has their last change, unless they made one a moment ago (its effects, such as a delete's event from the
+    registry, may still be on their way); else on the primary."""
+    return current_app.extensions["ocicat"].reads.transaction(g.get("read_after"), g.get("read_on_primary", False),
+                                                              snapshot)
+
+
+def note_write(response):
+    """After a change through the API (an ``after_request`` hook, with replicas): where the caller's reads may go
+    next (ocicat.db.note_write)."""
+    principal = g.get("principal")
+    if request.method not in SAFE_METHODS and response.status_code < 400 and principal and principal.authenticated:
+        with current_app.extensions["ocicat"].db.transaction() as cur:
+            db.note_write(cur, principal.user)
+    return response

@@ -51,7 +51,7 @@ def _feed(title: str, events: list[dict]) -> Response:
 
 
 def _events(**where) -> list[dict]:
-    with current_app.extensions["ocicat"].db.transaction() as cur:
+    with caller.reading() as cur:
         return outbox.latest(cur, g.principal.view, limit=ENTRIES, **where)
 
 
@@ -87,7 +87,7 @@ def chart_feed(name: str):
 
 
 def _repository(name: str, title: str, types: tuple[str, ...] | None):
-    with current_app.extensions["ocicat"].db.transaction() as cur:
+    with caller.reading() as cur:
         visible = REPOSITORY_RE.match(name) and reads.repository_id(cur, g.principal.view, name) is not None
     if not visible:
         return _hidden(name, repository=True)

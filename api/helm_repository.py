@@ -86,8 +86,7 @@ def _etag(row: dict, namespace: str, recursive: bool) -> str:
 
 def _write_index(namespace: str, recursive: bool) -> Index | None:
     """Write the index from one snapshot, so that its contents and its ETag agree."""
-    with _services().db.transaction() as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    with caller.reading(snapshot=True) as cur:
         row = helm_repository.fingerprint(cur, g.principal.view, namespace, recursive)
         if row is None:
             return None
@@ -107,7 +106,7 @@ def index(namespace: str):
     if namespace is None:
         return _absent(what)
     recursive = HelmIndexArgs().load(request.args)["recursive"]
-    with _services().db.transaction() as cur:
+    with caller.reading() as cur:
         row = helm_repository.fingerprint(cur, g.principal.view, namespace, recursive)
     if row is None:
         return _absent(what)
@@ -144,7 +143,7 @@ def chart_file(namespace: str, filename: str):
     if suffix is None or namespace is None:
         return _absent(f"chart file {filename!r}")
     part, mimetype = _FILES[suffix]
-    with _services().db.transaction() as cur:
+    with caller.reading() as cur:
         row = helm_repository.archive(cur, g.principal.view, namespace, filename.removesuffix(suffix))
     if row is None or row[f"{part}_digest"] is None:
         return _absent(f"chart file {filename!r}")

@@ -77,7 +77,7 @@ def _hit(row: dict, public_url: str) -> dict:
 def search():
     q = MonocularSearchArgs().load(request.args)["q"].strip()
     services = current_app.extensions["ocicat"]
-    with services.db.transaction() as cur:
+    with caller.reading() as cur:
         if q:
             hits, _, _ = reads.search(cur, g.principal.view, q=q, namespace=None, kind="helm-chart", after=None,
                                       limit=MAX_HITS * 2)

@@ -60,17 +60,13 @@ def _not_found(name: str, reference: str | None = None, what: str = "version"):
     return problem(404, f"chart {name!r} has no {what} {reference!r}")
 
 
-def _db():
-    return current_app.extensions["ocicat"].db
-
-
 @bp.get("/namespaces")
 @documented("List the namespaces directly below a namespace (the top level without one)", args=NamespaceListArgs,
             response=Namespace, listing=True, errors=(400, 401))
 def list_namespaces():
     args = NamespaceListArgs().load(request.args)
     after = decode_cursor(args["cursor"], reads.NAME_KEY)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         rows = reads.list_namespaces(cur, _access(), namespace=args["namespace"], after=after and after[0],
                                        limit=args["limit"] + 1)
     return list_response(page(rows, args["limit"], lambda r: [r["name"]]), Namespace())
@@ -82,7 +78,7 @@ def list_repositories():
     args = RepositoryListArgs().load(request.args)
     _, _, key, types = reads.REPOSITORY_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         rows = reads.list_repositories(cur, _access(), namespace=args["namespace"], kind=args["kind"], q=args["q"],
                                          sort=args["sort"], after=after, limit=args["limit"] + 1)
     return list_response(page(rows, args["limit"], key), Repository())
@@ -91,7 +87,7 @@ def list_repositories():
 @bp.get("/repositories/<path:name>")
 @documented("One repository: tag count, size, kinds, last push", response=Repository, errors=(401, 404))
 def repository(name: str):
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         row = reads.repository(cur, _access(), name) if REPOSITORY_RE.match(name) else None
     return jsonify(Repository().dump(row)) if row else _not_found(name)
 
@@ -102,7 +98,7 @@ def list_tags(name: str):
     args = TagListArgs().load(request.args)
     _, _, key, types = reads.TAG_SORTS[args["sort"]]
     after = decode_cursor(args["cursor"], types)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         repository_id = reads.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         if repository_id is None:
             return _not_found(name)
@@ -117,7 +113,7 @@ def list_tags(name: str):
 def list_charts():
     args = ChartListArgs().load(request.args)
     after = decode_cursor(args["cursor"], reads.NAME_KEY)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         rows = reads.list_charts(cur, _access(), namespace=args["namespace"], q=args["q"], after=after and after[0],
                                    limit=args["limit"] + 1)
     return list_response(page(rows, args["limit"], lambda r: [r["repository"]]), ChartListItem())
@@ -130,7 +126,7 @@ def list_chart_versions(name: str):
     args = ListArgs().load(request.args)
     key, types = reads.CHART_VERSION_KEY
     after = decode_cursor(args["cursor"], types)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         repository_id = reads.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         rows = reads.list_chart_versions(cur, repository_id, after, args["limit"] + 1) if repository_id else []
     if not rows and after is None:
@@ -146,7 +142,7 @@ def search():
     key, types = reads.SEARCH_KEY
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         rows, facets, similar = reads.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
@@ -159,7 +155,7 @@ def search():
 @bp.get("/repositories/<path:name>/-/manifests/<digest>")
 @documented("One manifest: layers, children, config, tags, attachments", response=Manifest, errors=(401, 404))
 def manifest(name: str, digest: str):
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         repository_id = reads.repository_id(cur, _access(), name) if REPOSITORY_RE.match(name) else None
         row = reads.manifest(cur, repository_id, digest) if repository_id and DIGEST_RE.match(digest) else None
     if row is None:
@@ -174,7 +170,7 @@ def manifest(name: str, digest: str):
 def chart_version(name: str, version: str):
     if not (REPOSITORY_RE.match(name) and VERSION_RE.match(version)):
         return _not_found(name, version)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         row = reads.chart_version(cur, _access(), name, version=version)
     return _chart_version_response(row, name, version)
 
@@ -183,7 +179,7 @@ def chart_version(name: str, version: str):
 @documented("A chart version's templates and CRDs with their contents, all at once (at most 16 MiB)",
             response=ChartFiles, errors=(401, 404))
 def chart_files(name: str, version: str):
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         found = _chart_version_id(cur, name, version)
         items = upgrades.files(cur, found[1]) if found else None
     return _not_found(name, version) if items is None else jsonify(ChartFiles().dump({"items": items}))
@@ -195,7 +191,7 @@ def chart_files(name: str, version: str):
             response=Comparison, errors=(400, 401, 404))
 def compare_versions(name: str):
     args = CompareArgs().load(request.args)
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         old, new = (_chart_version_id(cur, name, args[key]) for key in ("from_", "to"))
         if old is None or new is None:
             return _not_found(name, args["from_"] if old is None else args["to"])
@@ -220,7 +216,7 @@ DIGEST_CACHE_CONTROL = "private, max-age=86400"
 def chart_at_digest(name: str, digest: str):
     if not (REPOSITORY_RE.match(name) and DIGEST_RE.match(digest)):
         return _not_found(name, digest, "digest")
-    with _db().transaction() as cur:
+    with caller.reading() as cur:
         row = reads.chart_version(cur, _access(), name, digest=digest)
     response = _chart_version_response(row, name, digest, "digest")
     if row is not None:

@@ -62,6 +62,20 @@ class PostgresServer:
         self._ctl("start")
         return self
 
+    def start_replica(self) -> "PostgresServer":
+        """A streaming replica of this server, started: a hot standby made by pg_basebackup -R (initdb's pg_hba.conf
+        lets replication connect from loopback), following the primary's WAL as it is written."""
+        replica = PostgresServer(fsync=self.fsync)
+        if replica.as_user:
+            shutil.chown(replica.dir, "postgres", "postgres")
+        replica._run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                     "-D", str(replica.data), "-R", "-X", "stream", "-c", "fast", timeout=120)
+        replica._ctl("start")
+        return replica
+
+    def stop(self) -> None:
+        self._ctl("stop")
+
     def _ctl(self, action: str) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync={'on' if self.fsync else 'off'}"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", options,
@@ -76,7 +90,7 @@ class PostgresServer:
         kill_tree(postmaster)
 
     def recover(self) -> None:
-        """Start again after a crash: PostgreSQL replays its WAL before it accepts connections."""
+        """Start again after a crash or a stop: PostgreSQL replays its WAL before it accepts connections."""
         self._ctl("start")
 
     def url(self, database: str = "postgres") -> str:
@@ -88,7 +102,7 @@ class PostgresServer:
 
     def close(self) -> None:
         try:
-            self._ctl("stop")
+            self.stop()
         except (RuntimeError, subprocess.TimeoutExpired):
             pass
         shutil.rmtree(self.dir, ignore_errors=True)

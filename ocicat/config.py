@@ -284,9 +284,23 @@ def _oidc(env: dict) -> OidcConfig | None:
         stale_seconds=stale,
     )
 
+def _replica_urls(env: dict) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in env.get("OCICAT_DATABASE_REPLICA_URLS", "").split(",") if u.strip())
+    if urls and not env.get("OCICAT_DATABASE_URL"):
+        raise ConfigError("OCICAT_DATABASE_REPLICA_URLS needs OCICAT_DATABASE_URL: replicas are of an external primary")
+    for url in urls:
+        if urlsplit(url).scheme not in ("postgresql", "postgres"):
+            raise ConfigError("OCICAT_DATABASE_REPLICA_URLS: each is a postgresql:// URL, separated by commas")
+    return urls
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str | None = None
+    # Streaming replicas of it, for the API's catalog reads (ocicat.db.Reads), and how long a caller's reads stay on
+    # the primary after they changed something (long enough for a delete's event from the registry to be indexed).
+    database_replica_urls: tuple[str, ...] = ()
+    replica_sticky_seconds: int = 30
     data_dir: str = field(default_factory=_default_data_dir)
     listen: str = "127.0.0.1:8080"
     registry_url: str = "http://127.0.0.1:5000"
@@ -351,6 +365,8 @@ class Config:
         secrets = tuple(s.strip() for s in env.get("OCICAT_WEBHOOK_SECRETS", "").split(",") if s.strip())
         return cls(
             database_url=env.get("OCICAT_DATABASE_URL") or None,
+            database_replica_urls=_replica_urls(env),
+            replica_sticky_seconds=_int(env, "OCICAT_REPLICA_STICKY_SECONDS", cls.replica_sticky_seconds, 0),
             data_dir=env.get("OCICAT_DATA_DIR") or _default_data_dir(),
             listen=listen,
             registry_url=_registry_url(env.get("OCICAT_REGISTRY_URL") or cls.registry_url),

@@ -7,12 +7,14 @@ single machine needs nothing installed beforehand.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import select
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg2
 import psycopg2.extensions
@@ -143,3 +145,106 @@ class Database:
 
     def close(self) -> None:
         self._pool.closeall()
+
+
+# -- reads on streaming replicas -------------------------------------------------
+
+REPLICA_DOWN_SECONDS = 5  # a replica that failed is left alone this long, then tried again
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+
+
+class _Replica:
+    """One streaming replica: its pool, opened at first use (a replica that is down when the API starts must not
+    stop it), and when it may be tried again after it failed."""
+
+    def __init__(self, url: str, maxconn: int):
+        self.url, self.maxconn = url, maxconn
+        self.host = url.rsplit("@", 1)[-1]  # for log lines: never the password
+        self._db: Database | None = None
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def database(self) -> Database | None:
+        if time.monotonic() < self._down_until:
+            return None
+        with self._lock:
+            if self._db is None:
+                try:
+                    self._db = Database(self.url, self.maxconn)
+                except psycopg2.OperationalError as exc:
+                    self.failed(exc)
+        return self._db
+
+    def failed(self, exc: Exception) -> None:
+        log.warning("replica %s failed (%s): reads go elsewhere for %ds", self.host, str(exc).strip(),
+                    REPLICA_DOWN_SECONDS)
+        self._down_until = time.monotonic() + REPLICA_DOWN_SECONDS
+
+
+class Reads:
+    """Where the API's catalog reads go: to a streaming replica (OCICAT_DATABASE_REPLICA_URLS), in turn, when one is
+    up and has replayed the caller's last change, else to the primary. A replica that fails is skipped for a few
+    seconds, so the API keeps serving from the primary through a replica's outage; one that lags serves callers who
+    changed nothing, as the catalog is eventually consistent anyway (it follows the registry's events)."""
+
+    def __init__(self, primary: Database, replica_urls: tuple[str, ...], maxconn: int,
+                 counted: Callable[[str], None] = lambda where: None):
+        self.primary = primary
+        self._replicas = [_Replica(url, maxconn) for url in replica_urls]
+        self._turn = itertools.count()
+        self._counted = counted  # told where each read ran: "replica" or "primary" (the API's metrics)
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self._replicas)
+
+    @contextmanager
+    def transaction(self, after: str | None = None, primary: bool = False,
+                    snapshot: bool = False) -> Iterator["psycopg2.extensions.cursor"]:
+        """A cursor for reads: on a replica that has replayed the primary's WAL up to ``after`` (an LSN), unless
+        ``primary`` is asked for (the caller changed something a moment ago); else on the primary. ``snapshot``:
+        every statement sees one snapshot (REPEATABLE READ), as a Helm index and its ETag must."""
+        count = 0 if primary else len(self._replicas)
+        start = next(self._turn)
+        for n in range(count):
+            replica = self._replicas[(start + n) % count]
+            database = replica.database()
+            if database is None:
+                continue
+            serving = False
+            try:
+                with database.transaction() as cur:
+                    if snapshot:
+                        cur.execute(_SNAPSHOT)
+                    # Also the replica's liveness check, before anything of the caller's runs on it.
+                    cur.execute("SELECT %(after)s::pg_lsn IS NULL OR pg_last_wal_replay_lsn() >= %(after)s::pg_lsn"
+                                " AS caught_up", {"after": after})
+                    if cur.fetchone()["caught_up"]:
+                        serving = True
+                        self._counted("replica")
+                        yield cur
+                        return
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if serving:
+                    raise
+                replica.failed(exc)
+        self._counted("primary")
+        with self.primary.transaction() as cur:
+            if snapshot:
+                cur.execute(_SNAPSHOT)
+            yield cur
+
+
+def note_write(cur, caller: str) -> None:
+    """Note that ``caller`` changed something now, at the primary's current WAL position (after their commit)."""
+    cur.execute("INSERT INTO caller_writes (caller, lsn) VALUES (%s, pg_current_wal_lsn())"
+                " ON CONFLICT (caller) DO UPDATE SET lsn = excluded.lsn, written_at = now()", (caller,))
+
+
+def last_write(cur, caller: str, sticky_seconds: int) -> tuple[str | None, bool]:
+    """Where ``caller``'s reads may go: (the WAL position of their last change, whether it was within
+    ``sticky_seconds``, when their reads stay on the primary); (None, False) for a caller who changed nothing."""
+    cur.execute("SELECT lsn::text, written_at > now() - %s * interval '1 second' AS recent FROM caller_writes"
+                " WHERE caller = %s", (sticky_seconds, caller))
+    row = cur.fetchone()
+    return (row["lsn"], row["recent"]) if row else (None, False)

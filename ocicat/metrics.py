@@ -54,6 +54,8 @@ DELIVERY_SECONDS = Histogram("ocicat_delivery_seconds", "Time for a webhook targ
                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 API_SECONDS = Histogram("ocicat_api_request_seconds", "HTTP request latency, by route and method",
                         ["route", "method"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+API_READS = Counter("ocicat_api_reads_total", "The API's catalog reads, by the database they ran on (replica or "
+                    "primary: OCICAT_DATABASE_REPLICA_URLS)", ["database"])
 
 
 class DatabaseCollector:

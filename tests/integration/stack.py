@@ -54,7 +54,7 @@ def start_stack(make_database, log_dir: Path, command: str = "serve", port: int 
     port = port or free_port()
     secret = "test-" + uuid.uuid4().hex
     registry = Registry(notify_url=f"http://127.0.0.1:{port}/api/v1/events", secret=secret).start()
-    url = make_database()
+    url = settings.get("OCICAT_DATABASE_URL") or make_database()
     env = python_env(**{
         "OCICAT_DATABASE_URL": url,
         "OCICAT_LISTEN": f"127.0.0.1:{port}",

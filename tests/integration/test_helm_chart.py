@@ -26,10 +26,13 @@ MATRIX = {
                             "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "2m"},
                             "tls": {"enabled": True}},
                 "publicUrl": "https://ocicat.example.com"},
-    "external-secrets": {"database": {"url": "", "existingSecret": "pg", "existingSecretKey": "uri"},
+    "external-secrets": {"database": {"url": "", "existingSecret": "pg", "existingSecretKey": "uri",
+                                      "existingSecretReplicaUrlsKey": "replicas"},
                          "webhook": {"secrets": [], "existingSecret": "hooks"},
                          "registry": {"username": "ocicat", "existingSecret": "registry-login"}},
     "autoscaling": {"api": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12}}},
+    "read-replicas": {"database": {"replicaUrls": ["postgresql://ocicat:pw@pg-replica-1:5432/ocicat",
+                                                   "postgresql://ocicat:pw@pg-replica-2:5432/ocicat"]}},
     "sign-in-with-gitlab": {"publicUrl": "https://ocicat.example.com",
                             "oidc": {"issuer": "https://gitlab.example.com", "clientId": "ocicat",
                                      "clientSecret": "from-gitlab", "secretKey": "a-long-random-string-0123456789",
@@ -133,12 +136,24 @@ def test_sign_in_settings_reach_the_api_alone():
     assert Config.from_env(env["worker"]).oidc is None  # the workers never see the client secret
 
 
+def test_read_replicas_reach_the_api_alone():
+    docs = _render(_merged(MATRIX["read-replicas"]))
+    secret = next(d for d in docs if d["kind"] == "Secret")["stringData"]
+    for pod in _pods(docs):
+        env = {e["name"]: e["value"] if "value" in e else secret[e["valueFrom"]["secretKeyRef"]["key"]]
+               for e in pod["containers"][0]["env"]}
+        replicas = Config.from_env(env).database_replica_urls
+        assert replicas == ((*MATRIX["read-replicas"]["database"]["replicaUrls"],)
+                            if pod["containers"][0]["name"] == "api" else ()), pod["containers"][0]["name"]
+
+
 def test_existing_secrets_are_read_and_no_secret_is_written():
     docs = _render(_merged(MATRIX["external-secrets"]))
     assert not [d for d in docs if d["kind"] == "Secret"]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for pod in _pods(docs) for e in pod["containers"][0]["env"]
             if "valueFrom" in e}
     assert refs == {"OCICAT_DATABASE_URL": {"name": "pg", "key": "uri"},
+                    "OCICAT_DATABASE_REPLICA_URLS": {"name": "pg", "key": "replicas"},
                     "OCICAT_WEBHOOK_SECRETS": {"name": "hooks", "key": "webhook-secrets"},
                     "OCICAT_REGISTRY_PASSWORD": {"name": "registry-login", "key": "registry-password"}}
 
@@ -162,6 +177,7 @@ BAD = {
     "an unknown visibility": ({"defaultVisibility": "secret"}, "/defaultVisibility"),
     "an ingress without a host": ({"ingress": {"enabled": True}}, "/ingress"),
     "a database that is not PostgreSQL": ({"database": {"url": "mysql://db/ocicat"}}, "/database"),
+    "a replica that is not a URL": ({"database": {"replicaUrls": ["pg-replica:5432"]}}, "/database/replicaUrls/0"),
     "sign-in without a client secret": ({"publicUrl": "https://o.example", "oidc": {"issuer": "https://idp.example",
                                                                                     "clientId": "c"}}, "/oidc"),
     "sign-in without the public URL": ({"oidc": {"issuer": "https://idp.example", "clientId": "c", "clientSecret": "s",

@@ -90,6 +90,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Sign-in with the identity provider: the API's alone (the workers never sign anyone in). */}}
+{{/* Streaming replicas for the API's reads (API pods only: the workers write). */}}
+{{- define "ocicat.replicaEnv" -}}
+{{- with .Values.database }}
+{{- if or (and .existingSecret .existingSecretReplicaUrlsKey) (and (not .existingSecret) .replicaUrls) }}
+{{ include "ocicat.secretEnv" (dict "root" $ "name" "OCICAT_DATABASE_REPLICA_URLS" "existing" .existingSecret "key" .existingSecretReplicaUrlsKey "ownKey" "database-replica-urls") }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "ocicat.oidcEnv" -}}
 {{- with .Values.oidc }}{{ if .issuer }}
 - name: OCICAT_OIDC_ISSUER
