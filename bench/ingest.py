@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ingest benchmark: a real registry notifying real ocicat processes, on loopback.
 
-    .venv/bin/python bench/ingest.py [--count N] [--database-server URL] [--worker-concurrency 1,2,4,8]
+    .venv/bin/python bench/ingest.py [--count N] [--database-server URL] [--worker-concurrency 1,2,4,8] [--profile]
 
 Measures, on one machine:
 
@@ -19,6 +19,11 @@ Measures, on one machine:
    sequentially, and on as many threads as the worker ran (one session each).
    The indexing rate is reported as a percentage of the bare rate at the
    worker's own concurrency (target >= 70%).
+
+With ``--profile``, phase 2 also samples the worker with py-spy (bench/profile.py) and prints where a chart
+event's time goes on a claiming thread (registry fetches, SQL statements, commits, gzip and tar, YAML, ...) and the
+CPU the worker, the registry and PostgreSQL each spent per event: on a machine whose cores they share, the ratio to
+bare fetching is bounded by their CPU, not by waiting.
 
 Exits 1 if a target is missed (``--impossible-targets`` shows that it does).
 
@@ -43,6 +48,7 @@ import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
 from bench.common import Run, add_run_arguments, percentile, print_header, run_bounded, scalar  # noqa: E402
+from bench.profile import WorkerProfile  # noqa: E402
 from harness.oci import push_chart  # noqa: E402
 from harness.processes import wait_until  # noqa: E402
 from ocicat.config import Config  # noqa: E402
@@ -112,6 +118,8 @@ class Bench(Run):
         env = {} if concurrency is None else {"OCICAT_WORKER_CONCURRENCY": concurrency}
         spawned = time.monotonic()
         worker = self.start("worker", **env)
+        profile = (WorkerProfile(worker.process.pid, self.registry.process.pid, self.workdir / f"profile-{label}.txt")
+                   if self.args.profile else None)
         ready_at = None
         empty_at = None
         while empty_at is None:
@@ -129,6 +137,8 @@ class Bench(Run):
         # Read before the API is polled below, so that only the worker's sessions count (a session is counted
         # when its backend exits, so the last one or two may be missed here).
         sessions_after = self._sessions()
+        if profile is not None:
+            profile.stop()
         if ready_at is None and "worker started:" in worker.output():
             ready_at = empty_at
         wait_until(lambda: self.all_visible(charts), timeout=30, interval=POLL_INTERVAL, what=f"all {label} tags in the API")
@@ -150,6 +160,7 @@ class Bench(Run):
             "indexed": indexed,
             "dead": dead,
             "sessions": None if None in (sessions_before, sessions_after) else sessions_after - sessions_before,
+            "profile": profile and profile.summary(count, concurrency or Config.worker_concurrency, empty_at - spawned),
         }
 
     def _sessions(self) -> int | None:
@@ -237,6 +248,8 @@ class Bench(Run):
                                f"{(result['indexed'] - 1) / result['db_span']:.1f} manifests/s")
             if details:
                 print("        " + "; ".join(details))
+            for profiled in result["profile"] or ():
+                print("        " + profiled)
             if result["sessions"] is not None:
                 print(f"        PostgreSQL sessions ended on the database while the worker drained the queue: {result['sessions']} "
                       f"({result['sessions'] / args.count:.2f} per event)")
@@ -283,6 +296,9 @@ def main() -> int:
     parser.add_argument("--worker-concurrency", type=lambda s: [int(v) for v in s.split(",") if v.strip()], default=None,
                         help="OCICAT_WORKER_CONCURRENCY for the indexing phase; a comma list repeats the phase "
                              "with each value (default: ocicat's own default)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the worker with py-spy while it drains the queue, and print where a chart "
+                             "event's time goes and the CPU of the worker, the registry and PostgreSQL per event")
     add_run_arguments(parser, time_limit=900.0)
     args = parser.parse_args()
     if args.count < 1 or args.repositories < 1:
