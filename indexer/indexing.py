@@ -157,8 +157,8 @@ class EventIndexer:
         with self.db.transaction() as cur:
             return writes.manifest_indexed(cur, event.repository, event.digest)
 
-    def apply(self, cur, prepared: PreparedEvent) -> None:
-        """Write the event in the bus's transaction."""
+    def apply(self, cur, prepared: PreparedEvent, later: list) -> None:
+        """Write the event in the bus's transaction; its repository is refreshed by ``finish``."""
         event = prepared.event
         repository_id = _locked_repository(cur, event.repository, event.timestamp)
         if event.action == "delete":
@@ -172,9 +172,19 @@ class EventIndexer:
             log.info("%s@%s is gone from the registry; nothing to index", event.repository, event.digest)
         else:  # held when prepared, deleted since: prepared again, it is fetched (or found gone)
             raise Busy(f"{event.repository}@{event.digest} was removed from the catalog while the event was prepared")
-        writes.refresh_repository(cur, repository_id, event.timestamp)
+        later.append((repository_id, event.timestamp))
         metrics.INDEX_SECONDS.labels(event.action).observe(time.perf_counter() - prepared.started)
         log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
+
+
+    def finish(self, cur, later: list) -> None:
+        """Refresh each repository the transaction's events changed, once (its last-change time: the newest
+        event's), while its lock is still held."""
+        newest: dict[int, datetime] = {}
+        for repository_id, at in later:
+            newest[repository_id] = max(at, newest.get(repository_id, at))
+        for repository_id, at in sorted(newest.items()):
+            writes.refresh_repository(cur, repository_id, at)
 
 
 # -- the crawl path --------------------------------------------------------------------------------

@@ -341,7 +341,9 @@ class GroupMember(ConsumerRebalanceListener):
         while True:
             try:
                 with self.db.transaction() as cur:
-                    settle(cur, self.handler, delivery, prepared, self.max_attempts)
+                    later = []
+                    settle(cur, self.handler, delivery, prepared, self.max_attempts, later)
+                    self.handler.finish(cur, later)
                 return True
             except Exception as exc:  # noqa: BLE001 - nothing settled: the same message again, in place
                 failures += 1

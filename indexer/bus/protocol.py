@@ -24,12 +24,21 @@ class Handler(Protocol):
     together. Either may raise: ``TransientError`` to retry later, ``Busy``
     to wait a moment without spending an attempt, anything else to park the
     event as a dead letter.
+
+    A transaction may settle several events (the PostgreSQL queue claims up to
+    a handful of one repository's together): ``apply`` leaves in ``later``
+    what is to be done once for all of them, and ``finish`` does it before the
+    transaction commits (the repository's figures and search document,
+    refreshed once, not once per event).
     """
 
     def prepare(self, payload: object) -> object:
         ...
 
-    def apply(self, cur, prepared: object) -> None:
+    def apply(self, cur, prepared: object, later: list) -> None:
+        ...
+
+    def finish(self, cur, later: list) -> None:
         ...
 
 

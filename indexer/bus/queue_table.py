@@ -47,15 +47,24 @@ def notify(cur) -> None:
     cur.execute(f"NOTIFY {CHANNEL}")
 
 
-def claim(cur) -> dict | None:
-    """Lease the oldest due event: it is not due again for LEASE_SECONDS. None when nothing is due."""
+def claim(cur, limit: int) -> list[dict]:
+    """Lease the oldest due event and up to ``limit`` - 1 more due events of its repository, oldest first: they are
+    not due again for LEASE_SECONDS. [] when nothing is due."""
+    # LATERAL, so that the repository's events are found by its index, and = ANY (ARRAY(...)), so that the rows are
+    # updated by their ids: with a backlog of 100,000 the statement still reads a few index pages (EXPLAIN ANALYZE).
     cur.execute(
+        "WITH first AS (SELECT id, repository FROM event_queue WHERE available_at <= now() ORDER BY id LIMIT 1"
+        "               FOR UPDATE SKIP LOCKED),"
+        "     more AS (SELECT m.id FROM first f CROSS JOIN LATERAL ("
+        "               SELECT q.id FROM event_queue q"
+        "                WHERE q.repository = f.repository AND q.id > f.id AND q.available_at <= now()"
+        "                ORDER BY q.id LIMIT %s FOR UPDATE SKIP LOCKED) m) "
         "UPDATE event_queue SET available_at = now() + make_interval(secs => %s) "
-        "WHERE id = (SELECT id FROM event_queue WHERE available_at <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+        "WHERE id = ANY (ARRAY(SELECT id FROM first UNION ALL SELECT id FROM more)) "
         "RETURNING id, event_id, repository, payload, attempts",
-        (LEASE_SECONDS,),
+        (limit - 1, LEASE_SECONDS),
     )
-    return cur.fetchone()
+    return sorted(cur.fetchall(), key=lambda row: row["id"])
 
 
 def renew(cur, row_ids: list[int]) -> None:
@@ -64,15 +73,15 @@ def renew(cur, row_ids: list[int]) -> None:
                 (LEASE_SECONDS, row_ids))
 
 
-def hold(cur, row_id: int) -> bool:
-    """Lock a leased row for the transaction that settles it; False if it is gone (settled by a worker that took
-    it over after the lease ran out)."""
-    cur.execute("SELECT 1 FROM event_queue WHERE id = %s FOR UPDATE", (row_id,))
-    return cur.fetchone() is not None
+def hold(cur, row_ids: list[int]) -> set[int]:
+    """Lock leased rows for the transaction that settles them; those still there (not settled meanwhile by a worker
+    that took them over after their lease ran out)."""
+    cur.execute("SELECT id FROM event_queue WHERE id = ANY (%s) ORDER BY id FOR UPDATE", (row_ids,))
+    return {row["id"] for row in cur.fetchall()}
 
 
-def remove(cur, event_id: str) -> None:
-    cur.execute("DELETE FROM event_queue WHERE event_id = %s", (event_id,))
+def remove(cur, event_ids: list[str]) -> None:
+    cur.execute("DELETE FROM event_queue WHERE event_id = ANY (%s)", (event_ids,))
 
 
 def backlog(cur, more_than: int) -> bool:

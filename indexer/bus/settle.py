@@ -43,8 +43,9 @@ def prepare(handler: Handler, delivery: Delivery) -> Prepared:
             return Prepared(error=exc)
 
 
-def settle(cur, handler: Handler, delivery: Delivery, prepared: Prepared, max_attempts: int) -> bool:
-    """The handler's second step in the caller's transaction, once per event id; True if it succeeded.
+def settle(cur, handler: Handler, delivery: Delivery, prepared: Prepared, max_attempts: int, later: list) -> bool:
+    """The handler's second step in the caller's transaction, once per event id; True if it succeeded. What it
+    leaves in ``later`` the caller hands to the handler's ``finish`` once the transaction's events are settled.
 
     A failure of either step is settled here: the event is put (back) on the
     queue table for later, with an attempt counted unless it was only Busy,
@@ -57,7 +58,7 @@ def settle(cur, handler: Handler, delivery: Delivery, prepared: Prepared, max_at
             if prepared.error is not None:
                 raise prepared.error
             if delivery.event_id is None or dedupe.first_time(cur, delivery.event_id):
-                handler.apply(cur, prepared.value)
+                handler.apply(cur, prepared.value, later)
             else:
                 log.debug("event %s already processed", delivery.event_id)
             return True
@@ -101,7 +102,7 @@ def _park(cur, delivery: Delivery, reason: str, attempts: int) -> None:
                                        event_id=delivery.event_id, repository=delivery.repository,
                                        attempts=attempts)])
     if delivery.event_id is not None:
-        queue_table.remove(cur, delivery.event_id)
+        queue_table.remove(cur, [delivery.event_id])
 
 
 def _expected(exc: Exception) -> bool:

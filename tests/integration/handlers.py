@@ -14,10 +14,15 @@ class Step:
     def prepare(self, payload):
         return payload
 
-    def apply(self, cur, payload) -> None:
+    def apply(self, cur, payload, later: list) -> None:
         self.function(cur, payload)
+
+    def finish(self, cur, later: list) -> None:
+        pass
 
 
 def index_now(indexer: EventIndexer, cur, payload) -> None:
-    """Both of the indexer's steps inside the caller's transaction, for a test's handler to wrap."""
-    indexer.apply(cur, indexer.prepare(payload))
+    """All of the indexer's steps inside the caller's transaction, for a test's handler to wrap."""
+    later = []
+    indexer.apply(cur, indexer.prepare(payload), later)
+    indexer.finish(cur, later)

@@ -90,6 +90,27 @@ def test_replay_leaves_still_malformed_letters_parked(db, database_url):
     assert dead_letters(db)[0]["replayed_at"] is None and queue_rows(db) == []
 
 
+def test_a_repositorys_events_are_claimed_together_and_its_figures_refreshed_for_all_of_them(db, registry):
+    """Up to postgres.BATCH events of the oldest event's repository in one claim and one transaction; the events of
+    another repository wait for a claim of their own."""
+    queue = PostgresQueue(db)
+    events = [fresh_push_event("batch/app", push_image(registry.url, "batch/app", f"v{n}"), f"v{n}")
+              for n in range(postgres.BATCH + 2)]
+    other = fresh_push_event("batch/other", push_image(registry.url, "batch/other", "v1"), "v1")
+    _enqueue(queue, events[0], other, *events[1:])
+    indexer = EventIndexer(db, RegistryClient(registry.url))
+    assert queue.process_one(indexer)
+    assert len(queue_rows(db)) == 3  # the other repository's event and the two past the batch
+    with db.transaction() as cur:
+        cur.execute("SELECT tag_count, manifest_count, updated_at FROM repositories WHERE name = 'batch/app'")
+        figures = cur.fetchone()
+    assert (figures["tag_count"], figures["manifest_count"]) == (postgres.BATCH, postgres.BATCH)
+    assert figures["updated_at"] == Event.load(events[postgres.BATCH - 1]).timestamp  # the newest event's time
+    while queue.process_one(indexer):
+        pass
+    assert tag_digest(db, "batch/other", "v1") and tag_digest(db, "batch/app", f"v{postgres.BATCH + 1}")
+
+
 def test_invalid_queued_payload_is_dead_lettered_and_the_next_event_indexed(db, registry):
     digest = push_image(registry.url, "poison/app", "v1")
     queue = PostgresQueue(db)
@@ -98,7 +119,8 @@ def test_invalid_queued_payload_is_dead_lettered_and_the_next_event_indexed(db, 
                     (Json({"id": "poison", "action": "push", "target": {}}),))
     _enqueue(queue, fresh_push_event("poison/app", digest, "v1"))
     indexer = EventIndexer(db, RegistryClient(registry.url))
-    assert queue.process_one(indexer) and queue.process_one(indexer)
+    # One repository's events are claimed and settled together, each on its own: the bad one parked, the next applied
+    assert queue.process_one(indexer) and not queue.process_one(indexer)
     [letter] = dead_letters(db)
     assert letter["event_id"] == "poison" and "ValidationError" in letter["reason"]
     assert tag_digest(db, "poison/app", "v1") == digest
@@ -305,7 +327,7 @@ def test_a_lease_is_renewed_while_its_worker_works_and_runs_out_when_the_worker_
     # A worker that died after leasing (its lease taken, never renewed): the event is due again a lease later.
     _enqueue(queue, fresh_push_event("lease/app", digest, "v2"))
     with db.transaction() as cur:
-        assert queue_table.claim(cur) is not None
+        assert queue_table.claim(cur, 1)
     assert not queue.process_one(other)
     wait_until(lambda: queue.process_one(EventIndexer(db, RegistryClient(registry.url))), timeout=60,
                what="the lease to run out")
