@@ -54,7 +54,7 @@ from ocicat.events import identity
 
 from .kafka_client import client_options, ensure_topic
 from .protocol import Delivery, Handler
-from .settle import prepare, settle
+from .settle import prepare, settle_all
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +341,7 @@ class GroupMember(ConsumerRebalanceListener):
         while True:
             try:
                 with self.db.transaction() as cur:
-                    later = []
-                    settle(cur, self.handler, delivery, prepared, self.max_attempts, later)
-                    self.handler.finish(cur, later)
+                    settle_all(cur, self.handler, [(delivery, prepared)], self.max_attempts)
                 return True
             except Exception as exc:  # noqa: BLE001 - nothing settled: the same message again, in place
                 failures += 1

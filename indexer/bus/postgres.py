@@ -30,7 +30,7 @@ from ocicat.events import DeadLetter, Event
 
 from . import dead_letters, dedupe, queue_table
 from .protocol import Delivery, Handler
-from .settle import prepare, settle
+from .settle import prepare, settle_all
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +122,9 @@ class PostgresQueue:
             with self._leased_lock:  # not renewed past here: a retry due in 50 ms must not be pushed to the lease
                 self._leased.difference_update(ids)
         with self.db.transaction() as cur:
-            held, later, done = queue_table.hold(cur, ids), [], []
-            for row_id, delivery, prepared in work:
-                if row_id in held and settle(cur, handler, delivery, prepared, self.max_attempts, later):
-                    done.append(delivery.event_id)
-            handler.finish(cur, later)
-            queue_table.remove(cur, done)
+            held = queue_table.hold(cur, ids)
+            applied = settle_all(cur, handler, [(d, p) for row_id, d, p in work if row_id in held], self.max_attempts)
+            queue_table.remove(cur, [delivery.event_id for delivery in applied])
         return True
 
     def _listen(self, stop: threading.Event) -> None:

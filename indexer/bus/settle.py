@@ -43,6 +43,27 @@ def prepare(handler: Handler, delivery: Delivery) -> Prepared:
             return Prepared(error=exc)
 
 
+def settle_all(cur, handler: Handler, work: list[tuple[Delivery, Prepared]], max_attempts: int) -> list[Delivery]:
+    """Settle a transaction's events, each on its own, then the handler's ``finish`` once for them all; the events
+    applied. Should ``finish`` fail, none is: each is settled with its failure instead (retried with an attempt
+    counted, or parked once its attempts run out), so a failure there cannot bring the same events back forever."""
+    cur.execute("SAVEPOINT settle_all")
+    try:
+        later = []
+        applied = [delivery for delivery, prepared in work
+                   if settle(cur, handler, delivery, prepared, max_attempts, later)]
+        handler.finish(cur, later)
+        return applied
+    except Exception as exc:  # noqa: BLE001 - settled below, as a failure of every event in hand
+        if cur.connection.closed:
+            raise  # the connection is gone; the caller retries the whole transaction
+        cur.execute("ROLLBACK TO SAVEPOINT settle_all")
+        log.warning("finishing %d event(s) failed: %s", len(work), exc, exc_info=not _expected(exc))
+        for delivery, _ in work:
+            settle(cur, handler, delivery, Prepared(error=exc), max_attempts, [])
+        return []
+
+
 def settle(cur, handler: Handler, delivery: Delivery, prepared: Prepared, max_attempts: int, later: list) -> bool:
     """The handler's second step in the caller's transaction, once per event id; True if it succeeded. What it
     leaves in ``later`` the caller hands to the handler's ``finish`` once the transaction's events are settled.

@@ -6,10 +6,12 @@ from indexer.indexing import EventIndexer
 
 
 class Step:
-    """A bus handler whose second step is ``function(cur, payload)``; its first step hands the payload on."""
+    """A bus handler whose second step is ``function(cur, payload)`` and whose finishing step, once per transaction,
+    is ``finishing(cur)``; its first step hands the payload on."""
 
-    def __init__(self, function):
+    def __init__(self, function, finishing=lambda cur: None):
         self.function = function
+        self.finishing = finishing
 
     def prepare(self, payload):
         return payload
@@ -18,7 +20,7 @@ class Step:
         self.function(cur, payload)
 
     def finish(self, cur, later: list) -> None:
-        pass
+        self.finishing(cur)
 
 
 def index_now(indexer: EventIndexer, cur, payload) -> None:

@@ -111,6 +111,29 @@ def test_a_repositorys_events_are_claimed_together_and_its_figures_refreshed_for
     assert tag_digest(db, "batch/other", "v1") and tag_digest(db, "batch/app", f"v{postgres.BATCH + 1}")
 
 
+def test_a_finishing_step_that_fails_settles_every_event_of_the_batch_as_failed(db):
+    """A failure after the events were applied (the repository's refresh) takes them all back and counts an attempt
+    for each, so they are retried and then parked: never the same batch again and again for nothing."""
+    queue = PostgresQueue(db, max_attempts=2)
+    events = [fresh_push_event("finish/app", f"sha256:{n:064x}", f"v{n}") for n in range(3)]
+    _enqueue(queue, *events)
+    applied = []
+
+    def refresh_fails(cur):  # a statement timeout, the transient failure a refresh could meet
+        cur.execute("SET LOCAL statement_timeout = 1")
+        cur.execute("SELECT pg_sleep(0.05)")
+
+    handler = Step(lambda cur, payload: applied.append(payload["id"]), refresh_fails)
+    assert queue.process_one(handler)
+    assert sorted(row["attempts"] for row in queue_rows(db)) == [1, 1, 1] and dead_letters(db) == []
+    make_due(db)
+    assert queue.process_one(handler)
+    assert queue_rows(db) == []
+    assert sorted(letter["event_id"] for letter in dead_letters(db)) == sorted(e["id"] for e in events)
+    assert all("statement timeout" in letter["reason"] for letter in dead_letters(db))
+    assert len(applied) == 6  # applied each time, taken back each time
+
+
 def test_invalid_queued_payload_is_dead_lettered_and_the_next_event_indexed(db, registry):
     digest = push_image(registry.url, "poison/app", "v1")
     queue = PostgresQueue(db)
