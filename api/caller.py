@@ -10,13 +10,17 @@ browser keeps once given them for a feed or Helm's index) may only read.
 from __future__ import annotations
 
 import hmac
+import logging
 
+import psycopg2
 from flask import current_app, g, request
 
 from ocicat import db
 
 from . import auth
 from .problems import problem
+
+log = logging.getLogger(__name__)
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ocicat"'}
 # For clients that speak only HTTP Basic (feed readers, Helm's repository commands): the token is the password.
@@ -81,8 +85,10 @@ def reading(snapshot: bool = False):
     """A transaction for the caller's catalog reads (``snapshot``: all of them from one snapshot): on a replica
     that has their last change, unless they made one a moment ago (its effects, such as a delete's event from the
     registry, may still be on their way); else on the primary."""
-    return current_app.extensions["ocicat"].reads.transaction(g.get("read_after"), g.get("read_on_primary", False),
-                                                              snapshot)
+    principal = g.get("principal")
+    return current_app.extensions["ocicat"].reads.transaction(
+        g.get("read_after"), g.get("read_on_primary", False), snapshot,
+        affinity=(principal and principal.user) or request.remote_addr or "")
 
 
 def note_write(response):
@@ -90,6 +96,9 @@ def note_write(response):
     next (ocicat.db.note_write)."""
     principal = g.get("principal")
     if request.method not in SAFE_METHODS and response.status_code < 400 and principal and principal.authenticated:
-        with current_app.extensions["ocicat"].db.transaction() as cur:
-            db.note_write(cur, principal.user)
+        try:
+            with current_app.extensions["ocicat"].db.transaction() as cur:
+                db.note_write(cur, principal.user)
+        except psycopg2.Error as exc:  # the change is made: at worst the caller's next reads may lag it
+            log.warning("could not note %s's change for read-your-writes: %s", principal.user, str(exc).strip())
     return response

@@ -12,9 +12,11 @@ import logging
 import select
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 import psycopg2
 import psycopg2.extensions
@@ -97,13 +99,15 @@ def notified(conn, timeout: float) -> bool:
 class Database:
     """A thread-safe pool of connections, handed out one transaction at a time."""
 
-    def __init__(self, url: str, maxconn: int = 10, synchronous_commit: bool = True):
+    def __init__(self, url: str, maxconn: int = 10, synchronous_commit: bool = True, **connection):
+        """``connection``: libpq settings beyond SESSION_DEFAULTS (a replica's keepalives)."""
         self.url = url
         options = SESSION_DEFAULTS["options"] + ("" if synchronous_commit else " -c synchronous_commit=off")
         # psycopg2 keeps at most ``minconn`` idle connections and closes the
         # rest on return: minconn == maxconn makes every connection reused
         # instead of reopened per transaction (it also opens them up front).
-        self._pool = psycopg2.pool.ThreadedConnectionPool(maxconn, maxconn, url, **{**SESSION_DEFAULTS, "options": options})
+        self._pool = psycopg2.pool.ThreadedConnectionPool(maxconn, maxconn, url,
+                                                          **{**SESSION_DEFAULTS, "options": options, **connection})
         # psycopg2's pool raises at once when every connection is out; callers wait their turn instead, bounded.
         self._free = threading.BoundedSemaphore(maxconn)
 
@@ -150,6 +154,10 @@ class Database:
 # -- reads on streaming replicas -------------------------------------------------
 
 REPLICA_DOWN_SECONDS = 5  # a replica that failed is left alone this long, then tried again
+# A replica's host that vanishes (a node lost, a network cut, no reset sent) is noticed within seconds, not when TCP
+# gives up a quarter of an hour later: the server's statement_timeout cannot fire where no server answers.
+REPLICA_CONNECTION = {"connect_timeout": 2, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                      "keepalives_count": 2, "tcp_user_timeout": 10_000}
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 
 
@@ -159,7 +167,8 @@ class _Replica:
 
     def __init__(self, url: str, maxconn: int):
         self.url, self.maxconn = url, maxconn
-        self.host = url.rsplit("@", 1)[-1]  # for log lines: never the password
+        parts = urlsplit(url)
+        self.host = f"{parts.hostname}:{parts.port or 5432}{parts.path}"  # for log lines: never a password
         self._db: Database | None = None
         self._down_until = 0.0
         self._lock = threading.Lock()
@@ -168,12 +177,12 @@ class _Replica:
         if time.monotonic() < self._down_until:
             return None
         with self._lock:
-            if self._db is None:
+            if self._db is None and time.monotonic() >= self._down_until:  # not failed while this thread waited
                 try:
-                    self._db = Database(self.url, self.maxconn)
+                    self._db = Database(self.url, self.maxconn, **REPLICA_CONNECTION)
                 except psycopg2.OperationalError as exc:
                     self.failed(exc)
-        return self._db
+        return self._db if time.monotonic() >= self._down_until else None
 
     def failed(self, exc: Exception) -> None:
         log.warning("replica %s failed (%s): reads go elsewhere for %ds", self.host, str(exc).strip(),
@@ -184,8 +193,11 @@ class _Replica:
 class Reads:
     """Where the API's catalog reads go: to a streaming replica (OCICAT_DATABASE_REPLICA_URLS), in turn, when one is
     up and has replayed the caller's last change, else to the primary. A replica that fails is skipped for a few
-    seconds, so the API keeps serving from the primary through a replica's outage; one that lags serves callers who
-    changed nothing, as the catalog is eventually consistent anyway (it follows the registry's events)."""
+    seconds, so the API keeps serving from the primary through a replica's outage (a read in flight on it when it
+    fails gets an error); one that lags serves callers who changed nothing, as the catalog is eventually consistent
+    anyway (it follows the registry's events). A caller keeps to one replica while it is up (``affinity``), so that
+    what they read does not go back and forth between replicas that lag by different amounts (a Helm index from
+    one, its chart archive from another)."""
 
     def __init__(self, primary: Database, replica_urls: tuple[str, ...], maxconn: int,
                  counted: Callable[[str], None] = lambda where: None):
@@ -199,13 +211,13 @@ class Reads:
         return bool(self._replicas)
 
     @contextmanager
-    def transaction(self, after: str | None = None, primary: bool = False,
-                    snapshot: bool = False) -> Iterator["psycopg2.extensions.cursor"]:
+    def transaction(self, after: str | None = None, primary: bool = False, snapshot: bool = False,
+                    affinity: str = "") -> Iterator["psycopg2.extensions.cursor"]:
         """A cursor for reads: on a replica that has replayed the primary's WAL up to ``after`` (an LSN), unless
         ``primary`` is asked for (the caller changed something a moment ago); else on the primary. ``snapshot``:
         every statement sees one snapshot (REPEATABLE READ), as a Helm index and its ETag must."""
         count = 0 if primary else len(self._replicas)
-        start = next(self._turn)
+        start = zlib.crc32(affinity.encode()) if affinity else next(self._turn)
         for n in range(count):
             replica = self._replicas[(start + n) % count]
             database = replica.database()
