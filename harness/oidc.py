@@ -135,21 +135,18 @@ def sign_in(api: str, login: str) -> requests.Session:
     return session
 
 
-class GitLabApi:
-    """The two calls of GitLab's REST API that ocicat makes to learn where a user is Reporter or above:
-    ``GET /api/v4/groups`` and ``/api/v4/projects`` with ``min_access_level``, paginated by ``Link`` headers as
-    GitLab does. The user is whoever the bearer token belongs to, asked of the provider's userinfo, as GitLab would
-    know its own token. ``levels``: login -> {"group:<full path>" or "project:<path>": access level}."""
+class JsonServer:
+    """A loopback HTTP server answering every GET with ``answer(path, authorization)``: (status, JSON body,
+    headers). ``calls``: the paths it was asked for, in order."""
 
-    def __init__(self, provider: Provider, levels: dict[str, dict[str, int]], per_page: int = 2):
-        self.provider, self.levels, self.per_page = provider, levels, per_page
+    def __init__(self, answer):
         self.calls: list[str] = []
-        stand_in = self
+        calls = self.calls
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
-                stand_in.calls.append(self.path)
-                status, body, headers = stand_in.answer(self.path, self.headers.get("Authorization", ""))
+                calls.append(self.path)
+                status, body, headers = answer(self.path, self.headers.get("Authorization", ""))
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)),
@@ -162,12 +159,28 @@ class GitLabApi:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class GitLabApi:
+    """The two calls of GitLab's REST API that ocicat makes to learn where a user is Reporter or above:
+    ``GET /api/v4/groups`` and ``/api/v4/projects`` with ``min_access_level``, paginated by ``Link`` headers as
+    GitLab does. The user is whoever the bearer token belongs to, asked of the provider's userinfo, as GitLab would
+    know its own token. ``levels``: login -> {"group:<full path>" or "project:<path>": access level}."""
+
+    def __init__(self, provider: Provider, levels: dict[str, dict[str, int]], per_page: int = 2):
+        self.provider, self.levels, self.per_page = provider, levels, per_page
+        self._server = JsonServer(self.answer)
+        self.url, self.calls = self._server.url, self._server.calls
+
+    def close(self) -> None:
+        self._server.close()
 
     def answer(self, path: str, authorization: str) -> tuple[int, object, dict]:
         parts = urlsplit(path)

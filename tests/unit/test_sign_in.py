@@ -4,11 +4,10 @@ GitLab pages the user's token may be sent to (against a loopback server)."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from harness.oidc import JsonServer
 from ocicat import role_rules
 from ocicat.config import Config, ConfigError
 from ocicat.sign_in import (
@@ -125,42 +124,18 @@ def test_the_sealer_opens_only_what_its_own_key_sealed():
     assert Sealer("one key").seal(None) is None and Sealer("one key").open(None) is None
 
 
-def _serve(answer) -> tuple[ThreadingHTTPServer, list[str]]:
-    """A loopback HTTP server answering every GET with ``answer(url)``: (status, JSON body, headers)."""
-    calls = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            calls.append(self.path)
-            status, body, headers = answer(f"http://{self.headers['Host']}{self.path}")
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, calls
-
-
 def test_gitlab_pages_are_read_only_from_the_configured_gitlab():
     """The user's token goes with every page: a ``Link: next`` to another site is not followed."""
-    elsewhere, stolen = _serve(lambda url: (200, [{"full_path": "elsewhere"}], {}))
-    gitlab, asked = _serve(lambda url: (200, [{"full_path": "team"}], {
-        "Link": f'<http://localhost:{elsewhere.server_address[1]}/api/v4/groups?page=2>; rel="next"'}))
+    elsewhere = JsonServer(lambda path, authorization: (200, [{"full_path": "elsewhere"}], {}))
+    gitlab = JsonServer(lambda path, authorization: (200, [{"full_path": "team"}], {
+        "Link": f'<http://localhost:{elsewhere.port}/api/v4/groups?page=2>; rel="next"'}))
     try:
         config = Config.from_env({"OCICAT_OIDC_ISSUER": "https://gitlab.example", "OCICAT_OIDC_CLIENT_ID": "c",
                                   "OCICAT_OIDC_CLIENT_SECRET": "s", "OCICAT_SECRET_KEY": "k", "OCICAT_OIDC_GITLAB": "1",
-                                  "OCICAT_OIDC_GITLAB_API_URL": f"http://127.0.0.1:{gitlab.server_address[1]}"})
+                                  "OCICAT_OIDC_GITLAB_API_URL": gitlab.url})
         with pytest.raises(ProviderError, match="the next page is on another site"):
             IdentityProvider(config.oidc, "k")._gitlab_readable("the-users-token")
-        assert len(asked) == 1 and stolen == []
+        assert len(gitlab.calls) == 1 and elsewhere.calls == []
     finally:
-        for server in (gitlab, elsewhere):
-            server.shutdown()
-            server.server_close()
+        gitlab.close()
+        elsewhere.close()
