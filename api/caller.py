@@ -87,8 +87,8 @@ def reading(snapshot: bool = False):
     registry, may still be on their way); else on the primary."""
     principal = g.get("principal")
     return current_app.extensions["ocicat"].reads.transaction(
-        g.get("read_after"), g.get("read_on_primary", False), snapshot,
-        affinity=(principal and principal.user) or request.remote_addr or "")
+        (principal and principal.user) or request.remote_addr or "", g.get("read_after"),
+        g.get("read_on_primary", False), snapshot)
 
 
 def note_write(response):

@@ -176,7 +176,6 @@ class EventIndexer:
         metrics.INDEX_SECONDS.labels(event.action).observe(time.perf_counter() - prepared.started)
         log.info("event %s: %s %s %s", event.id, event.action, event.repository, event.tag or event.digest)
 
-
     def finish(self, cur, later: list) -> None:
         """Refresh each repository the transaction's events changed, once (its last-change time: the newest
         event's), while its lock is still held."""

@@ -375,10 +375,12 @@ def session_account(cur, cookie: str) -> tuple[Account, str] | None:
 
 
 def end_session(cur, cookie: str) -> str | None:
-    """Delete a live session (its cookie is checked first, as for any request); the ID token it was made with (the
-    provider's logout hint), if any."""
-    if session_account(cur, cookie) is None:
+    """Delete the session of a cookie the request was authenticated with (api.caller read it already, so it is not
+    looked up again; the secret must still match); the ID token it was made with (the provider's logout hint)."""
+    match = SESSION_RE.match(cookie)
+    if match is None:
         return None
-    cur.execute("DELETE FROM sessions WHERE id = %s RETURNING id_token", (int(SESSION_RE.match(cookie).group(1)),))
+    cur.execute("DELETE FROM sessions WHERE id = %s AND secret_sha256 = %s RETURNING id_token",
+                (int(match.group(1)), hashlib.sha256(match.group(2).encode()).digest()))
     row = cur.fetchone()
     return row["id_token"] if row else None

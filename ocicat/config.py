@@ -222,7 +222,6 @@ def _kafka(env: dict) -> KafkaConfig | None:
     )
 
 
-
 @dataclass(frozen=True)
 class OidcConfig:
     """Sign-in with an OpenID Connect provider (api.sign_in, ocicat.sign_in); present when OCICAT_OIDC_ISSUER is set."""
@@ -283,6 +282,7 @@ def _oidc(env: dict) -> OidcConfig | None:
         refresh_seconds=refresh,
         stale_seconds=stale,
     )
+
 
 def _replica_urls(env: dict) -> tuple[str, ...]:
     urls = tuple(u.strip() for u in env.get("OCICAT_DATABASE_REPLICA_URLS", "").split(",") if u.strip())

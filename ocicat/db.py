@@ -7,7 +7,6 @@ single machine needs nothing installed beforehand.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import select
 import threading
@@ -191,19 +190,18 @@ class _Replica:
 
 
 class Reads:
-    """Where the API's catalog reads go: to a streaming replica (OCICAT_DATABASE_REPLICA_URLS), in turn, when one is
-    up and has replayed the caller's last change, else to the primary. A replica that fails is skipped for a few
+    """Where the API's catalog reads go: to a streaming replica (OCICAT_DATABASE_REPLICA_URLS) when one is up and
+    has replayed the caller's last change, else to the primary. A replica that fails is skipped for a few
     seconds, so the API keeps serving from the primary through a replica's outage (a read in flight on it when it
     fails gets an error); one that lags serves callers who changed nothing, as the catalog is eventually consistent
-    anyway (it follows the registry's events). A caller keeps to one replica while it is up (``affinity``), so that
-    what they read does not go back and forth between replicas that lag by different amounts (a Helm index from
-    one, its chart archive from another)."""
+    anyway (it follows the registry's events). Callers are spread over the replicas by who they are (``affinity``),
+    and each keeps to one while it is up, so that what they read does not go back and forth between replicas that
+    lag by different amounts (a Helm index from one, its chart archive from another)."""
 
     def __init__(self, primary: Database, replica_urls: tuple[str, ...], maxconn: int,
                  counted: Callable[[str], None] = lambda where: None):
         self.primary = primary
         self._replicas = [_Replica(url, maxconn) for url in replica_urls]
-        self._turn = itertools.count()
         self._counted = counted  # told where each read ran: "replica" or "primary" (the API's metrics)
 
     @property
@@ -211,13 +209,13 @@ class Reads:
         return bool(self._replicas)
 
     @contextmanager
-    def transaction(self, after: str | None = None, primary: bool = False, snapshot: bool = False,
-                    affinity: str = "") -> Iterator["psycopg2.extensions.cursor"]:
+    def transaction(self, affinity: str, after: str | None = None, primary: bool = False,
+                    snapshot: bool = False) -> Iterator["psycopg2.extensions.cursor"]:
         """A cursor for reads: on a replica that has replayed the primary's WAL up to ``after`` (an LSN), unless
         ``primary`` is asked for (the caller changed something a moment ago); else on the primary. ``snapshot``:
         every statement sees one snapshot (REPEATABLE READ), as a Helm index and its ETag must."""
         count = 0 if primary else len(self._replicas)
-        start = zlib.crc32(affinity.encode()) if affinity else next(self._turn)
+        start = zlib.crc32(affinity.encode()) if count else 0  # stable across processes, unlike hash()
         for n in range(count):
             replica = self._replicas[(start + n) % count]
             database = replica.database()

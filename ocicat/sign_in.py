@@ -355,6 +355,7 @@ class IdentityProvider:
             raise ProviderError("the access token has expired and the provider gave no refresh token (does it need "
                                 "the offline_access scope?): the user must sign in again") from None
 
+
 def user_name(claims: dict, subject: str) -> str:
     """The name a user made by sign-in gets (accounts.signed_in_user makes it unique): the one they go by at the
     provider, or their email address only when the provider says it verified it, else their subject."""
