@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, fields
 
 from ocicat.catalog import reads
+from ocicat.catalog import search as catalog_search
 
 from . import caller
 from .helm_index import repository_of
@@ -79,8 +80,8 @@ def search():
     services = current_app.extensions["ocicat"]
     with caller.reading() as cur:
         if q:
-            hits, _, _ = reads.search(cur, g.principal.view, q=q, namespace=None, kind="helm-chart", after=None,
-                                      limit=MAX_HITS * 2)
+            hits, _, _, _ = catalog_search.search(cur, g.principal.view, q=q, namespace=None, kind="helm-chart",
+                                                  after=None, limit=MAX_HITS * 2)
             charts = reads.latest_charts(cur, [hit["id"] for hit in hits])
         else:
             charts = reads.list_charts(cur, g.principal.view, namespace=None, q=None, after=None, limit=MAX_HITS * 2)

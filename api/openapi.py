@@ -85,7 +85,12 @@ def _answer(meta: dict):
     }
     if meta["facets"] is not None:
         facet = {"type": "array", "items": meta["facets"]}
-        properties["facets"] = {"type": "object", "properties": {"kind": facet, "namespace": facet}}
-        # search only: true when no text matched and the hits are similar names (typo tolerance)
+        # search only: estimate, when there are more hits than search.COUNT_BOUND and the facets are counted over
+        # the first of them; total, the hits' number (at most the bound, then marked an estimate: "1,000+")
+        properties["facets"] = {"type": "object", "properties": {"kind": facet, "namespace": facet,
+                                                                 "estimate": {"type": "boolean"}}}
+        properties["total"] = {"type": "object", "properties": {"count": {"type": "integer"},
+                                                                "estimate": {"type": "boolean"}}}
+        # true when no text matched and the hits are similar names (typo tolerance)
         properties["similar"] = {"type": "boolean"}
     return {"type": "object", "properties": properties, "required": list(properties)}

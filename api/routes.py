@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from ocicat import compare
 from ocicat.catalog import reads, upgrades
+from ocicat.catalog import search as catalog_search
 from ocicat.catalog.visibility import Visibility
 from ocicat.oci.names import DIGEST_RE, REPOSITORY_RE
 
@@ -139,15 +140,17 @@ def list_chart_versions(name: str):
             facets=FacetCount, errors=(400, 401))
 def search():
     args = SearchArgs().load(request.args)
-    key, types = reads.SEARCH_KEY
+    key, types = catalog_search.KEY
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
     with caller.reading() as cur:
-        rows, facets, similar = reads.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
+        rows, facets, total, similar = catalog_search.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
-                        "facets": {name: FacetCount().dump(counts, many=True) for name, counts in facets.items()},
-                        "similar": similar})
+                        "facets": {"kind": FacetCount().dump(facets["kind"], many=True),
+                                   "namespace": FacetCount().dump(facets["namespace"], many=True),
+                                   "estimate": facets["estimate"]},
+                        "total": total, "similar": similar})
     response.headers.update(link_header(body["next_cursor"]))
     return response
 

@@ -1,4 +1,5 @@
-"""Every catalog read, as SQL in one place. Lists are keyset-paginated on unique sort keys.
+"""Every catalog read but search (ocicat.catalog.search), as SQL in one place. Lists are keyset-paginated on
+unique sort keys.
 
 Every read that can reach a repository takes the caller's :class:`Visibility`
 and filters by it in SQL, so what a caller may not see is absent alike from
@@ -7,7 +8,7 @@ lists, details, search hits, facets and counts.
 
 from __future__ import annotations
 
-from .visibility import GRANTED, VISIBLE, Visibility
+from .visibility import VISIBLE, Visibility
 
 # A repository is listed once it holds a manifest; its figures are kept by the worker
 # (writes.refresh_repository), attachments counted on their subjects.
@@ -339,8 +340,6 @@ def latest_charts(cur, repository_ids: list[int]) -> list[dict]:
 # Keys of the other lists: a row's cursor key, and its SQL types (as the statements cast the cursor's values).
 NAME_KEY = ("text",)
 CHART_VERSION_KEY = (lambda row: [row["rank"], row["version_key"], row["id"]], ("int4", "text", "int8"))
-SEARCH_KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["name"]],
-              ("int4", "real", "timestamptz", "text"))
 
 
 def list_chart_versions(cur, repository_id: int, after: list | None, limit: int) -> list[dict]:
@@ -360,114 +359,3 @@ def list_chart_versions(cur, repository_id: int, after: list | None, limit: int)
         {"repository_id": repository_id, **cursor, "limit": limit},
     )
     return cur.fetchall()
-
-
-# Search: exact name matches first (the whole name or its last part), then rank, then recency. One statement: the
-# matches are collected once (a materialized CTE, kept in memory), and the page and both facets read them, instead
-# of each re-checking every match's search document. (A temporary table did the same in four statements, but
-# writing 15,000 rows into it cost more than ranking them, bench/api.py.)
-#
-# Hits are collected from what the caller may see, never filtered out of everything: for a caller who does not see
-# everything, from the public repositories (their partial indexes, migration 0011, where the catalog is private)
-# and from the repositories their roles cover (visibility.GRANTED), walked first (MATERIALIZED), so that the
-# planner cannot trade the walk over the roles for the whole catalog's search index, where the hidden matches
-# are. So repositories hidden from the caller are never read, and their number cannot be timed.
-_HITS_OF_ALL = """
-SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, {exact} AS exact, {rank} AS rank
-  FROM repositories r WHERE r.manifest_count > 0 AND {match}
-"""
-_HITS_SEEN = """
-SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, {exact} AS exact, {rank} AS rank
-  FROM repositories r WHERE r.manifest_count > 0 AND {match} AND coalesce(r.public, %(default_public)s)
-UNION
-SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, {exact} AS exact, {rank} AS rank
-  FROM granted r WHERE r.manifest_count > 0 AND {match}
-"""
-_TEXT = {"exact": "(r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int",
-         "rank": "ts_rank(r.search, %(tsquery)s::tsquery)", "match": "r.search @@ %(tsquery)s::tsquery"}
-# Typo tolerance (migration 0006, where pg_trgm exists): when the text matches nothing, repositories
-# whose name holds a word similar to the query, most similar first. pg_trgm's default threshold (0.6)
-# misses a swapped pair of letters ("ngnix" is 0.33 like nginx), hence 0.3; the hits are capped
-# because a low threshold over a large catalog matches much that ranking puts far down anyway. They are
-# only collected when the text matched nothing (a one-time filter: otherwise the CTE is never read).
-SIMILARITY_THRESHOLD = 0.3
-MAX_SIMILAR_HITS = 1000
-_SIMILAR = {"exact": "0", "rank": "word_similarity(%(q)s, r.name)", "match": "%(q)s <%% r.name"}
-# Filters on the hits; each facet leaves its own out.
-_HIT_NAMESPACE = "(%(namespace)s::text IS NULL OR h.namespace = %(namespace)s OR h.namespace LIKE %(namespace_prefix)s)"
-_HIT_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (h.kinds))"
-_SEARCH_LATEST = """
-LEFT JOIN LATERAL (
-    SELECT coalesce(c.name, m.metadata->>'title') AS title,
-           coalesce(c.description, m.metadata->>'description') AS description,
-           c.version AS chart_version, c.app_version, c.upgrade_report - 'items' - 'notes' AS upgrade
-      FROM (SELECT * FROM manifests WHERE repository_id = h.id AND subject_digest IS NULL
-             ORDER BY pushed_at DESC, id DESC LIMIT 1) m
-      LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
-"""
-_FACET = "coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', count) ORDER BY count DESC, value), '[]')"
-_SEARCH = """
-WITH {granted}
-text_hits AS MATERIALIZED ({text}),
-{similar}
-hits AS MATERIALIZED (SELECT * FROM text_hits {similar_hits}),
-page AS (
-    SELECT h.name, h.namespace, h.updated_at, h.kinds, h.exact, h.rank, h.id FROM hits h
-     WHERE {namespace} AND {kind}
-       AND (%(exact)s::int IS NULL OR (h.exact, h.rank, h.updated_at, h.name)
-                                      < (%(exact)s::int, %(rank)s::real, %(updated)s::timestamptz, %(name)s))
-     ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.name DESC
-     LIMIT %(limit)s)
-SELECT f.*, p.*
-  FROM (SELECT (SELECT count(*) FROM text_hits) AS matched,
-               -- hits share a handful of kind sets: count those, then split them (a third of the cost
-               -- of unnesting every hit's kinds)
-               (SELECT {facet} FROM (SELECT k AS value, sum(g.hits)::bigint AS count
-                                       FROM (SELECT h.kinds, count(*) AS hits FROM hits h WHERE {namespace}
-                                              GROUP BY h.kinds) g, unnest(g.kinds) k GROUP BY k) x) AS kind_facet,
-               (SELECT {facet} FROM (SELECT h.namespace AS value, count(*) AS count FROM hits h WHERE {kind}
-                                      GROUP BY h.namespace ORDER BY count DESC, h.namespace LIMIT 50) x) AS namespace_facet
-       ) f
-  -- the page's newest-manifest lookups run for its rows only
-  LEFT JOIN LATERAL (SELECT h.*, latest.* FROM page h {latest}) p ON true
- ORDER BY p.exact DESC, p.rank DESC, p.updated_at DESC, p.name DESC
-"""
-
-
-def _search_statement(everything: bool, trigram: bool) -> str:
-    source = _HITS_OF_ALL if everything else _HITS_SEEN
-    similar = (f"similar_hits AS MATERIALIZED (SELECT * FROM ({source.format(**_SIMILAR)}) s"
-               f" ORDER BY rank DESC, name LIMIT {MAX_SIMILAR_HITS}),")
-    return _SEARCH.format(
-        granted="" if everything else f"granted AS MATERIALIZED ({GRANTED}),", text=source.format(**_TEXT),
-        similar=similar if trigram else "",
-        similar_hits="UNION ALL SELECT * FROM similar_hits WHERE NOT EXISTS (SELECT 1 FROM text_hits)" if trigram else "",
-        namespace=_HIT_NAMESPACE, kind=_HIT_KIND, facet=_FACET, latest=_SEARCH_LATEST)
-
-
-# (the caller sees everything, pg_trgm is there) -> the statement
-_SEARCHES = {(everything, trigram): _search_statement(everything, trigram)
-             for everything in (True, False) for trigram in (True, False)}
-
-
-def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None,
-           limit: int) -> tuple[list[dict], dict, bool]:
-    """One page of hits, the facet counts of all hits (each facet ignoring its own filter, so
-    choosing a kind does not hide the other kinds' counts, as Artifact Hub does), and whether the
-    hits are only similar names (no text matched). Only what the caller may see is ever
-    collected, so no count or facet reveals a hidden repository."""
-    seen = seen.within(None)
-    trigram = _has_trigram(cur)
-    params = {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), "q": q, "limit": limit,
-              **dict(zip(("exact", "rank", "updated", "name"), after or [None] * 4))}
-    if trigram:
-        cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
-    cur.execute(_SEARCHES[seen.everything, trigram], params)
-    rows = cur.fetchall()
-    facets = {"kind": rows[0]["kind_facet"], "namespace": rows[0]["namespace_facet"]}
-    return [row for row in rows if row["name"] is not None], facets, trigram and rows[0]["matched"] == 0
-
-
-def _has_trigram(cur) -> bool:
-    cur.execute("SELECT to_regprocedure('word_similarity(text, text)') IS NOT NULL AS present")
-    return cur.fetchone()["present"]

@@ -107,6 +107,7 @@ def test_search_ranks_exact_names_first_matches_prefixes_and_counts_facets(stack
     assert {f["value"]: f["count"] for f in body["facets"]["kind"]} == {"helm-chart": 3, "image": 1}
     assert {f["value"]: f["count"] for f in body["facets"]["namespace"]} == {f"{catalog}/charts": 3,
                                                                              f"{catalog}/images": 1}
+    assert body["total"] == {"count": 4, "estimate": False} and body["facets"]["estimate"] is False
 
     assert [h["name"] for h in stack.get("/api/v1/search", q="sess", namespace=catalog).json()["items"]] == [
         f"{catalog}/charts/redis-cache"]  # prefix of a description word
@@ -189,7 +190,8 @@ def test_search_tolerates_typos_when_nothing_matches(stack, catalog):
     assert [h["name"] for h in typo["items"]][0] == f"{ns}/images/nginx"
     assert typo["facets"]["kind"] == [{"value": "image", "count": len(typo["items"])}]
     assert stack.get("/api/v1/search", q="qqqzzzxxx", namespace=ns).json() == {
-        "items": [], "next_cursor": None, "facets": {"kind": [], "namespace": []}, "similar": True}
+        "items": [], "next_cursor": None, "facets": {"kind": [], "namespace": [], "estimate": False},
+        "total": {"count": 0, "estimate": False}, "similar": True}
 
 
 def test_a_chart_by_digest_is_cacheable_and_the_version_detail_revalidates(stack, catalog):

@@ -17,8 +17,14 @@ function searchForm(q, kind, namespace) {
     h('button', { type: 'submit' }, 'Search'));
 }
 
-/** One facet as links: each narrows the search to its value (or widens it again), keeping the other filters. */
-function facet(title, param, counts, active) {
+/** A count, or a lower bound past which the API stopped counting ("1,000+"). */
+function counted(count, estimate) {
+  return estimate ? `${count.toLocaleString('en')}+` : count.toLocaleString('en');
+}
+
+/** One facet as links: each narrows the search to its value (or widens it again), keeping the other filters.
+ * Past the API's count bound, facets are counted over the first hits: shown as "about". */
+function facet(title, param, counts, active, estimate) {
   const href = (value) => {
     const next = new URLSearchParams(location.search);
     next.delete('cursor');
@@ -26,7 +32,8 @@ function facet(title, param, counts, active) {
     else next.set(param, value);
     return `${ui('search')}?${next}`;
   };
-  return h('section', { class: 'facet', 'aria-label': title }, h('h2', null, title), h('ul', null,
+  return h('section', { class: 'facet', 'aria-label': title }, h('h2', null, title),
+    estimate ? h('p', { class: 'count' }, 'counted over the first hits') : null, h('ul', null,
     active ? h('li', null, h('a', { href: href(null) }, `any ${param}`)) : null,
     counts.map(({ value, count }) => h('li', null, value === active
       ? h('strong', { 'aria-current': 'true' }, value || '(top level)', ` ${count}`)
@@ -58,9 +65,11 @@ export default async function search() {
       searchForm(q, kind, namespace),
       h('div', { class: 'search-layout' },
         h('aside', { class: 'facets', 'aria-label': 'Narrow the search' },
-          facet('Kind', 'kind', result.facets.kind, kind),
-          facet('Namespace', 'namespace', result.facets.namespace, namespace)),
+          facet('Kind', 'kind', result.facets.kind, kind, result.facets.estimate),
+          facet('Namespace', 'namespace', result.facets.namespace, namespace, result.facets.estimate)),
         h('div', { class: 'results' },
+          result.items.length ? h('p', { class: 'total' },
+            `${counted(result.total.count, result.total.estimate)} ${result.total.count === 1 ? 'hit' : 'hits'}`) : null,
           result.items.length
             ? h('ol', { class: 'hits', 'aria-label': 'Results' }, result.items.map(hit))
             : h('p', { class: 'empty' }, `Nothing matches “${q}”.`),

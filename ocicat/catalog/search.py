@@ -1,0 +1,330 @@
+"""Search whose cost is bounded by the page, not by the number of hits.
+
+Ranking: exact names first (the query is the whole name or its last part),
+then the text rank, then recency (``updated_at``), then the repository id. The
+text rank is the field a query's words are found in: each word counts by the
+best field holding a word it begins (4: name and title, 3: description, 2:
+keywords and maintainers, 1: annotations and namespace), and a hit ranks by
+its weakest word. So a rank is one of four values, and a word's hits in rank
+order are an index range: ``search_postings`` (migration 0019) holds a row per
+term of every repository's search document, ordered by term, weight and
+recency, kept by a trigger whoever writes the repository.
+
+The first page of a query is read from those rows in index order: for each
+rank from the best down, the newest hits of one word (the driver, the longest:
+most likely the rarest), a page of them per term it expands to and per weight
+that can give that rank, each checked for the other words. The page is the
+best of those candidates, and it is exactly the page an exhaustive ranking
+gives (tests/integration/test_search_bounded.py compares them on generated
+catalogs and queries): a hit of rank t is among the first page-many of its own
+term's list at its own weight, since everything ahead of it there ranks ahead
+of it overall. Its cost is pages times terms times weights, whatever the number
+of hits; a query of several common words that rarely occur together walks the
+driver's rows until it has a page, as any conjunctive index does.
+
+Counts and facets are exact up to :data:`COUNT_BOUND` hits and estimates past
+it: the facets are then counted over the first hits found (``estimate`` is
+true), and the total is the bound, shown as "1,000+" (never more than the true
+count). Search engines do the same; an exact count of 15,000 matches costs
+what reading them costs.
+
+What a caller may not see is never read: the public repositories' rows have an
+index of their own, and the repositories a caller's roles cover are ranked
+from those roles (visibility.GRANTED), exhaustively: their cost is bounded by
+what the caller may see.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .reads import subtree
+from .visibility import GRANTED, VISIBLE, Visibility
+
+COUNT_BOUND = 1_000  # hits counted exactly; past this many, counts and facets are estimates
+SHORT = 2  # query words this short are prefix terms of their own (search_terms); longer ones expand to words
+WEIGHTS = (4, 3, 2, 1)  # A to D, as search_terms gives them
+NAMESPACE_FACET_SIZE = 50
+# Typo tolerance (migration 0006, where pg_trgm exists): when the text matches nothing, repositories
+# whose name holds a word similar to the query, most similar first. pg_trgm's default threshold (0.6)
+# misses a swapped pair of letters ("ngnix" is 0.33 like nginx), hence 0.3; the hits are capped
+# because a low threshold over a large catalog matches much that ranking puts far down anyway.
+SIMILARITY_THRESHOLD = 0.3
+MAX_SIMILAR_HITS = 1000
+# a search hit's cursor key, and its SQL types
+KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["id"]], ("int4", "real", "timestamptz", "int8"))
+
+_NAMESPACE = "(%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)"
+_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))"
+_EXACT = "(r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))"
+_MATCH = "r.search @@ %(tsquery)s::tsquery"
+
+
+class Query:
+    """The words of a query (its lexemes, each a prefix) and the SQL that finds and ranks their hits."""
+
+    def __init__(self, words: list[str], tsquery: str):
+        self.words = words
+        self.tsquery = tsquery
+        # The driver: the longest word, most likely the rarest (the first of the longest).
+        self.driver = max(range(len(words)), key=lambda i: len(words[i]))
+
+    @property
+    def params(self) -> dict:
+        params = {"tsquery": self.tsquery}
+        for i, word in enumerate(self.words):
+            params[f"w{i}"], params[f"w{i}_stop"] = word, _successor(word)
+        return params
+
+    def _term(self, i: int, column: str) -> str:
+        """SQL: ``column`` is a term of query word i (the prefix itself, or a word it begins)."""
+        if len(self.words[i]) <= SHORT:
+            return f"{column} = %(w{i})s"
+        return f"{column} >= %(w{i})s AND {column} < %(w{i}_stop)s"
+
+    def keys(self) -> str:
+        """A CTE (of WITH RECURSIVE): the terms the driver word stands for. A long word expands to the words it
+        begins, a skip scan of the postings index, one probe per word."""
+        d = self.driver
+        if len(self.words[d]) <= SHORT:
+            return f"keys(term) AS (SELECT %(w{d})s::text COLLATE \"C\")"
+        return f"""keys(term) AS (
+            SELECT min(term) FROM search_postings WHERE {self._term(d, 'term')}
+            UNION ALL
+            SELECT (SELECT min(p.term) FROM search_postings p WHERE p.term > k.term AND p.term < %(w{d}_stop)s)
+              FROM keys k WHERE k.term IS NOT NULL)"""
+
+    @property
+    def one_term(self) -> bool:
+        """One word standing for one term: a posting's weight is then its hit's rank."""
+        return len(self.words) == 1 and len(self.words[0]) <= SHORT
+
+    def rank(self, repository_id: str) -> str:
+        """SQL: the text rank of the repository (0: not a hit), from its postings (their primary key)."""
+        ranks = [f"coalesce((SELECT max(q.weight) FROM search_postings q"
+                 f" WHERE q.repository_id = {repository_id} AND {self._term(i, 'q.term')}), 0)"
+                 for i in range(len(self.words))]
+        return ranks[0] if len(ranks) == 1 else f"least({', '.join(ranks)})"
+
+
+def _successor(word: str) -> str:
+    """The first string past every string that begins with ``word`` (in code point order, which is the "C"
+    collation's order of UTF-8)."""
+    while word and ord(word[-1]) == 0x10FFFF:
+        word = word[:-1]
+    return word[:-1] + chr(ord(word[-1]) + 1) if word else "\U0010ffff"
+
+
+def _visible_posting(seen: Visibility) -> str:
+    """SQL: the posting p is of a repository the caller sees without roles (all of them, for an administrator);
+    with coalesce(public, false) the planner takes the public rows' index (migration 0019)."""
+    return "true" if seen.everything else "coalesce(p.public, %(default_public)s)"
+
+
+def _granted(seen: Visibility) -> bool:
+    """Whether the caller's roles add repositories to what they see without them."""
+    return not seen.everything and bool(seen.names or seen.prefixes)
+
+
+def _page_sql(query: Query, seen: Visibility, after: list | None) -> str:
+    """SQL: the ids of one page of hits, with their cursor keys, best first (params: limit, the cursor's c_*)."""
+    after_exact = None if after is None else after[0]
+    parts = []
+    if after_exact in (None, 1):
+        cursor = "" if after_exact is None else "AND (e.rank, e.updated_at, e.id) < (%(c_rank)s, %(c_updated)s, %(c_id)s)"
+        parts.append(f"""(SELECT * FROM (
+            SELECT r.id, 1 AS exact, {query.rank('r.id')} AS rank, r.updated_at FROM repositories r
+             WHERE r.manifest_count > 0 AND {_EXACT} AND {VISIBLE} AND {_NAMESPACE} AND {_KIND} AND {_MATCH}) e
+            WHERE true {cursor} ORDER BY e.rank DESC, e.updated_at DESC, e.id DESC LIMIT %(limit)s)""")
+    text_cursor = after_exact == 0
+    for tier in WEIGHTS:
+        if text_cursor and tier > after[1]:
+            continue
+        weights = (tier,) if len(query.words) == 1 else tuple(w for w in WEIGHTS if w >= tier)
+        # the rank is the posting's weight for one term; else checked (a hit's best term, or its weakest word)
+        rank_check = "" if query.one_term else f"AND {query.rank('p.repository_id')} = {tier}"
+        cursor = ("AND (p.updated_at, p.repository_id) < (%(c_updated)s, %(c_id)s)"
+                  if text_cursor and tier == after[1] else "")
+        parts.append(f"""(SELECT s.id, 0 AS exact, {tier} AS rank, s.updated_at
+              FROM keys k CROSS JOIN unnest(ARRAY{list(weights)}::smallint[]) w(weight)
+             CROSS JOIN LATERAL (
+                SELECT p.repository_id AS id, p.updated_at FROM search_postings p
+                  JOIN repositories r ON r.id = p.repository_id
+                 WHERE p.term = k.term AND p.weight = w.weight AND {_visible_posting(seen)} {cursor}
+                   AND {_NAMESPACE} AND {_KIND} AND NOT {_EXACT} {rank_check}
+                 ORDER BY p.updated_at DESC, p.repository_id DESC LIMIT %(limit)s) s
+             GROUP BY s.id, s.updated_at ORDER BY s.updated_at DESC, s.id DESC LIMIT %(limit)s)""")
+    return f"""
+    WITH RECURSIVE {query.keys()}
+    SELECT h.id, h.exact, h.rank::real AS rank, h.updated_at FROM ({' UNION ALL '.join(parts)}) h
+     ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.id DESC LIMIT %(limit)s
+    """
+
+
+def _found_sql(query: Query, seen: Visibility, filtered: bool) -> str:
+    """SQL: up to COUNT_BOUND + 1 hits among what the caller sees without roles, the best of each term first (all
+    of them when there are no more), counted by namespace and kinds (params: bound). With ``filtered``, only those
+    the namespace and kind filters keep."""
+    filters = f"AND {_NAMESPACE} AND {_KIND}" if filtered else ""
+    join = "JOIN repositories r ON r.id = p.repository_id" if filtered else ""
+    every_word = "" if len(query.words) == 1 else f"AND {query.rank('p.repository_id')} > 0"
+    return f"""
+    WITH RECURSIVE {query.keys()},
+    found AS (
+        SELECT DISTINCT s.id FROM keys k CROSS JOIN LATERAL (
+            SELECT p.repository_id AS id FROM search_postings p {join}
+             WHERE p.term = k.term AND {_visible_posting(seen)} {filters} {every_word}
+             ORDER BY p.weight DESC, p.updated_at DESC, p.repository_id DESC LIMIT %(bound)s + 1) s
+         LIMIT %(bound)s + 1)
+    SELECT r.namespace, r.kinds, count(*) AS hits FROM found f JOIN repositories r ON r.id = f.id
+     GROUP BY r.namespace, r.kinds
+    """
+
+
+def _granted_sql(query: Query) -> str:
+    """SQL: every hit among the repositories the caller's roles add to what they see without them, ranked; found
+    from the roles (visibility.GRANTED), so their cost is what the caller may see. (The page takes exact names
+    from its exact part, which sees them through the caller's full view.)"""
+    return f"""
+    WITH granted AS MATERIALIZED ({GRANTED})
+    SELECT r.id, {_EXACT}::int AS exact, {query.rank('r.id')}::real AS rank, r.updated_at, r.namespace, r.kinds,
+           1 AS hits
+      FROM granted r
+     WHERE r.manifest_count > 0 AND {_MATCH} AND NOT coalesce(r.public, %(default_public)s)
+    """
+
+
+def words_of(cur, q: str) -> tuple[list[str], str]:
+    """The query's words (PostgreSQL's 'simple' lexemes of it) and the tsquery of them all as prefixes."""
+    cur.execute("SELECT coalesce(array_agg(lexeme ORDER BY position), '{}') AS words FROM"
+                " unnest(tsvector_to_array(to_tsvector('simple', %s))) WITH ORDINALITY AS x(lexeme, position)", (q,))
+    words = cur.fetchone()["words"]
+    return words, " & ".join(_quote(word) + ":*" for word in words)
+
+
+def _quote(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _facets(found: list[dict], namespace: str | None, kind: str | None) -> dict:
+    """Facet counts over hits, each facet ignoring its own filter (so choosing a kind does not hide the other
+    kinds' counts, as Artifact Hub does)."""
+    kinds, namespaces = Counter(), Counter()
+    for row in found:
+        if _within(row["namespace"], namespace):
+            kinds.update({k: row["hits"] for k in row["kinds"]})
+        if kind is None or kind in row["kinds"]:
+            namespaces[row["namespace"]] += row["hits"]
+    return {"kind": _counts(kinds), "namespace": _counts(namespaces)[:NAMESPACE_FACET_SIZE]}
+
+
+def _counts(counter: Counter) -> list[dict]:
+    return [{"value": value, "count": count} for value, count in sorted(counter.items(), key=lambda x: (-x[1], x[0]))]
+
+
+_DETAILS = """
+SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, latest.*
+  FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS given(id, position)
+  JOIN repositories r ON r.id = given.id
+  LEFT JOIN LATERAL (
+    SELECT coalesce(c.name, m.metadata->>'title') AS title,
+           coalesce(c.description, m.metadata->>'description') AS description,
+           c.version AS chart_version, c.app_version, c.upgrade_report - 'items' - 'notes' AS upgrade
+      FROM (SELECT * FROM manifests WHERE repository_id = r.id AND subject_digest IS NULL
+             ORDER BY pushed_at DESC, id DESC LIMIT 1) m
+      LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
+ ORDER BY given.position
+"""
+
+
+def _with_details(cur, keys: list[dict]) -> list[dict]:
+    """The page's hits with what a hit shows (its newest manifest's title, description, chart version)."""
+    cur.execute(_DETAILS, {"ids": [key["id"] for key in keys]})
+    return [{**row, **key} for key, row in zip(keys, cur.fetchall())]
+
+
+def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None,
+           limit: int) -> tuple[list[dict], dict, dict, bool]:
+    """One page of hits, the facet counts, the number of hits (``{"count", "estimate"}``), and whether the hits
+    are only similar names (no text matched). Only what the caller may see is ever read, so no count or facet
+    reveals a hidden repository."""
+    seen = seen.within(None)
+    words, tsquery = words_of(cur, q)
+    params = {**seen.params, **subtree(namespace), "kind": kind, "q": q, "limit": limit, "bound": COUNT_BOUND,
+              **dict(zip(("c_exact", "c_rank", "c_updated", "c_id"), after or [None] * 4))}
+    if not words:
+        return _similar(cur, seen, params, after, limit)
+    query = Query(words, tsquery)
+    params.update(query.params)
+    cur.execute(_found_sql(query, seen, filtered=False), params)
+    found = cur.fetchall()
+    granted = []
+    if _granted(seen):
+        cur.execute(_granted_sql(query), params)
+        granted = cur.fetchall()
+    hits = found + granted  # apart: the granted hits are those the caller sees by their roles only
+    if not hits:
+        return _similar(cur, seen, params, after, limit)
+    complete = sum(row["hits"] for row in hits) <= COUNT_BOUND
+    facets = _facets(hits, namespace, kind)
+    kept = [row for row in granted if _kept(row, namespace, kind)]
+    if complete or (namespace is None and kind is None):
+        matched = sum(row["hits"] for row in hits if _kept(row, namespace, kind))
+    else:
+        cur.execute(_found_sql(query, seen, filtered=True), params)
+        matched = sum(row["hits"] for row in cur.fetchall()) + len(kept)
+    total = {"count": min(matched, COUNT_BOUND), "estimate": not complete if namespace is None and kind is None
+             else matched > COUNT_BOUND}
+    cur.execute(_page_sql(query, seen, after), params)
+    page = cur.fetchall() + [{key: row[key] for key in ("id", "exact", "rank", "updated_at")} for row in kept
+                             if not row["exact"] and (after is None or _key(row) < tuple(after))]
+    page = sorted(page, key=_key, reverse=True)[:limit]
+    return _with_details(cur, page), {**facets, "estimate": not complete}, total, False
+
+
+def _key(row: dict) -> tuple:
+    return (row["exact"], row["rank"], row["updated_at"], row["id"])
+
+
+def _kept(row: dict, namespace: str | None, kind: str | None) -> bool:
+    """Whether the namespace and kind filters keep the hit."""
+    return (kind is None or kind in row["kinds"]) and _within(row["namespace"], namespace)
+
+
+def _within(name: str, namespace: str | None) -> bool:
+    return namespace is None or name == namespace or name.startswith(namespace + "/")
+
+
+_SIMILAR = """
+SELECT r.id, r.namespace, r.kinds, r.updated_at, 0 AS exact, word_similarity(%(q)s, r.name) AS rank, 1 AS hits
+  FROM repositories r WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {visible}
+ ORDER BY rank DESC, r.id DESC LIMIT {cap}
+"""
+# The caller's view as search reads it: what they see without roles, by the public repositories' partial indexes
+# (migration 0011), and what their roles cover, found from the roles (visibility.GRANTED).
+_SIMILAR_SEEN = f"""
+WITH granted AS MATERIALIZED ({GRANTED})
+SELECT * FROM ({_SIMILAR.format(visible="coalesce(r.public, %(default_public)s)", cap=MAX_SIMILAR_HITS)}) p
+UNION
+SELECT * FROM ({_SIMILAR.replace("FROM repositories r", "FROM granted r").format(visible="true", cap=MAX_SIMILAR_HITS)}) g
+"""
+
+
+def _similar(cur, seen: Visibility, params: dict, after: list | None, limit: int):
+    """When the text matches nothing: names with a word similar to the query (pg_trgm, where it is installed),
+    ranked by similarity; all of them are read (they are capped), so counts and facets are exact."""
+    empty = {"kind": [], "namespace": [], "estimate": False}
+    cur.execute("SELECT to_regprocedure('word_similarity(text, text)') IS NOT NULL AS present")
+    if not cur.fetchone()["present"]:
+        return [], empty, {"count": 0, "estimate": False}, False
+    cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
+    statement = (_SIMILAR.format(visible=VISIBLE, cap=MAX_SIMILAR_HITS) if not _granted(seen) else _SIMILAR_SEEN)
+    cur.execute(statement, params)
+    hits = sorted(cur.fetchall(), key=lambda row: (-row["rank"], -row["id"]))[:MAX_SIMILAR_HITS]
+    kind, namespace = params["kind"], params["namespace"]
+    facets = {**_facets(hits, namespace, kind), "estimate": False}
+    kept = [row for row in hits if _kept(row, namespace, kind)]
+    if after is not None:
+        kept = [row for row in kept if (-row["rank"], -row["id"]) > (-after[1], -after[3])]
+    page = [{key: row[key] for key in ("id", "exact", "rank", "updated_at")} for row in kept[:limit]]
+    return _with_details(cur, page), facets, {"count": len(kept), "estimate": False}, True

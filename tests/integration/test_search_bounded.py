@@ -1,0 +1,191 @@
+"""Search bounded by the page (ocicat.catalog.search) against exhaustive ranking, on a generated catalog of 10,000
+repositories and hypothesis-generated queries, callers and filters.
+
+The exhaustive ranking here is written from the search documents themselves (tsvector lexemes and weights), not from
+the postings search reads, so a posting the trigger forgot or ranked wrong shows as a different page.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import psycopg2.extras
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ocicat.catalog import search as catalog_search
+from ocicat.catalog.visibility import VISIBLE, Visibility
+from ocicat.db import Database
+
+# Words that share prefixes (so one- and two-letter queries and longer prefixes expand to several words), with some
+# common and some rare.
+VOCABULARY = ("server service serverless servlet serde se s3 redis redpanda red nginx ngrok postgres postgresql post "
+              "kafka kube kubernetes kubectl api apis app apple sql web webhook website data database db a x quokka "
+              "zebra zeta").split()
+KINDS = ("helm-chart", "image", "signature")
+ORGANIZATIONS = 20
+TEAMS = 10
+REPOSITORIES = 10_000
+BOUND = 300  # the count bound for these tests: common words pass it, rare ones do not
+PAGE = 10
+
+
+def _text(rng: random.Random, low: int, high: int) -> str:
+    # common words are drawn more often than rare ones
+    return " ".join(rng.choice(VOCABULARY[: rng.choice((8, 20, len(VOCABULARY)))]) for _ in range(rng.randint(low, high)))
+
+
+@pytest.fixture(scope="module")
+def catalog(make_database):
+    """10,000 repositories in 200 team namespaces, with search documents weighted as the worker writes them (A name
+    and title, B description, C keywords, D annotations and namespace), few distinct update times (so recency ties
+    and the id decides), and every visibility."""
+    database = Database(make_database(), maxconn=4)
+    rng = random.Random(20261204)
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = []
+    for i in range(REPOSITORIES):
+        namespace = f"org{i % ORGANIZATIONS}/team{(i // ORGANIZATIONS) % TEAMS}"
+        name = f"{namespace}/{rng.choice(VOCABULARY)}-{i}" if rng.random() < 0.8 else f"{namespace}/{rng.choice(VOCABULARY)}"
+        rows.append((name, namespace, base + timedelta(hours=rng.randint(0, 50)), 1,
+                     sorted(rng.sample(KINDS, rng.randint(1, 2))), rng.choice((None, True, False)),
+                     name, _text(rng, 0, 2), _text(rng, 0, 12), _text(rng, 0, 3), _text(rng, 0, 2)))
+    with database.transaction() as cur:
+        psycopg2.extras.execute_values(cur, """
+            INSERT INTO repositories (name, namespace, updated_at, manifest_count, kinds, public, search)
+            SELECT v.name, v.namespace, v.updated_at, v.manifest_count, v.kinds, v.public,
+                   setweight(to_tsvector('simple', v.name || ' ' || translate(v.name, '/_.', '   ')), 'A')
+                || setweight(to_tsvector('simple', v.title), 'A') || setweight(to_tsvector('simple', v.description), 'B')
+                || setweight(to_tsvector('simple', v.keywords), 'C')
+                || setweight(to_tsvector('simple', v.annotations || ' ' || translate(v.namespace, '/_.', '   ')), 'D')
+              FROM (VALUES %s) v(name, namespace, updated_at, manifest_count, kinds, public, n, title, description,
+                                keywords, annotations)
+            ON CONFLICT (name) DO NOTHING""", rows, template="(%s, %s, %s::timestamptz, %s, %s::text[], %s::boolean, "
+                                                             "%s, %s, %s, %s, %s)")
+        # later writes go through the trigger as the worker's refresh does: change some documents and recency
+        cur.execute("UPDATE repositories SET search = search || setweight(to_tsvector('simple', 'quokka'), 'B'),"
+                    " updated_at = updated_at + interval '1 hour' WHERE id % 97 = 0")
+        cur.execute("UPDATE repositories SET public = NOT coalesce(public, false) WHERE id % 89 = 0")
+        cur.execute("UPDATE repositories SET manifest_count = 0 WHERE id % 83 = 0")
+    yield database
+    database.close()
+
+
+# The exhaustive ranking: every repository the caller may see that matches, each query word scored by the best
+# weight of a lexeme it begins, a hit by its weakest word.
+EXHAUSTIVE = f"""
+SELECT r.id, (r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))::int AS exact, s.rank, r.namespace,
+       r.kinds
+  FROM repositories r
+ CROSS JOIN LATERAL (
+    SELECT min(best) AS rank FROM (
+        SELECT coalesce(max(4 - (ascii(w::text) - ascii('A'))), 0) AS best
+          FROM unnest(%(words)s::text[]) q(word)
+          LEFT JOIN LATERAL (SELECT u.weights FROM unnest(r.search) u WHERE starts_with(u.lexeme, q.word)) l ON true
+          LEFT JOIN LATERAL unnest(l.weights) w ON true
+         GROUP BY q.word) words) s
+ WHERE r.manifest_count > 0 AND {VISIBLE} AND s.rank > 0
+ ORDER BY exact DESC, s.rank DESC, r.updated_at DESC, r.id DESC
+"""
+
+
+def _exhaustive(cur, seen: Visibility, q: str, namespace, kind) -> list[dict]:
+    words, _ = catalog_search.words_of(cur, q)
+    if not words:
+        return []
+    cur.execute(EXHAUSTIVE, {**seen.params, "q": q, "words": words})
+    return [row for row in cur.fetchall()
+            if (kind is None or kind in row["kinds"])
+            and (namespace is None or row["namespace"] == namespace or row["namespace"].startswith(namespace + "/"))]
+
+
+def _all(cur, seen: Visibility, q: str) -> list[dict]:
+    return _exhaustive(cur, seen, q, None, None)
+
+
+ADMIN = Visibility(default_public=False, everything=True)
+CALLERS = {
+    "administrator": ADMIN,
+    "anonymous, private catalog": Visibility(default_public=False),
+    "anonymous, public catalog": Visibility(default_public=True),
+    "reporter on 3 teams": Visibility(default_public=False, names=frozenset({"org1/team2", "org3/team4", "org5"}),
+                                      prefixes=frozenset({"org1/team2", "org3/team4", "org5"})),
+    "reporter on one repository": Visibility(default_public=False, names=frozenset({"org2/team3/redis"}),
+                                             prefixes=frozenset({"org2/team3/redis"})),
+}
+
+words = st.one_of(
+    st.sampled_from(VOCABULARY).flatmap(lambda w: st.integers(1, len(w)).map(lambda n: w[:n])),  # a prefix
+    st.text(alphabet="aeiorsnkqxz3", min_size=1, max_size=4),
+)
+queries = st.one_of(
+    st.lists(words, min_size=1, max_size=3).map(" ".join),
+    st.sampled_from(["redis", "org1/team2/redis", "Nginx", "server", "s", "se", "serv", "a x", "quokka", "kube api"]),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=queries, caller=st.sampled_from(sorted(CALLERS)), kind=st.sampled_from((None,) + KINDS),
+       namespace=st.sampled_from((None, "org1", "org1/team2", "org5/team0", "org7")))
+def test_bounded_search_gives_the_pages_of_exhaustive_ranking(catalog, monkeypatch, q, caller, kind, namespace):
+    monkeypatch.setattr(catalog_search, "COUNT_BOUND", BOUND)
+    seen = CALLERS[caller]
+    with catalog.transaction() as cur:
+        expected = _exhaustive(cur, seen, q, namespace, kind)
+        every = _all(cur, seen, q)
+        first, facets, total, similar = catalog_search.search(cur, seen, q=q, namespace=namespace, kind=kind,
+                                                              after=None, limit=PAGE)
+        if similar:  # the text matched nothing the caller may see: names similar to it, never text hits
+            assert every == []
+            return
+        assert [(h["id"], h["exact"]) for h in first] == [(h["id"], h["exact"]) for h in expected[:PAGE]]
+        assert [h["rank"] for h in first] == [h["rank"] for h in expected[:PAGE]]
+        if len(first) == PAGE:
+            key, _ = catalog_search.KEY
+            second, _, _, _ = catalog_search.search(cur, seen, q=q, namespace=namespace, kind=kind,
+                                                    after=key(first[-1]), limit=PAGE)
+            assert [h["id"] for h in second] == [h["id"] for h in expected[PAGE:2 * PAGE]]
+
+    # Counts: exact up to the bound, the bound past it (never more than the true count), and marked.
+    assert total == {"count": min(len(expected), BOUND), "estimate": len(expected) > BOUND}
+    assert facets["estimate"] == (len(every) > BOUND)
+    if not facets["estimate"]:
+        in_namespace = [h for h in every if namespace is None or h["namespace"] == namespace
+                        or h["namespace"].startswith(namespace + "/")]
+        kinds = {}
+        for h in in_namespace:
+            for k in h["kinds"]:
+                kinds[k] = kinds.get(k, 0) + 1
+        assert {f["value"]: f["count"] for f in facets["kind"]} == kinds
+        namespaces = {}
+        for h in every:
+            if kind is None or kind in h["kinds"]:
+                namespaces[h["namespace"]] = namespaces.get(h["namespace"], 0) + 1
+        expected_namespaces = sorted(namespaces.items(), key=lambda x: (-x[1], x[0]))[:catalog_search.NAMESPACE_FACET_SIZE]
+        assert [(f["value"], f["count"]) for f in facets["namespace"]] == expected_namespaces
+
+
+def test_postings_follow_every_write(catalog):
+    """The trigger keeps search_postings equal to search_terms of every listed repository's document."""
+    with catalog.transaction() as cur:
+        cur.execute("""
+            SELECT count(*) AS wrong FROM (
+                (SELECT t.term, r.id, t.weight, r.updated_at, r.public FROM repositories r, search_terms(r.search) t
+                  WHERE r.manifest_count > 0
+                 EXCEPT SELECT term, repository_id, weight, updated_at, public FROM search_postings)
+                UNION ALL
+                (SELECT term, repository_id, weight, updated_at, public FROM search_postings
+                 EXCEPT SELECT t.term, r.id, t.weight, r.updated_at, r.public FROM repositories r, search_terms(r.search) t
+                  WHERE r.manifest_count > 0)) x""")
+        assert cur.fetchone()["wrong"] == 0
+        cur.execute("SELECT count(*) AS n FROM search_postings")
+        assert cur.fetchone()["n"] > REPOSITORIES
+
+
+def test_namespace_filter_leaves_out_siblings_that_share_its_letters(catalog):
+    """A search in org1 finds what is in org1 and below it, and nothing in org10 to org19."""
+    with catalog.transaction() as cur:
+        hits, _, _, _ = catalog_search.search(cur, ADMIN, q="redis", namespace="org1", kind=None, after=None, limit=50)
+    assert hits and all(h["namespace"].startswith("org1/") for h in hits)
