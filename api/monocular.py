@@ -78,7 +78,7 @@ def _hit(row: dict, public_url: str) -> dict:
 def search():
     q = MonocularSearchArgs().load(request.args)["q"].strip()
     services = current_app.extensions["ocicat"]
-    with caller.reading() as cur:
+    with caller.reading(snapshot=True) as cur:  # hits and their charts agree
         if q:
             hits, _, _, _ = catalog_search.search(cur, g.principal.view, q=q, namespace=None, kind="helm-chart",
                                                   after=None, limit=MAX_HITS * 2)

@@ -143,8 +143,9 @@ def search():
     key, types = catalog_search.KEY
     after = decode_cursor(args["cursor"], types)
     filters = {"q": args["q"], "namespace": args["namespace"], "kind": args["kind"]}
-    with caller.reading() as cur:
-        rows, facets, total, similar = catalog_search.search(cur, _access(), **filters, after=after, limit=args["limit"] + 1)
+    with caller.reading(snapshot=True) as cur:  # the page, its counts and its details agree
+        rows, facets, total, similar = catalog_search.search(cur, _access(), **filters, after=after,
+                                                             limit=args["limit"] + 1)
     body = page(rows, args["limit"], key)
     response = jsonify({"items": SearchHit().dump(body["items"], many=True), "next_cursor": body["next_cursor"],
                         "facets": {"kind": FacetCount().dump(facets["kind"], many=True),

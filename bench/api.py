@@ -53,6 +53,7 @@ import io
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import threading
@@ -90,6 +91,8 @@ from ocicat.oci.media_types import OCI_INDEX, OCI_MANIFEST  # noqa: E402
 LIST_TARGET_MS = 20.0
 SEARCH_TARGET_MS = 50.0
 DEEP_RATIO_TARGET = 1.5
+BASELINE_TAGS = 1_000_000  # a larger catalog is measured side by side with one of these (Scales)
+SCALE_RATIO_TARGET = 1.5  # each measure's p95 at the larger catalog against the baseline's
 GRANTED_PREFIXES = 1_000  # namespaces the reporter of the permission measurements holds a role on
 FEW_GRANTS = 3  # and those of a reporter on a single team's namespaces
 PUBLIC_ORGANIZATIONS = 5  # organizations (of 100) made public by a visibility rule: what the anonymous caller sees
@@ -111,6 +114,7 @@ RARE_REPOSITORIES = 5
 # The searches timed: (what, the query)
 SEARCHES = (("common word", "server"), ("rare word", RARE_WORD), ("prefix", "serv"), ("one-letter prefix", "s"))
 MANIFEST_ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
+SEARCH_POSTINGS = REPO_ROOT / "migrations" / "0019.search_postings.sql"
 FILL_POSTINGS = REPO_ROOT / "migrations" / "0020.search_postings_fill.sql"
 REGISTRY_NAMESPACE = "regbench"
 
@@ -566,9 +570,11 @@ class Bench(Run):
     name = "api"
     settings = {"OCICAT_DEFAULT_VISIBILITY": "private", "OCICAT_API_WORKERS": 2}
 
-    def __init__(self, args):
+    def __init__(self, args, latency_only: bool = False):
         super().__init__(args)
         self.rng = random.Random(args.seed)
+        self.latency_only = latency_only  # a baseline scale's run (Scales): the load and the latency table only
+        self.measured: dict[str, float] = {}  # p95 by measure, for Scales
 
     def server_settings(self) -> str:
         names = ["shared_buffers", "effective_cache_size", "work_mem", "random_page_cost", "max_parallel_workers_per_gather", "jit"]
@@ -628,8 +634,11 @@ class Bench(Run):
             step(f"visibility rules ({len(self.public)} public)",
                  lambda: [visibility.set_rule(cur, organization, True) for organization in self.public])
             cur.execute("ALTER TABLE repositories ENABLE TRIGGER repositories_search_postings")
-            step("search postings (migration 0020)",
-                 lambda: cur.execute(f"BEGIN;\n{FILL_POSTINGS.read_text()}\nCOMMIT;"))
+            # migration 0019's indexes on repositories, built again on this catalog: what writers wait for
+            indexes = re.findall(r"^(CREATE INDEX (repositories_\w+) .*?;)$", SEARCH_POSTINGS.read_text(), re.M | re.S)
+            cur.execute(f"DROP INDEX {', '.join(name for _, name in indexes)}")
+            step("migration 0019: indexes on repositories", lambda: [cur.execute(sql) for sql, _ in indexes])
+            step("migration 0020: search postings", lambda: cur.execute(FILL_POSTINGS.read_text()))
             step("VACUUM ANALYZE", lambda: cur.execute("VACUUM (ANALYZE)"))
             cur.execute("SELECT count(*) FROM repositories WHERE public")
             public = cur.fetchone()[0]
@@ -792,6 +801,7 @@ class Bench(Run):
         ok = verdict == "PASS"
         if explain is not None and (not ok or self.args.explain_all):
             self.explain(label, explain)
+        self.measured[label] = p95
         return {"p50": p50, "p95": p95, "p99": p99, "ok": ok}
 
     def explain(self, label: str, run) -> None:
@@ -1246,6 +1256,8 @@ class Bench(Run):
             raise RuntimeError(f"ocicat api did not start:\n{api.output()[-4000:]}") from None
         self.latency()
         print()
+        if self.latency_only:
+            return
 
         print(f"[3/5] a day of churn: {args.churn:,} events through ocicat.catalog.writes while the API runs")
         self.churn()
@@ -1262,12 +1274,49 @@ class Bench(Run):
         self.registry_comparison()
 
 
+class Scales:
+    """A catalog larger than the 1M one, measured against a 1M catalog in the same invocation: the 1M catalog's load
+    and latency table first (its database dropped before the large one is loaded), then the whole run at the large
+    one, then the latency tables side by side, each measure's growth a ratio from one run."""
+
+    def __init__(self, args):
+        self.args = args
+        ratio = args.tags / BASELINE_TAGS
+        baseline = argparse.Namespace(**{**vars(args), "tags": BASELINE_TAGS, "charts": round(args.charts / ratio),
+                                         "namespaces": round(args.namespaces / ratio)})
+        self.baseline = Bench(baseline, latency_only=True)
+        self.large = None
+        self.targets = self.baseline.targets
+        self.failed = False
+
+    def run(self) -> None:
+        print(f"=== baseline: {BASELINE_TAGS:,} tags, in the same invocation as the {self.args.tags:,}-tag run ===")
+        self.baseline.run()
+        self.baseline.cleanup()
+        print(f"=== {self.args.tags:,} tags ===")
+        self.large = Bench(self.args)
+        self.large.targets = self.targets
+        self.large.run()
+        small, large = self.baseline.measured, self.large.measured
+        print(f"\nside by side, p95 (ms): {BASELINE_TAGS:,} tags against {self.args.tags:,} tags, from this run")
+        for label in small:
+            if label in large:
+                ratio = large[label] / small[label]
+                verdict = self.targets.at_most(f"{label}: {self.args.tags:,} / {BASELINE_TAGS:,} tags, p95", ratio,
+                                               SCALE_RATIO_TARGET, "x", digits=2)
+                print(f"      {label:<50} {small[label]:7.1f} {large[label]:7.1f}  {ratio:5.2f}x  "
+                      f"(target <= {SCALE_RATIO_TARGET}x): {verdict}")
+
+    def cleanup(self) -> None:
+        (self.baseline if self.large is None else self.large).cleanup()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tags", type=int, default=1_000_000, help="tags in the catalog (default 1,000,000)")
-    parser.add_argument("--charts", type=int, default=100_000, help="chart versions (default 100,000)")
-    parser.add_argument("--namespaces", type=int, default=10_000,
-                        help=f"namespaces, of {REPOS_PER_NAMESPACE} repositories each (default 10,000)")
+    parser.add_argument("--charts", type=int, help="chart versions (default: a tenth of --tags)")
+    parser.add_argument("--namespaces", type=int,
+                        help=f"namespaces, of {REPOS_PER_NAMESPACE} repositories each (default: --tags / 100)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per endpoint (default 200)")
     parser.add_argument("--deep-pages", type=int, default=1000, help="pages of 50 to follow for the deep cursor")
     parser.add_argument("--registry-charts", type=int, default=500, help="charts for the registry comparison")
@@ -1289,6 +1338,8 @@ def main() -> int:
     parser.add_argument("--keep-logs", action="store_true", help="keep the ocicat and registry logs")
     add_targets_argument(parser)
     args = parser.parse_args()
+    args.charts = args.tags // 10 if args.charts is None else args.charts
+    args.namespaces = args.tags // 100 if args.namespaces is None else args.namespaces
     if (args.namespaces < 1 or args.charts < args.namespaces or args.requests < 1 or args.deep_pages < 1
             or args.churn < 0 or args.mix_requests < 1 or args.rounds < 1):
         parser.error("need --namespaces >= 1, --charts >= --namespaces (a version per chart repository), "
@@ -1297,7 +1348,7 @@ def main() -> int:
         parser.error(f"--deep-pages {args.deep_pages} of 50 needs more than {args.deep_pages * 50} repositories; "
                      f"raise --namespaces")
 
-    return run_bounded(Bench(args), args.time_limit)
+    return run_bounded(Scales(args) if args.tags > BASELINE_TAGS else Bench(args), args.time_limit)
 
 
 if __name__ == "__main__":

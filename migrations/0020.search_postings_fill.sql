@@ -1,20 +1,25 @@
 -- depends: 0019.search_postings
--- The postings of the repositories no write has touched since migration 0019 (whose trigger keeps the others), in
--- one pass that locks nothing writers need: repositories are only read, and a refresh running meanwhile writes its
--- own rows, which this pass leaves alone (ON CONFLICT) or sees (NOT EXISTS). bench/api.py times it on its catalog.
-CREATE TEMPORARY TABLE fill_started ON COMMIT DROP AS
-    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::xid AS oldest;
-INSERT INTO search_postings (term, repository_id, weight, updated_at, public)
-SELECT t.term, r.id, t.weight, r.updated_at, r.public
-  FROM repositories r CROSS JOIN LATERAL search_terms(r.search) t
- WHERE r.manifest_count > 0 AND NOT EXISTS (SELECT 1 FROM search_postings p WHERE p.repository_id = r.id)
-    ON CONFLICT (repository_id, term) DO NOTHING;
--- A repository rewritten while the pass ran may have got rows from the version the pass read: write its rows again
--- from the version committed now. (One rewritten after this statement gets its rows from the trigger.)
-DELETE FROM search_postings p USING repositories r, fill_started f
- WHERE p.repository_id = r.id AND age(r.xmin) <= age(f.oldest);
-INSERT INTO search_postings (term, repository_id, weight, updated_at, public)
-SELECT t.term, r.id, t.weight, r.updated_at, r.public
-  FROM repositories r CROSS JOIN LATERAL search_terms(r.search) t, fill_started f
- WHERE r.manifest_count > 0 AND age(r.xmin) <= age(f.oldest)
-    ON CONFLICT (repository_id, term) DO NOTHING;
+-- transactional: false
+-- The postings of the repositories already there (migration 0019's trigger keeps those written since), in batches of
+-- 1,000 repositories, each committed on its own. A batch locks its repositories' rows against writes while it
+-- rewrites their postings (FOR SHARE), so a writer waits for one batch at most, and a write before or after it is
+-- in the postings either way. Run again after an interruption, it rewrites every batch. bench/api.py times it.
+DO $$
+DECLARE
+    batch CONSTANT bigint := 1000;
+    done bigint := 0;
+    last_id bigint;
+BEGIN
+    SELECT coalesce(max(id), 0) INTO last_id FROM repositories;
+    WHILE done < last_id LOOP
+        PERFORM 1 FROM repositories WHERE id > done AND id <= done + batch FOR SHARE;
+        DELETE FROM search_postings WHERE repository_id > done AND repository_id <= done + batch;
+        INSERT INTO search_postings (term, repository_id, weight, updated_at, public)
+        SELECT t.term, r.id, t.weight, r.updated_at, r.public
+          FROM repositories r CROSS JOIN LATERAL search_terms(r.search) t
+         WHERE r.id > done AND r.id <= done + batch AND r.manifest_count > 0;
+        COMMIT;
+        done := done + batch;
+    END LOOP;
+END
+$$;

@@ -22,29 +22,38 @@ _TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
 # A namespace and everything below it (NULL: the whole catalog), one range of the namespace tree index; params: subtree().
 IN_SUBTREE = f"(%(namespace)s::text IS NULL OR ({_TREE_KEY} >= %(tree_start)s AND {_TREE_KEY} < %(tree_stop)s))"
 
+# Of a kind (NULL: any); params: kind.
+IN_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))"
+
 _REPOSITORY_FILTERS = f"""
 r.manifest_count > 0 AND {VISIBLE}
 AND {IN_SUBTREE}
-AND (%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))
+AND {IN_KIND}
 AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
 """
 
 
-def prefix_query(cur, q: str | None) -> str | None:
-    """Free text as a tsquery with prefix matching on every word (Artifact Hub's approach).
+def query_words(cur, q: str) -> tuple[list[str], str]:
+    """Free text's words (its 'simple' lexemes) and the tsquery matching every one as a prefix (Artifact Hub's
+    approach).
 
     Built in a statement of its own so the queries that use it get it as a
     constant, which the planner can estimate. Text without words gives the
     empty query, which matches nothing.
     """
-    if q is None:
-        return None
     cur.execute(
-        "SELECT coalesce((SELECT string_agg(quote_literal(lexeme) || ':*', ' & ')"
-        " FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) lexeme), '') AS query",
+        "SELECT coalesce(array_agg(lexeme), '{}') AS words,"
+        " coalesce(string_agg(quote_literal(lexeme) || ':*', ' & '), '') AS query"
+        " FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) lexeme",
         (q,),
     )
-    return cur.fetchone()["query"]
+    row = cur.fetchone()
+    return row["words"], row["query"]
+
+
+def prefix_query(cur, q: str | None) -> str | None:
+    """:func:`query_words`' tsquery (None without text), for the lists' text filter."""
+    return None if q is None else query_words(cur, q)[1]
 
 
 # sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's SQL types)

@@ -13,14 +13,17 @@ recency, kept by a trigger whoever writes the repository.
 The first page of a query is read from those rows in index order: for each
 rank from the best down, the newest hits of one word (the driver, the longest:
 most likely the rarest), a page of them per term it expands to and per weight
-that can give that rank, each checked for the other words. The page is the
-best of those candidates, and it is exactly the page an exhaustive ranking
-gives (tests/integration/test_search_bounded.py compares them on generated
-catalogs and queries): a hit of rank t is among the first page-many of its own
-term's list at its own weight, since everything ahead of it there ranks ahead
-of it overall. Its cost is pages times terms times weights, whatever the number
-of hits; a query of several common words that rarely occur together walks the
-driver's rows until it has a page, as any conjunctive index does.
+that can give that rank, each checked for its rank from its search document.
+The page is the best of those candidates, and it is exactly the page an
+exhaustive ranking gives (tests/integration/test_search_bounded.py compares
+them on generated catalogs and queries): a hit of rank t is among the first
+page-many of its own term's list at its own weight, since everything ahead of
+it there ranks ahead of it overall. Its cost is pages times terms times
+weights, whatever the number of hits; a query of several common words that
+rarely occur together walks the driver's rows until it has a page, as any
+conjunctive index does. A namespace filter over a small subtree ranks the
+subtree's hits instead (SMALL_SUBTREE): walking the postings would pass every
+hit outside it.
 
 Counts and facets are exact up to :data:`COUNT_BOUND` hits and estimates past
 it: the facets are then counted over the first hits found (``estimate`` is
@@ -28,20 +31,24 @@ true), and the total is the bound, shown as "1,000+" (never more than the true
 count). Search engines do the same; an exact count of 15,000 matches costs
 what reading them costs.
 
-What a caller may not see is never read: the public repositories' rows have an
-index of their own, and the repositories a caller's roles cover are ranked
-from those roles (visibility.GRANTED), exhaustively: their cost is bounded by
-what the caller may see.
+What a caller may not see is never read where the catalog is private: the
+public repositories' rows have indexes of their own, and the repositories a
+caller's roles cover are ranked from those roles (visibility.GRANTED),
+exhaustively: their cost is bounded by what the caller may see.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from .reads import subtree
-from .visibility import GRANTED, VISIBLE, Visibility
+from .reads import IN_KIND, IN_SUBTREE, query_words, subtree
+from .visibility import GRANTED, Visibility
 
 COUNT_BOUND = 1_000  # hits counted exactly; past this many, counts and facets are estimates
+# A namespace filter whose subtree holds at most this many repositories (that the caller sees without roles) is
+# answered from the subtree, all its hits ranked; a larger one by walking the postings, most of which are then
+# inside it.
+SMALL_SUBTREE = 2_000
 SHORT = 2  # query words this short are prefix terms of their own (search_terms); longer ones expand to words
 WEIGHTS = (4, 3, 2, 1)  # A to D, as search_terms gives them
 NAMESPACE_FACET_SIZE = 50
@@ -54,8 +61,7 @@ MAX_SIMILAR_HITS = 1000
 # a search hit's cursor key, and its SQL types
 KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["id"]], ("int4", "real", "timestamptz", "int8"))
 
-_NAMESPACE = "(%(namespace)s::text IS NULL OR r.namespace = %(namespace)s OR r.namespace LIKE %(namespace_prefix)s)"
-_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))"
+_FILTERS = f"{IN_SUBTREE} AND {IN_KIND}"
 _EXACT = "(r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))"
 _MATCH = "r.search @@ %(tsquery)s::tsquery"
 
@@ -82,16 +88,18 @@ class Query:
             return f"{column} = %(w{i})s"
         return f"{column} >= %(w{i})s AND {column} < %(w{i}_stop)s"
 
-    def keys(self) -> str:
-        """A CTE (of WITH RECURSIVE): the terms the driver word stands for. A long word expands to the words it
-        begins, a skip scan of the postings index, one probe per word."""
+    def keys(self, seen: Visibility) -> str:
+        """A CTE (of WITH RECURSIVE): the terms the driver word stands for among the postings the caller sees
+        without roles. A long word expands to the words it begins, a skip scan of the postings index (the public
+        rows' own, for a caller who does not see everything), one probe per word."""
         d = self.driver
         if len(self.words[d]) <= SHORT:
             return f"keys(term) AS (SELECT %(w{d})s::text COLLATE \"C\")"
         return f"""keys(term) AS (
-            SELECT min(term) FROM search_postings WHERE {self._term(d, 'term')}
+            SELECT min(p.term) FROM search_postings p WHERE {self._term(d, 'p.term')} AND {_unhidden(seen, 'p')}
             UNION ALL
-            SELECT (SELECT min(p.term) FROM search_postings p WHERE p.term > k.term AND p.term < %(w{d}_stop)s)
+            SELECT (SELECT min(p.term) FROM search_postings p
+                     WHERE p.term > k.term AND p.term < %(w{d}_stop)s AND {_unhidden(seen, 'p')})
               FROM keys k WHERE k.term IS NOT NULL)"""
 
     @property
@@ -99,11 +107,14 @@ class Query:
         """One word standing for one term: a posting's weight is then its hit's rank."""
         return len(self.words) == 1 and len(self.words[0]) <= SHORT
 
-    def rank(self, repository_id: str) -> str:
-        """SQL: the text rank of the repository (0: not a hit), from its postings (their primary key)."""
-        ranks = [f"coalesce((SELECT max(q.weight) FROM search_postings q"
-                 f" WHERE q.repository_id = {repository_id} AND {self._term(i, 'q.term')}), 0)"
-                 for i in range(len(self.words))]
+    def rank(self, repository: str) -> str:
+        """SQL: the text rank of ``repository`` (a repositories row; 0: not a hit), from its search document: a
+        word's rank is the best field that has a word it begins ('word':*A matches only words in field A), the
+        rank of a hit its weakest word's. search_terms gives the postings the same ranks."""
+        def word(i: int) -> str:
+            return " ".join(f"WHEN {repository}.search @@ (quote_literal(%(w{i})s) || ':*{field}')::tsquery"
+                            f" THEN {weight}" for field, weight in zip("ABCD", WEIGHTS))
+        ranks = [f"CASE {word(i)} ELSE 0 END" for i in range(len(self.words))]
         return ranks[0] if len(ranks) == 1 else f"least({', '.join(ranks)})"
 
 
@@ -115,10 +126,10 @@ def _successor(word: str) -> str:
     return word[:-1] + chr(ord(word[-1]) + 1) if word else "\U0010ffff"
 
 
-def _visible_posting(seen: Visibility) -> str:
-    """SQL: the posting p is of a repository the caller sees without roles (all of them, for an administrator);
-    with coalesce(public, false) the planner takes the public rows' index (migration 0019)."""
-    return "true" if seen.everything else "coalesce(p.public, %(default_public)s)"
+def _unhidden(seen: Visibility, alias: str) -> str:
+    """SQL: the posting or repository ``alias`` is one the caller sees without roles (all of them, for an
+    administrator); with coalesce(public, false) the planner takes the public rows' partial indexes."""
+    return "true" if seen.everything else f"coalesce({alias}.public, %(default_public)s)"
 
 
 def _granted(seen: Visibility) -> bool:
@@ -126,23 +137,30 @@ def _granted(seen: Visibility) -> bool:
     return not seen.everything and bool(seen.names or seen.prefixes)
 
 
-def _page_sql(query: Query, seen: Visibility, after: list | None) -> str:
-    """SQL: the ids of one page of hits, with their cursor keys, best first (params: limit, the cursor's c_*)."""
+def _page_sql(query: Query, seen: Visibility, after: list | None, scan: bool) -> str:
+    """SQL: the ids of one page of the hits the caller sees without roles, with their cursor keys, best first
+    (params: limit, the cursor's c_*). With ``scan``, the namespace filter's subtree is small (SMALL_SUBTREE) and
+    its hits are ranked all, from the subtree, instead of walking the postings past the hits outside it."""
     after_exact = None if after is None else after[0]
     parts = []
     if after_exact in (None, 1):
-        cursor = "" if after_exact is None else "AND (e.rank, e.updated_at, e.id) < (%(c_rank)s, %(c_updated)s, %(c_id)s)"
+        cursor = ("" if after_exact is None
+                  else "AND (e.rank, e.updated_at, e.id) < (%(c_rank)s, %(c_updated)s, %(c_id)s)")
         parts.append(f"""(SELECT * FROM (
-            SELECT r.id, 1 AS exact, {query.rank('r.id')} AS rank, r.updated_at FROM repositories r
-             WHERE r.manifest_count > 0 AND {_EXACT} AND {VISIBLE} AND {_NAMESPACE} AND {_KIND} AND {_MATCH}) e
+            SELECT r.id, 1 AS exact, {query.rank('r')} AS rank, r.updated_at FROM repositories r
+             WHERE r.manifest_count > 0 AND {_EXACT} AND {_unhidden(seen, 'r')} AND {_FILTERS} AND {_MATCH}) e
             WHERE true {cursor} ORDER BY e.rank DESC, e.updated_at DESC, e.id DESC LIMIT %(limit)s)""")
     text_cursor = after_exact == 0
-    for tier in WEIGHTS:
+    if scan:
+        cursor = "AND (s.rank, s.updated_at, s.id) < (%(c_rank)s, %(c_updated)s, %(c_id)s)" if text_cursor else ""
+        parts.append(f"""(SELECT * FROM ({_subtree_hits(query, seen)}) s
+            WHERE true {cursor} ORDER BY s.rank DESC, s.updated_at DESC, s.id DESC LIMIT %(limit)s)""")
+    for tier in () if scan else WEIGHTS:
         if text_cursor and tier > after[1]:
             continue
         weights = (tier,) if len(query.words) == 1 else tuple(w for w in WEIGHTS if w >= tier)
         # the rank is the posting's weight for one term; else checked (a hit's best term, or its weakest word)
-        rank_check = "" if query.one_term else f"AND {query.rank('p.repository_id')} = {tier}"
+        rank_check = "" if query.one_term else f"AND {query.rank('r')} = {tier}"
         cursor = ("AND (p.updated_at, p.repository_id) < (%(c_updated)s, %(c_id)s)"
                   if text_cursor and tier == after[1] else "")
         parts.append(f"""(SELECT s.id, 0 AS exact, {tier} AS rank, s.updated_at
@@ -150,14 +168,38 @@ def _page_sql(query: Query, seen: Visibility, after: list | None) -> str:
              CROSS JOIN LATERAL (
                 SELECT p.repository_id AS id, p.updated_at FROM search_postings p
                   JOIN repositories r ON r.id = p.repository_id
-                 WHERE p.term = k.term AND p.weight = w.weight AND {_visible_posting(seen)} {cursor}
-                   AND {_NAMESPACE} AND {_KIND} AND NOT {_EXACT} {rank_check}
+                 WHERE p.term = k.term AND p.weight = w.weight AND {_unhidden(seen, 'p')} {cursor}
+                   AND r.manifest_count > 0 AND {_unhidden(seen, 'r')}
+                   AND {_FILTERS} AND NOT {_EXACT} {rank_check}
                  ORDER BY p.updated_at DESC, p.repository_id DESC LIMIT %(limit)s) s
              GROUP BY s.id, s.updated_at ORDER BY s.updated_at DESC, s.id DESC LIMIT %(limit)s)""")
     return f"""
-    WITH RECURSIVE {query.keys()}
+    WITH RECURSIVE {query.keys(seen)}
     SELECT h.id, h.exact, h.rank::real AS rank, h.updated_at FROM ({' UNION ALL '.join(parts)}) h
      ORDER BY h.exact DESC, h.rank DESC, h.updated_at DESC, h.id DESC LIMIT %(limit)s
+    """
+
+
+def _in_subtree(seen: Visibility) -> str:
+    """SQL: the repository r is a hit in the namespace filter's subtree that the caller sees without roles (read
+    from the namespace tree index, the public repositories' own for a caller who does not see everything)."""
+    return f"r.manifest_count > 0 AND {_unhidden(seen, 'r')} AND {_FILTERS} AND {_MATCH}"
+
+
+def _subtree_hits(query: Query, seen: Visibility) -> str:
+    """SQL: :func:`_in_subtree`'s hits but exact names, ranked."""
+    return f"""
+    SELECT r.id, 0 AS exact, {query.rank('r')} AS rank, r.updated_at FROM repositories r
+     WHERE {_in_subtree(seen)} AND NOT {_EXACT}
+    """
+
+
+def _subtree_size_sql(seen: Visibility) -> str:
+    """SQL: the repositories in the namespace filter's subtree that the caller sees without roles, counted up to
+    SMALL_SUBTREE + 1 (params: small)."""
+    return f"""
+    SELECT count(*) AS size FROM (SELECT 1 FROM repositories r
+     WHERE r.manifest_count > 0 AND {_unhidden(seen, 'r')} AND {IN_SUBTREE} LIMIT %(small)s + 1) s
     """
 
 
@@ -165,15 +207,15 @@ def _found_sql(query: Query, seen: Visibility, filtered: bool) -> str:
     """SQL: up to COUNT_BOUND + 1 hits among what the caller sees without roles, the best of each term first (all
     of them when there are no more), counted by namespace and kinds (params: bound). With ``filtered``, only those
     the namespace and kind filters keep."""
-    filters = f"AND {_NAMESPACE} AND {_KIND}" if filtered else ""
-    join = "JOIN repositories r ON r.id = p.repository_id" if filtered else ""
-    every_word = "" if len(query.words) == 1 else f"AND {query.rank('p.repository_id')} > 0"
+    filters = f"AND {_FILTERS}" if filtered else ""
+    every_word = "" if len(query.words) == 1 else f"AND {_MATCH}"
     return f"""
-    WITH RECURSIVE {query.keys()},
+    WITH RECURSIVE {query.keys(seen)},
     found AS (
         SELECT DISTINCT s.id FROM keys k CROSS JOIN LATERAL (
-            SELECT p.repository_id AS id FROM search_postings p {join}
-             WHERE p.term = k.term AND {_visible_posting(seen)} {filters} {every_word}
+            SELECT p.repository_id AS id FROM search_postings p JOIN repositories r ON r.id = p.repository_id
+             WHERE p.term = k.term AND {_unhidden(seen, 'p')} AND r.manifest_count > 0 AND {_unhidden(seen, 'r')}
+                   {filters} {every_word}
              ORDER BY p.weight DESC, p.updated_at DESC, p.repository_id DESC LIMIT %(bound)s + 1) s
          LIMIT %(bound)s + 1)
     SELECT r.namespace, r.kinds, count(*) AS hits FROM found f JOIN repositories r ON r.id = f.id
@@ -182,28 +224,14 @@ def _found_sql(query: Query, seen: Visibility, filtered: bool) -> str:
 
 
 def _granted_sql(query: Query) -> str:
-    """SQL: every hit among the repositories the caller's roles add to what they see without them, ranked; found
-    from the roles (visibility.GRANTED), so their cost is what the caller may see. (The page takes exact names
-    from its exact part, which sees them through the caller's full view.)"""
+    """SQL: every hit among the repositories the caller's roles add to what they see without them, ranked, each
+    once (roles can nest); found from the roles (visibility.GRANTED), so their cost is what the caller may see."""
     return f"""
-    WITH granted AS MATERIALIZED ({GRANTED})
-    SELECT r.id, {_EXACT}::int AS exact, {query.rank('r.id')}::real AS rank, r.updated_at, r.namespace, r.kinds,
-           1 AS hits
-      FROM granted r
+    SELECT DISTINCT ON (r.id) r.id, {_EXACT}::int AS exact, {query.rank('r')}::real AS rank, r.updated_at,
+           r.namespace, r.kinds, 1 AS hits
+      FROM ({GRANTED}) r
      WHERE r.manifest_count > 0 AND {_MATCH} AND NOT coalesce(r.public, %(default_public)s)
     """
-
-
-def words_of(cur, q: str) -> tuple[list[str], str]:
-    """The query's words (PostgreSQL's 'simple' lexemes of it) and the tsquery of them all as prefixes."""
-    cur.execute("SELECT coalesce(array_agg(lexeme ORDER BY position), '{}') AS words FROM"
-                " unnest(tsvector_to_array(to_tsvector('simple', %s))) WITH ORDINALITY AS x(lexeme, position)", (q,))
-    words = cur.fetchone()["words"]
-    return words, " & ".join(_quote(word) + ":*" for word in words)
-
-
-def _quote(word: str) -> str:
-    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _facets(found: list[dict], namespace: str | None, kind: str | None) -> dict:
@@ -224,8 +252,7 @@ def _counts(counter: Counter) -> list[dict]:
 
 _DETAILS = """
 SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, latest.*
-  FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS given(id, position)
-  JOIN repositories r ON r.id = given.id
+  FROM repositories r
   LEFT JOIN LATERAL (
     SELECT coalesce(c.name, m.metadata->>'title') AS title,
            coalesce(c.description, m.metadata->>'description') AS description,
@@ -233,14 +260,15 @@ SELECT r.id, r.name, r.namespace, r.updated_at, r.kinds, latest.*
       FROM (SELECT * FROM manifests WHERE repository_id = r.id AND subject_digest IS NULL
              ORDER BY pushed_at DESC, id DESC LIMIT 1) m
       LEFT JOIN helm_charts c ON c.manifest_id = m.id) latest ON true
- ORDER BY given.position
+ WHERE r.id = ANY (%(ids)s::bigint[])
 """
 
 
 def _with_details(cur, keys: list[dict]) -> list[dict]:
     """The page's hits with what a hit shows (its newest manifest's title, description, chart version)."""
     cur.execute(_DETAILS, {"ids": [key["id"] for key in keys]})
-    return [{**row, **key} for key, row in zip(keys, cur.fetchall())]
+    details = {row["id"]: row for row in cur.fetchall()}
+    return [{**details[key["id"]], **key} for key in keys if key["id"] in details]
 
 
 def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None,
@@ -249,9 +277,10 @@ def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None
     are only similar names (no text matched). Only what the caller may see is ever read, so no count or facet
     reveals a hidden repository."""
     seen = seen.within(None)
-    words, tsquery = words_of(cur, q)
+    words, tsquery = query_words(cur, q)
     params = {**seen.params, **subtree(namespace), "kind": kind, "q": q, "limit": limit, "bound": COUNT_BOUND,
-              **dict(zip(("c_exact", "c_rank", "c_updated", "c_id"), after or [None] * 4))}
+              "small": SMALL_SUBTREE,
+              **dict(zip(("c_rank", "c_updated", "c_id"), (after or [None] * 4)[1:]))}
     if not words:
         return _similar(cur, seen, params, after, limit)
     query = Query(words, tsquery)
@@ -268,16 +297,23 @@ def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None
     complete = sum(row["hits"] for row in hits) <= COUNT_BOUND
     facets = _facets(hits, namespace, kind)
     kept = [row for row in granted if _kept(row, namespace, kind)]
+    scan = False
+    if namespace is not None:
+        cur.execute(_subtree_size_sql(seen), params)
+        scan = cur.fetchone()["size"] <= SMALL_SUBTREE
     if complete or (namespace is None and kind is None):
         matched = sum(row["hits"] for row in hits if _kept(row, namespace, kind))
+    elif scan:
+        cur.execute(f"SELECT count(*) AS hits FROM repositories r WHERE {_in_subtree(seen)}", params)
+        matched = cur.fetchone()["hits"] + len(kept)
     else:
         cur.execute(_found_sql(query, seen, filtered=True), params)
         matched = sum(row["hits"] for row in cur.fetchall()) + len(kept)
     total = {"count": min(matched, COUNT_BOUND), "estimate": not complete if namespace is None and kind is None
              else matched > COUNT_BOUND}
-    cur.execute(_page_sql(query, seen, after), params)
+    cur.execute(_page_sql(query, seen, after, scan), params)
     page = cur.fetchall() + [{key: row[key] for key in ("id", "exact", "rank", "updated_at")} for row in kept
-                             if not row["exact"] and (after is None or _key(row) < tuple(after))]
+                             if after is None or _key(row) < tuple(after)]
     page = sorted(page, key=_key, reverse=True)[:limit]
     return _with_details(cur, page), {**facets, "estimate": not complete}, total, False
 
@@ -297,34 +333,38 @@ def _within(name: str, namespace: str | None) -> bool:
 
 _SIMILAR = """
 SELECT r.id, r.namespace, r.kinds, r.updated_at, 0 AS exact, word_similarity(%(q)s, r.name) AS rank, 1 AS hits
-  FROM repositories r WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {visible}
+  FROM {source} r WHERE r.manifest_count > 0 AND %(q)s <%% r.name AND {visible}
  ORDER BY rank DESC, r.id DESC LIMIT {cap}
 """
-# The caller's view as search reads it: what they see without roles, by the public repositories' partial indexes
-# (migration 0011), and what their roles cover, found from the roles (visibility.GRANTED).
-_SIMILAR_SEEN = f"""
-WITH granted AS MATERIALIZED ({GRANTED})
-SELECT * FROM ({_SIMILAR.format(visible="coalesce(r.public, %(default_public)s)", cap=MAX_SIMILAR_HITS)}) p
-UNION
-SELECT * FROM ({_SIMILAR.replace("FROM repositories r", "FROM granted r").format(visible="true", cap=MAX_SIMILAR_HITS)}) g
-"""
+
+
+def _similar_sql(seen: Visibility) -> str:
+    """SQL: the similar names the caller sees without roles (by the public repositories' partial indexes, migration
+    0011), and those their roles cover, found from the roles (visibility.GRANTED)."""
+    unhidden = _SIMILAR.format(source="repositories", visible=_unhidden(seen, "r"), cap=MAX_SIMILAR_HITS)
+    if not _granted(seen):
+        return unhidden
+    return (f"WITH granted AS MATERIALIZED ({GRANTED}) SELECT * FROM ({unhidden}) p UNION SELECT * FROM"
+            f" ({_SIMILAR.format(source='granted', visible='true', cap=MAX_SIMILAR_HITS)}) g")
 
 
 def _similar(cur, seen: Visibility, params: dict, after: list | None, limit: int):
     """When the text matches nothing: names with a word similar to the query (pg_trgm, where it is installed),
-    ranked by similarity; all of them are read (they are capped), so counts and facets are exact."""
+    ranked by similarity. They are capped at MAX_SIMILAR_HITS (counts and facets are estimates when the cap is
+    reached), and all of them are read."""
     empty = {"kind": [], "namespace": [], "estimate": False}
     cur.execute("SELECT to_regprocedure('word_similarity(text, text)') IS NOT NULL AS present")
     if not cur.fetchone()["present"]:
         return [], empty, {"count": 0, "estimate": False}, False
     cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", (str(SIMILARITY_THRESHOLD),))
-    statement = (_SIMILAR.format(visible=VISIBLE, cap=MAX_SIMILAR_HITS) if not _granted(seen) else _SIMILAR_SEEN)
-    cur.execute(statement, params)
-    hits = sorted(cur.fetchall(), key=lambda row: (-row["rank"], -row["id"]))[:MAX_SIMILAR_HITS]
+    cur.execute(_similar_sql(seen), params)
+    found = cur.fetchall()
+    capped = len(found) >= MAX_SIMILAR_HITS
+    hits = sorted(found, key=lambda row: (-row["rank"], -row["id"]))[:MAX_SIMILAR_HITS]
     kind, namespace = params["kind"], params["namespace"]
-    facets = {**_facets(hits, namespace, kind), "estimate": False}
+    facets = {**_facets(hits, namespace, kind), "estimate": capped}
     kept = [row for row in hits if _kept(row, namespace, kind)]
     if after is not None:
         kept = [row for row in kept if (-row["rank"], -row["id"]) > (-after[1], -after[3])]
     page = [{key: row[key] for key in ("id", "exact", "rank", "updated_at")} for row in kept[:limit]]
-    return _with_details(cur, page), facets, {"count": len(kept), "estimate": False}, True
+    return _with_details(cur, page), facets, {"count": len(kept), "estimate": capped}, True

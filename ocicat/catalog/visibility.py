@@ -26,14 +26,15 @@ VISIBLE = """
 """
 
 # The repositories a caller's roles cover, found from the roles, an index probe each, for reads that must not touch
-# what the caller may not see (reads.search): the paths themselves (by name), and what lies below each prefix (a
+# what the caller may not see (search): the paths themselves (by name), and what lies below each prefix (a
 # range of the namespace tree index, migration 0007: "/" spelled " ", the subtree is [path, path + "!")).
-# OFFSET 0 keeps each subtree a subquery of its own: flattened into a join, the range's bounds are unknown to the
+# OFFSET 0 keeps each lookup a subquery of its own: flattened into a join, the range's bounds are unknown to the
 # planner, and for a caller with a few roles it read the whole table instead (75 ms at 80,000 repositories, against
-# 0.5 ms; bench/api.py's reporter with 3 roles).
+# 0.5 ms; bench/api.py's reporter with 3 roles); and a condition on the rows (search's match) stays outside, where it
+# cannot turn the lookups into a join with the whole catalog's search index.
 GRANTED = """
 SELECT r.* FROM unnest(coalesce(%(view_names)s::text[], %(view_prefixes)s::text[])) n(name)
- CROSS JOIN LATERAL (SELECT * FROM repositories r WHERE r.name = n.name) r
+ CROSS JOIN LATERAL (SELECT * FROM repositories r WHERE r.name = n.name OFFSET 0) r
 UNION ALL
 SELECT r.* FROM unnest(%(view_prefixes)s::text[]) p(path)
  CROSS JOIN LATERAL (SELECT * FROM repositories r

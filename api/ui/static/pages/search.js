@@ -23,7 +23,7 @@ function counted(count, estimate) {
 }
 
 /** One facet as links: each narrows the search to its value (or widens it again), keeping the other filters.
- * Past the API's count bound, facets are counted over the first hits: shown as "about". */
+ * Past the API's count bound, facets are counted over the first hits, and the facet says so. */
 function facet(title, param, counts, active, estimate) {
   const href = (value) => {
     const next = new URLSearchParams(location.search);
