@@ -40,6 +40,7 @@ exhaustively: their cost is bounded by what the caller may see.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from .reads import IN_KIND, IN_SUBTREE, query_words, subtree
 from .visibility import GRANTED, Visibility
@@ -206,16 +207,18 @@ def _subtree_size_sql(seen: Visibility) -> str:
 def _found_sql(query: Query, seen: Visibility, filtered: bool) -> str:
     """SQL: up to COUNT_BOUND + 1 hits among what the caller sees without roles, the best of each term first (all
     of them when there are no more), counted by namespace and kinds (params: bound). With ``filtered``, only those
-    the namespace and kind filters keep."""
-    filters = f"AND {_FILTERS}" if filtered else ""
-    every_word = "" if len(query.words) == 1 else f"AND {_MATCH}"
+    the namespace and kind filters keep.
+
+    A posting's repository is looked up only when a filter or another word must be checked, and then by a scalar
+    subquery, one primary-key probe a posting: as a join the planner hashed the whole repositories table instead."""
+    checks = ([_FILTERS] if filtered else []) + ([_MATCH] if len(query.words) > 1 else [])
+    check = f"AND (SELECT {' AND '.join(checks)} FROM repositories r WHERE r.id = p.repository_id)" if checks else ""
     return f"""
     WITH RECURSIVE {query.keys(seen)},
     found AS (
         SELECT DISTINCT s.id FROM keys k CROSS JOIN LATERAL (
-            SELECT p.repository_id AS id FROM search_postings p JOIN repositories r ON r.id = p.repository_id
-             WHERE p.term = k.term AND {_unhidden(seen, 'p')} AND r.manifest_count > 0 AND {_unhidden(seen, 'r')}
-                   {filters} {every_word}
+            SELECT p.repository_id AS id FROM search_postings p
+             WHERE p.term = k.term AND {_unhidden(seen, 'p')} {check}
              ORDER BY p.weight DESC, p.updated_at DESC, p.repository_id DESC LIMIT %(bound)s + 1) s
          LIMIT %(bound)s + 1)
     SELECT r.namespace, r.kinds, count(*) AS hits FROM found f JOIN repositories r ON r.id = f.id
@@ -224,13 +227,24 @@ def _found_sql(query: Query, seen: Visibility, filtered: bool) -> str:
 
 
 def _granted_sql(query: Query) -> str:
-    """SQL: every hit among the repositories the caller's roles add to what they see without them, ranked, each
-    once (roles can nest); found from the roles (visibility.GRANTED), so their cost is what the caller may see."""
+    """SQL: the hits among the repositories the caller's roles add to what they see without them, each once (roles
+    can nest), found from the roles (visibility.GRANTED), so their cost is what the caller may see: counted by
+    namespace and kinds, counted through the filters, and the best page-many after the cursor (params: limit, c_*),
+    as JSON, so that thousands of hits cost PostgreSQL what they cost and not a round of Python objects each."""
     return f"""
-    SELECT DISTINCT ON (r.id) r.id, {_EXACT}::int AS exact, {query.rank('r')}::real AS rank, r.updated_at,
-           r.namespace, r.kinds, 1 AS hits
-      FROM ({GRANTED}) r
-     WHERE r.manifest_count > 0 AND {_MATCH} AND NOT coalesce(r.public, %(default_public)s)
+    WITH hits AS MATERIALIZED (
+        SELECT DISTINCT ON (r.id) r.id, {_EXACT}::int AS exact, {query.rank('r')}::real AS rank, r.updated_at,
+               r.namespace, r.kinds
+          FROM ({GRANTED}) r
+         WHERE r.manifest_count > 0 AND {_MATCH} AND NOT coalesce(r.public, %(default_public)s))
+    SELECT (SELECT coalesce(json_agg(g), '[]') FROM (SELECT namespace, kinds, count(*) AS hits FROM hits
+                                                     GROUP BY namespace, kinds) g) AS counts,
+           (SELECT count(*) FROM hits r WHERE {_FILTERS}) AS kept,
+           (SELECT coalesce(json_agg(p ORDER BY p.exact DESC, p.rank DESC, p.updated_at DESC, p.id DESC), '[]')
+              FROM (SELECT id, exact, rank, updated_at FROM hits r
+                     WHERE {_FILTERS} AND (%(c_rank)s::real IS NULL OR (r.exact, r.rank, r.updated_at, r.id)
+                                           < (%(c_exact)s, %(c_rank)s, %(c_updated)s, %(c_id)s))
+                     ORDER BY exact DESC, rank DESC, updated_at DESC, id DESC LIMIT %(limit)s) p) AS page
     """
 
 
@@ -280,23 +294,22 @@ def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None
     words, tsquery = query_words(cur, q)
     params = {**seen.params, **subtree(namespace), "kind": kind, "q": q, "limit": limit, "bound": COUNT_BOUND,
               "small": SMALL_SUBTREE,
-              **dict(zip(("c_rank", "c_updated", "c_id"), (after or [None] * 4)[1:]))}
+              **dict(zip(("c_exact", "c_rank", "c_updated", "c_id"), after or [None] * 4))}
     if not words:
         return _similar(cur, seen, params, after, limit)
     query = Query(words, tsquery)
     params.update(query.params)
     cur.execute(_found_sql(query, seen, filtered=False), params)
     found = cur.fetchall()
-    granted = []
+    granted = {"counts": [], "kept": 0, "page": []}
     if _granted(seen):
         cur.execute(_granted_sql(query), params)
-        granted = cur.fetchall()
-    hits = found + granted  # apart: the granted hits are those the caller sees by their roles only
+        granted = cur.fetchone()
+    hits = found + granted["counts"]  # apart: the granted hits are those the caller sees by their roles only
     if not hits:
         return _similar(cur, seen, params, after, limit)
     complete = sum(row["hits"] for row in hits) <= COUNT_BOUND
     facets = _facets(hits, namespace, kind)
-    kept = [row for row in granted if _kept(row, namespace, kind)]
     scan = False
     if namespace is not None:
         cur.execute(_subtree_size_sql(seen), params)
@@ -305,15 +318,15 @@ def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None
         matched = sum(row["hits"] for row in hits if _kept(row, namespace, kind))
     elif scan:
         cur.execute(f"SELECT count(*) AS hits FROM repositories r WHERE {_in_subtree(seen)}", params)
-        matched = cur.fetchone()["hits"] + len(kept)
+        matched = cur.fetchone()["hits"] + granted["kept"]
     else:
         cur.execute(_found_sql(query, seen, filtered=True), params)
-        matched = sum(row["hits"] for row in cur.fetchall()) + len(kept)
+        matched = sum(row["hits"] for row in cur.fetchall()) + granted["kept"]
     total = {"count": min(matched, COUNT_BOUND), "estimate": not complete if namespace is None and kind is None
              else matched > COUNT_BOUND}
     cur.execute(_page_sql(query, seen, after, scan), params)
-    page = cur.fetchall() + [{key: row[key] for key in ("id", "exact", "rank", "updated_at")} for row in kept
-                             if after is None or _key(row) < tuple(after)]
+    page = cur.fetchall() + [{**row, "updated_at": datetime.fromisoformat(row["updated_at"])}
+                             for row in granted["page"]]
     page = sorted(page, key=_key, reverse=True)[:limit]
     return _with_details(cur, page), {**facets, "estimate": not complete}, total, False
 
