@@ -8,11 +8,12 @@ A worker leases the oldest due row (``FOR UPDATE SKIP LOCKED``, then
 ``available_at`` moved past the lease) with a few more of its repository's,
 prepares the events with no transaction open (registry fetches of any size
 hold no connection and no row lock), and then, in one transaction, locks the
-rows again, applies the events and deletes the rows. While it prepares, its listener thread renews the lease;
-a worker that dies stops renewing, and its events are due again within
-``queue_table.LEASE_SECONDS``. A row whose lease ran out while its worker
-still held it (a stalled registry) may be taken over and prepared twice, but
-is applied once: the first transaction to lock it settles it.
+rows again, applies the events and deletes the rows. While it prepares, its
+listener thread renews the lease; a worker that dies stops renewing, and its
+events are due again within ``queue_table.LEASE_SECONDS``. A row whose lease
+ran out while its worker still held it (a stalled registry) may be taken over
+and prepared twice, but is applied once: the first transaction to lock it
+settles it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.processes import wait_until
 from ocicat.catalog import search as catalog_search
 from ocicat.catalog.reads import query_words
 from ocicat.catalog.visibility import VISIBLE, Visibility
@@ -196,7 +197,9 @@ def test_postings_follow_every_write(catalog):
 
 def test_migration_0020_fills_exactly_while_writers_write(make_database):
     """The repositories of a catalog from before migration 0019 get their postings from 0020's pass, run while
-    writers change documents, recency, visibility and listing at random: after it, none is missing or stale."""
+    writers change documents, recency, visibility and listing at random: after it, none is missing or stale. One
+    writer holds a repository of the first batch when the pass starts, so the pass certainly meets a write in
+    flight: it waits for it, and takes the written version."""
     url = make_database()
     database = Database(url, maxconn=4)
     rng = random.Random(7)
@@ -206,6 +209,9 @@ def test_migration_0020_fills_exactly_while_writers_write(make_database):
                               setweight(to_tsvector('simple', 'org r' || i || ' server service'), 'A')
                          FROM generate_series(1, 5000) i""")
         cur.execute("DELETE FROM search_postings")  # as before 0019
+    held = psycopg2.connect(url)
+    with held.cursor() as cur:  # a write in flight on the first batch's repository 1
+        cur.execute("UPDATE repositories SET search = to_tsvector('simple', 'quokka'), updated_at = now() WHERE id = 1")
     fill = psycopg2.connect(url)
     fill.autocommit = True
     filled = threading.Event()
@@ -217,20 +223,25 @@ def test_migration_0020_fills_exactly_while_writers_write(make_database):
 
     thread = threading.Thread(target=run_fill)
     thread.start()
-    writes = 0
+    with database.transaction() as cur:
+        wait_until(lambda: cur.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                       (fill.get_backend_pid(),)) or cur.fetchone()["wait_event_type"] == "Lock",
+                   what="the pass to wait for the write in flight")
+    held.commit()
+    held.close()
     while not filled.is_set():
         with database.transaction() as cur:
             cur.execute("""UPDATE repositories SET search = to_tsvector('simple', %s), updated_at = now(),
                                   public = %s, manifest_count = %s WHERE id = %s""",
                         (rng.choice(VOCABULARY), rng.choice((None, True, False)), rng.choice((0, 1, 1)),
-                         rng.randint(1, 5000)))
-        writes += 1
+                         rng.randint(2, 5000)))  # not 1: its write is checked below
     thread.join()
     fill.close()
     with database.transaction() as cur:
         assert _postings_differ(cur) == 0
+        cur.execute("SELECT term FROM search_postings WHERE repository_id = 1 AND length(term) > 2")
+        assert [row["term"] for row in cur.fetchall()] == ["quokka"]
     database.close()
-    assert writes > 10  # the writers did write during the pass
 
 
 def test_namespace_filter_leaves_out_siblings_that_share_its_letters(catalog):
