@@ -78,16 +78,9 @@ class Query:
 
     @property
     def params(self) -> dict:
-        params = {"tsquery": self.tsquery}
-        for i, word in enumerate(self.words):
-            params[f"w{i}"], params[f"w{i}_stop"] = word, _successor(word)
+        params = {"tsquery": self.tsquery, "driver_stop": _successor(self.words[self.driver])}
+        params.update((f"w{i}", word) for i, word in enumerate(self.words))
         return params
-
-    def _term(self, i: int, column: str) -> str:
-        """SQL: ``column`` is a term of query word i (the prefix itself, or a word it begins)."""
-        if len(self.words[i]) <= SHORT:
-            return f"{column} = %(w{i})s"
-        return f"{column} >= %(w{i})s AND {column} < %(w{i}_stop)s"
 
     def keys(self, seen: Visibility) -> str:
         """A CTE (of WITH RECURSIVE): the terms the driver word stands for among the postings the caller sees
@@ -97,10 +90,11 @@ class Query:
         if len(self.words[d]) <= SHORT:
             return f"keys(term) AS (SELECT %(w{d})s::text COLLATE \"C\")"
         return f"""keys(term) AS (
-            SELECT min(p.term) FROM search_postings p WHERE {self._term(d, 'p.term')} AND {_unhidden(seen, 'p')}
+            SELECT min(p.term) FROM search_postings p
+             WHERE p.term >= %(w{d})s AND p.term < %(driver_stop)s AND {_unhidden(seen, 'p')}
             UNION ALL
             SELECT (SELECT min(p.term) FROM search_postings p
-                     WHERE p.term > k.term AND p.term < %(w{d}_stop)s AND {_unhidden(seen, 'p')})
+                     WHERE p.term > k.term AND p.term < %(driver_stop)s AND {_unhidden(seen, 'p')})
               FROM keys k WHERE k.term IS NOT NULL)"""
 
     @property
