@@ -182,8 +182,7 @@ class EventIndexer:
         newest: dict[int, datetime] = {}
         for repository_id, at in later:
             newest[repository_id] = max(at, newest.get(repository_id, at))
-        for repository_id, at in sorted(newest.items()):
-            writes.refresh_repository(cur, repository_id, at)
+        writes.refresh_repositories(cur, newest)
 
 
 # -- the crawl path --------------------------------------------------------------------------------
@@ -214,4 +213,4 @@ def refresh_after_crawl(cur, repository: str) -> None:
 
     Its last-change time stays: a crawl dates observations at the crawl, which is no change time.
     """
-    writes.refresh_repository(cur, _locked_repository(cur, repository, datetime.now(timezone.utc)), None)
+    writes.refresh_repositories(cur, {_locked_repository(cur, repository, datetime.now(timezone.utc)): None})

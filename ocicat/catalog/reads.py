@@ -11,7 +11,7 @@ from __future__ import annotations
 from .visibility import VISIBLE, Visibility
 
 # A repository is listed once it holds a manifest; its figures are kept by the worker
-# (writes.refresh_repository), attachments counted on their subjects.
+# (writes.refresh_repositories), attachments counted on their subjects.
 _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_count, r.kinds, r.size_bytes, r.last_pushed_at"
 
 # A namespace as a key of the namespace tree indexes (migrations 0007, 0009): "/" spelled " ", which sorts (in
@@ -303,7 +303,7 @@ def _like_escape(text: str) -> str:
 
 # Chart versions in SemVer order: releases, then prereleases, then versions that are not SemVer
 # (chart_version_rank); the worker keeps each repository's first in this order
-# as its latest_chart_id (writes._REFRESH_REPOSITORY).
+# as its latest_chart_id (writes._REFRESH_REPOSITORIES).
 _VERSION_RANK = "chart_version_rank(c.prerelease)"
 _CHART_SUMMARY = """
 c.name, c.version, c.app_version, c.description, c.icon, c.keywords, c.deprecated, c.type, m.digest, m.pushed_at,

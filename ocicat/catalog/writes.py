@@ -49,40 +49,49 @@ def ensure_repository(cur, name: str, event_at: datetime) -> int:
     return row["id"]
 
 
-# After every event: the repository's figures, a new change number (migration 0014), and its search document
-# from its newest manifest that is not an attachment. Weights: A names, B title and description, C keywords and
-# maintainers, D annotations and namespace. (A version tag is any tag but a sha256-<hex>
-# attachment tag on a manifest that is not an attachment, as the tags API lists them.)
-_REFRESH_REPOSITORY = """
+# After a transaction's events: each repository's figures, a new change number (migration 0014), and its search
+# document from its newest manifest that is not an attachment. Weights: A names, B title and description, C keywords
+# and maintainers, D annotations and namespace. (A version tag is any tag but a sha256-<hex> attachment tag on a
+# manifest that is not an attachment, as the tags API lists them.)
+# One statement for any number of repositories: the figures are grouped aggregates, so the planner reads a few
+# repositories' rows through their indexes and a whole catalog (bench/api.py's bulk load) in one pass; the newest
+# manifest and chart version are per-repository index lookups either way.
+_REFRESH_REPOSITORIES = """
 UPDATE repositories r SET
-    updated_at = greatest(r.updated_at, %(event_at)s),
-    manifest_count = figures.manifest_count,
-    tag_count = figures.tag_count,
-    kinds = figures.kinds,
-    size_bytes = figures.size_bytes,
+    updated_at = greatest(r.updated_at, changed.event_at),
+    manifest_count = coalesce(figures.manifest_count, 0),
+    tag_count = coalesce(tag_counts.tag_count, 0),
+    kinds = coalesce(figures.kinds, '{}'),
+    size_bytes = coalesce(figures.size_bytes, 0),
     last_pushed_at = figures.last_pushed_at,
-    latest_chart_id = figures.latest_chart_id,
+    latest_chart_id = latest_chart.id,
     change_serial = nextval('repository_changes'),
     search = setweight(to_tsvector('simple', r.name || ' ' || translate(r.name, '/_.', '   ')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.title, '')), 'A')
           || setweight(to_tsvector('simple', coalesce(latest.description, '')), 'B')
           || setweight(to_tsvector('simple', coalesce(latest.keywords, '')), 'C')
           || setweight(to_tsvector('simple', coalesce(latest.annotations, '') || ' ' || translate(r.namespace, '/_.', '   ')), 'D')
-FROM (
-    SELECT count(*) AS manifest_count,
-           coalesce(array_agg(DISTINCT m.kind ORDER BY m.kind) FILTER (WHERE m.subject_digest IS NULL), '{}') AS kinds,
-           coalesce(sum(m.size_bytes), 0) AS size_bytes,
-           max(m.pushed_at) AS last_pushed_at,
-           (SELECT count(*) FROM tags t
-              JOIN manifests v ON v.repository_id = t.repository_id AND v.digest = t.digest
-             WHERE t.repository_id = %(id)s AND v.subject_digest IS NULL AND t.name NOT LIKE 'sha256-%%') AS tag_count,
-           -- chart version order, as reads.list_chart_versions lists them
-           (SELECT v.id FROM manifests v JOIN helm_charts c ON c.manifest_id = v.id
-             WHERE v.repository_id = %(id)s AND v.subject_digest IS NULL
-             ORDER BY chart_version_rank(c.prerelease), c.version_key DESC NULLS LAST, v.id DESC
-             LIMIT 1) AS latest_chart_id
-      FROM manifests m WHERE m.repository_id = %(id)s
-) figures
+FROM unnest(%(ids)s::bigint[], %(event_ats)s::timestamptz[]) AS changed(id, event_at)
+LEFT JOIN (
+    SELECT m.repository_id, count(*) AS manifest_count,
+           array_agg(DISTINCT m.kind ORDER BY m.kind) FILTER (WHERE m.subject_digest IS NULL) AS kinds,
+           sum(m.size_bytes) AS size_bytes, max(m.pushed_at) AS last_pushed_at
+      FROM manifests m WHERE m.repository_id = ANY(%(ids)s::bigint[])
+     GROUP BY m.repository_id
+) figures ON figures.repository_id = changed.id
+LEFT JOIN (
+    SELECT t.repository_id, count(*) AS tag_count
+      FROM tags t JOIN manifests v ON v.repository_id = t.repository_id AND v.digest = t.digest
+     WHERE t.repository_id = ANY(%(ids)s::bigint[]) AND v.subject_digest IS NULL AND t.name NOT LIKE 'sha256-%%'
+     GROUP BY t.repository_id
+) tag_counts ON tag_counts.repository_id = changed.id
+-- chart version order, as reads.list_chart_versions lists them
+LEFT JOIN LATERAL (
+    SELECT v.id FROM manifests v JOIN helm_charts c ON c.manifest_id = v.id
+     WHERE v.repository_id = changed.id AND v.subject_digest IS NULL
+     ORDER BY chart_version_rank(c.prerelease), c.version_key DESC NULLS LAST, v.id DESC
+     LIMIT 1
+) latest_chart ON true
 LEFT JOIN LATERAL (
     SELECT coalesce(c.name, m.metadata->>'title') AS title,
            left(coalesce(c.description, m.metadata->>'description'), 10000) AS description,
@@ -90,17 +99,19 @@ LEFT JOIN LATERAL (
                           (SELECT string_agg(x->>'name', ' ') FROM jsonb_array_elements(c.maintainers) x
                             WHERE jsonb_typeof(x) = 'object')), 10000) AS keywords,
            left((SELECT string_agg(v, ' ') FROM jsonb_each_text(m.annotations) a(k, v)), 10000) AS annotations
-      FROM (SELECT * FROM manifests WHERE repository_id = %(id)s AND subject_digest IS NULL
+      FROM (SELECT * FROM manifests WHERE repository_id = changed.id AND subject_digest IS NULL
              ORDER BY pushed_at DESC, id DESC LIMIT 1) m
       LEFT JOIN helm_charts c ON c.manifest_id = m.id
 ) latest ON true
-WHERE r.id = %(id)s
+WHERE r.id = changed.id
 """
 
 
-def refresh_repository(cur, repository_id: int, event_at: datetime | None) -> None:
-    """After an event: the repository's last-change time (None: unchanged), figures and search document."""
-    cur.execute(_REFRESH_REPOSITORY, {"id": repository_id, "event_at": event_at})
+def refresh_repositories(cur, changed: dict[int, datetime | None]) -> None:
+    """After events: each repository's last-change time (the event time given; None: unchanged), figures and
+    search document, by repository id."""
+    ids = sorted(changed)
+    cur.execute(_REFRESH_REPOSITORIES, {"ids": ids, "event_ats": [changed[i] for i in ids]})
 
 
 def mark_changed(cur, repository: str) -> None:
