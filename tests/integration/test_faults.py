@@ -56,11 +56,15 @@ PUSHERS = 4  # each owns REPOSITORIES / PUSHERS repositories, so it knows what i
 REPOSITORIES = 8
 TAGS = 5
 DELETE_SHARE = 0.2
-KILL_EVERY = (1.5, 3.0)  # seconds a worker lives before its SIGKILL
+KILL_EVERY = (1.5, 3.0)  # seconds a worker works (from its "worker started" line) before its SIGKILL
 
 
 class Killer:
-    """Keeps one `ocicat worker` running and kills it with SIGKILL at random intervals until stopped."""
+    """Keeps one `ocicat worker` running and kills it with SIGKILL at random intervals until stopped.
+
+    A worker's time counts from its "worker started" line, not from its spawn: on a slow machine the interpreter's
+    start alone can take longer than KILL_EVERY, and workers killed before they start fetch nothing.
+    """
 
     def __init__(self, env: dict, log_dir, seed: int = 8):
         self.env, self.log_dir = env, log_dir
@@ -72,6 +76,8 @@ class Killer:
     def _loop(self) -> None:
         while not self.stopping.is_set():
             worker = Ocicat("worker", self.env, self.log_dir / f"worker-{self.kills}.log").start()
+            wait_until(lambda: self.stopping.is_set() or "worker started" in worker.output(), interval=0.05,
+                       what="a worker to start")
             self.stopping.wait(self.rng.uniform(*KILL_EVERY))
             worker.process.send_signal(signal.SIGKILL)
             worker.process.wait(10)
