@@ -249,3 +249,19 @@ def test_namespace_filter_leaves_out_siblings_that_share_its_letters(catalog):
     with catalog.transaction() as cur:
         hits, _, _, _ = catalog_search.search(cur, ADMIN, q="redis", namespace="org1", kind=None, after=None, limit=50)
     assert hits and all(h["namespace"].startswith("org1/") for h in hits)
+
+
+@pytest.mark.parametrize("caller", sorted(CALLERS))
+def test_similar_names_are_every_one_the_caller_sees_and_no_other(catalog, caller):
+    """A query whose text matches nothing gives the names with a similar word: all of those the caller sees (public,
+    or covered by a role, nested roles counted once), none they may not."""
+    seen, typo = CALLERS[caller], "quokak"
+    with catalog.transaction() as cur:
+        hits, _, total, similar = catalog_search.search(cur, seen, q=typo, namespace=None, kind=None, after=None,
+                                                        limit=catalog_search.MAX_SIMILAR_HITS)
+        cur.execute(f"SELECT r.id FROM repositories r WHERE r.manifest_count > 0 AND {VISIBLE}"
+                    " AND word_similarity(%(q)s, r.name) >= %(threshold)s",
+                    {**seen.params, "q": typo, "threshold": catalog_search.SIMILARITY_THRESHOLD})
+        expected = sorted(row["id"] for row in cur.fetchall())
+    assert similar and expected and total == {"count": len(expected), "estimate": False}
+    assert sorted(hit["id"] for hit in hits) == expected
