@@ -95,6 +95,7 @@ SEARCH_TARGET_MS = 50.0
 DEEP_RATIO_TARGET = 1.5
 BASELINE_TAGS = 1_000_000  # a larger catalog is measured side by side with one of these (Scales)
 SCALE_RATIO_TARGET = 1.5  # each measure's p95 at the larger catalog against the baseline's
+ORGANIZATIONS_IN_TURN = 20  # organizations whose repositories are listed in turn (a namespace filter's subtree)
 GRANTED_PREFIXES = 1_000  # namespaces the reporter of the permission measurements holds a role on
 FEW_GRANTS = 3  # and those of a reporter on a single team's namespaces
 PUBLIC_ORGANIZATIONS = 5  # organizations (of 100) made public by a visibility rule: what the anonymous caller sees
@@ -957,6 +958,18 @@ class Bench(Run):
         self.measure("repositories, first page (sort=-updated)",
                      [(f"{api}/repositories", {"limit": 50, "sort": "-updated"})], LIST_TARGET_MS,
                      lambda cur: reads.list_repositories(cur, ADMIN, **list_args, sort="-updated", after=None, limit=51))
+        # An organization's repositories: the mixed load's namespace-filtered lists, one URL at a time. A list
+        # filtered by a subtree reads the whole subtree and sorts it (6,000 repositories an organization at 10M).
+        organizations = sorted({row["namespace"].split("/")[0] for row in self.catalog.rows})
+        picked = random.Random(self.args.seed + 2).sample(organizations, min(ORGANIZATIONS_IN_TURN, len(organizations)))
+        print(f"      GET {api}/repositories?namespace=<organization>&limit=50[&sort=-updated]  "
+              f"({len(picked)} organizations in turn)")
+        for sort in ("name", "-updated"):
+            self.measure(f"repositories of an organization (sort={sort})",
+                         [(f"{api}/repositories", {"limit": 50, "namespace": org, "sort": sort}) for org in picked],
+                         LIST_TARGET_MS,
+                         lambda cur, sort=sort: reads.list_repositories(cur, ADMIN, namespace=picked[0], kind=None,
+                                                                        q=None, sort=sort, after=None, limit=51))
         self.measure(f"repository detail ({BIG_REPOSITORY_TAGS:,}-tag repository)",
                      [(f"{api}/repositories/{big}", None)], LIST_TARGET_MS,
                      lambda cur: reads.repository(cur, ADMIN, big))
