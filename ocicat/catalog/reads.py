@@ -19,8 +19,13 @@ _REPOSITORY_COLUMNS = "r.name, r.namespace, r.created_at, r.updated_at, r.tag_co
 # [namespace, namespace + "!"), which those indexes (the public repositories' too) answer.
 _TREE_KEY = "replace(r.namespace, '/', ' ') COLLATE \"C\""
 
-# A namespace and everything below it (NULL: the whole catalog), one range of the namespace tree index; params: subtree().
-IN_SUBTREE = f"(%(namespace)s::text IS NULL OR ({_TREE_KEY} >= %(tree_start)s AND {_TREE_KEY} < %(tree_stop)s))"
+# A namespace and everything below it (NULL: the whole catalog); params: subtree(). An organization (a top-level
+# namespace) is its own key of the organization indexes (migration 0021), which hold its repositories in the lists'
+# orders, so its page is read in order and the rest of it never; a deeper namespace is one range of the namespace tree
+# index. The parameters are constants, so the planner folds the filter to the one condition that applies.
+IN_SUBTREE = f"""(%(namespace)s::text IS NULL
+ OR (%(organization)s::text IS NOT NULL AND split_part(r.namespace, '/', 1) = %(organization)s)
+ OR (%(organization)s::text IS NULL AND {_TREE_KEY} >= %(tree_start)s AND {_TREE_KEY} < %(tree_stop)s))"""
 
 # Of a kind (NULL: any); params: kind.
 IN_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))"
@@ -68,7 +73,8 @@ def subtree(namespace: str | None) -> dict:
     """The parameters of :data:`IN_SUBTREE` (and of search's namespace filter) for ``namespace``."""
     namespace = None if namespace is None else namespace.strip("/")
     tree = None if namespace is None else namespace.replace("/", " ")
-    return {"namespace": namespace, "namespace_prefix": None if namespace is None else _like_escape(namespace) + "/%",
+    organization = namespace if namespace and "/" not in namespace else None
+    return {"namespace": namespace, "organization": organization,
             "tree_start": tree, "tree_stop": None if tree is None else tree + "!"}
 
 

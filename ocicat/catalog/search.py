@@ -177,7 +177,8 @@ def _page_sql(query: Query, seen: Visibility, after: list | None, scan: bool) ->
 
 def _in_subtree(seen: Visibility) -> str:
     """SQL: the repository r is a hit in the namespace filter's subtree that the caller sees without roles (read
-    from the namespace tree index, the public repositories' own for a caller who does not see everything)."""
+    from the organization or namespace tree indexes, the public repositories' own for a caller who does not see
+    everything)."""
     return f"r.manifest_count > 0 AND {_unhidden(seen, 'r')} AND {_FILTERS} AND {_MATCH}"
 
 

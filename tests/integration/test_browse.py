@@ -61,6 +61,33 @@ def test_repository_filters_and_sorts(stack, catalog):
     assert paged == by_update
 
 
+def test_an_organization_filter_holds_its_subtree_and_nothing_beside_it(stack):
+    """A top-level namespace is read from the organization indexes (migration 0021), a deeper one from the namespace
+    tree index: both hold what lies below the namespace, not the repository of the same name nor a neighbour whose
+    name begins the same ('-' and '.' sort before '/', '0' after it)."""
+    org = f"org{uuid.uuid4().hex[:6]}"
+    inside = [f"{org}/zeta", f"{org}/team/beta", f"{org}/team.x/alpha", f"{org}/team/deep/gamma"]
+    charts = [f"{org}/team/chart-b", f"{org}/chart-a"]
+    beside = [org, f"{org}-x/delta", f"{org}.y/epsilon", f"{org}0/eta", f"{org}x/team/theta"]
+    for name in inside + beside:
+        push_image(stack.registry.url, name, "v1", seed=name)
+    for name in charts + [f"{org}-x/chart-c"]:
+        push_chart(stack.registry.url, name, "1.0.0", "1.0.0", description="organization filter")
+    wait_until(lambda: all(stack.tags(name) for name in inside + beside + charts + [f"{org}-x/chart-c"]), timeout=60,
+               what="the organization's repositories")
+
+    # pushed one after another: the last pushed is the last updated
+    assert _names(stack.get("/api/v1/repositories", namespace=org, limit=100)) == sorted(inside + charts)
+    assert _names(stack.get("/api/v1/repositories", namespace=org, sort="-updated", limit=100)) == (
+        list(reversed(inside + charts)))
+    assert _names(stack.get("/api/v1/repositories", namespace=f"{org}/team", limit=100)) == sorted(
+        [f"{org}/team/beta", f"{org}/team/chart-b", f"{org}/team/deep/gamma"])
+    listed = stack.get("/api/v1/charts", namespace=org, limit=100).json()["items"]
+    assert [chart["repository"] for chart in listed] == sorted(charts)
+    hits = stack.get("/api/v1/search", q="organization filter", namespace=org).json()["items"]
+    assert sorted(hit["name"] for hit in hits) == sorted(charts)
+
+
 def test_repository_detail(stack, catalog):
     detail = stack.get(f"/api/v1/repositories/{catalog}/images/nginx").json()
     assert detail["tag_count"] == 2 and detail["kinds"] == ["image"] and detail["size_bytes"] > 0
