@@ -8,7 +8,9 @@ lists, details, search hits, facets and counts.
 
 from __future__ import annotations
 
-from .visibility import VISIBLE, Visibility
+import bisect
+
+from .visibility import VISIBLE, Visibility, array_literal
 
 # A repository is listed once it holds a manifest; its figures are kept by the worker
 # (writes.refresh_repositories), attachments counted on their subjects.
@@ -30,12 +32,17 @@ IN_SUBTREE = f"""(%(namespace)s::text IS NULL
 # Of a kind (NULL: any); params: kind.
 IN_KIND = "(%(kind)s::text IS NULL OR %(kind)s = ANY (r.kinds))"
 
-_REPOSITORY_FILTERS = f"""
-r.manifest_count > 0 AND {VISIBLE}
+# A listed repository inside the list's filters, whoever looks; and the same seen by the caller.
+_LISTED = f"""
+r.manifest_count > 0
 AND {IN_SUBTREE}
 AND {IN_KIND}
 AND (%(tsquery)s::text IS NULL OR r.search @@ %(tsquery)s::tsquery)
 """
+_REPOSITORY_FILTERS = f"{_LISTED} AND {VISIBLE}"
+
+# Names in byte order, the order of the name indexes (migration 0022): a namespace's subtree is one range of it.
+_BY_NAME = 'r.name COLLATE "C"'
 
 
 def query_words(cur, q: str) -> tuple[list[str], str]:
@@ -63,7 +70,7 @@ def prefix_query(cur, q: str | None) -> str | None:
 
 # sort -> (ORDER BY, keyset condition on the cursor's values, cursor key of a row, the key's SQL types)
 REPOSITORY_SORTS = {
-    "name": ("r.name", "r.name > %(c0)s", lambda row: [row["name"]], ("text",)),
+    "name": (_BY_NAME, f"{_BY_NAME} > %(c0)s", lambda row: [row["name"]], ("text",)),
     "-updated": ("r.updated_at DESC, r.name DESC", "(r.updated_at, r.name) < (%(c0)s, %(c1)s)",
                  lambda row: [row["updated_at"], row["name"]], ("timestamptz", "text")),
 }
@@ -82,14 +89,55 @@ def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None
     return {**subtree(namespace), "kind": kind, "tsquery": tsquery}
 
 
+def _granted_page_by_name(keyset: str) -> str:
+    """A page by name for a caller who sees some private repositories by their roles: the public repositories'
+    page (their own index) and the granted repositories' page, read from the roles' name ranges
+    (Visibility.name_ranges) in order, each up to a page, until a page is found; then the first page of the two.
+
+    A reporter on 1,000 of 100,000 namespaces reads about the rows of their
+    page this way, where the name index filtered row by row holds 5,000
+    before it (bench/api.py), and what is hidden from them is never read. The
+    walk is recursive because a join over the ranges in their order would not
+    be known to the planner to be sorted: it would read every range, then sort.
+    """
+    return f"""
+WITH RECURSIVE walk(i, found, ids) AS (
+    SELECT 0, 0::bigint, '{{}}'::bigint[]
+    UNION ALL
+    SELECT w.i + 1, w.found + cardinality(u.ids), u.ids
+      FROM walk w
+     CROSS JOIN LATERAL (
+           SELECT coalesce(array_agg(r.id), '{{}}') AS ids
+             FROM (SELECT r.id FROM repositories r
+                    WHERE {_BY_NAME} >= (%(starts)s::text[])[w.i + 1] AND {_BY_NAME} < (%(stops)s::text[])[w.i + 1]
+                      AND NOT coalesce(r.public, %(default_public)s) AND {_LISTED} AND ({keyset})
+                    ORDER BY {_BY_NAME} LIMIT %(limit)s) r) u
+     WHERE w.found < %(limit)s AND w.i < cardinality(%(starts)s::text[])
+)
+SELECT {_REPOSITORY_COLUMNS} FROM repositories r
+ WHERE r.id = ANY (ARRAY(SELECT unnest(ids) FROM walk
+                         UNION ALL
+                         (SELECT r.id FROM repositories r
+                           WHERE coalesce(r.public, %(default_public)s) AND {_LISTED} AND ({keyset})
+                           ORDER BY {_BY_NAME} LIMIT %(limit)s)))
+ ORDER BY {_BY_NAME} LIMIT %(limit)s
+"""
+
+
 def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
     order, keyset, _, _ = REPOSITORY_SORTS[sort]
+    seen = seen.within(namespace)
     cursor = {f"c{i}": v for i, v in enumerate(after or [])}
-    cur.execute(
-        f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
-        f" AND ({'true' if after is None else keyset}) ORDER BY {order} LIMIT %(limit)s",
-        {**seen.within(namespace).params, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit},
-    )
+    params = {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit}
+    keyset = "true" if after is None else keyset
+    # Not with a text filter: the walk would read every range for a rare word, which the text index finds at once.
+    if sort == "name" and q is None and seen.name_ranges:
+        ranges = seen.name_ranges[bisect.bisect_right(seen.name_ranges, after[0], key=lambda r: r[1]) if after else 0:]
+        cur.execute(_granted_page_by_name(keyset), {**params, "starts": array_literal(start for start, _ in ranges),
+                                                    "stops": array_literal(stop for _, stop in ranges)})
+    else:
+        cur.execute(f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
+                    f" AND ({keyset}) ORDER BY {order} LIMIT %(limit)s", params)
     return cur.fetchall()
 
 
@@ -325,8 +373,8 @@ def list_charts(cur, seen: Visibility, *, namespace, q, after: str | None, limit
           FROM repositories r
           JOIN manifests m ON m.id = r.latest_chart_id
           JOIN helm_charts c ON c.manifest_id = m.id
-         WHERE {_REPOSITORY_FILTERS} AND (%(after)s::text IS NULL OR r.name > %(after)s)
-         ORDER BY r.name
+         WHERE {_REPOSITORY_FILTERS} AND (%(after)s::text IS NULL OR {_BY_NAME} > %(after)s)
+         ORDER BY {_BY_NAME}
          LIMIT %(limit)s
         """,
         {**seen.within(namespace).params, **_filters(namespace, None, prefix_query(cur, q)), "after": after,

@@ -1,5 +1,7 @@
-"""Search bounded by the page (ocicat.catalog.search) against exhaustive ranking, on a generated catalog of 10,000
-repositories and hypothesis-generated queries, callers and filters.
+"""Reads bounded by the page against exhaustive answers, on a generated catalog of 10,000 repositories and
+hypothesis-generated queries, callers and filters: search (ocicat.catalog.search) against exhaustive ranking, and the
+list by name of a caller with roles, read from their roles' name ranges (ocicat.catalog.reads), against the list
+filtered row by row.
 
 The exhaustive ranking here is written from the search documents themselves (tsvector lexemes and weights), not from
 the postings search reads, so a posting the trigger forgot or ranked wrong shows as a different page.
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 
 from harness.processes import wait_until
 from ocicat.catalog import search as catalog_search
-from ocicat.catalog.reads import query_words
+from ocicat.catalog.reads import list_repositories, query_words
 from ocicat.catalog.visibility import VISIBLE, Visibility
 from ocicat.db import Database
 from ocicat.migrate import MIGRATIONS_DIR as MIGRATIONS
@@ -33,6 +35,10 @@ ORGANIZATIONS = 20
 TEAMS = 10
 REPOSITORIES = 10_000
 BOUND = 300  # the count bound for these tests: common words pass it, rare ones do not
+# Names beside the generated ones that a range of names could get wrong: a repository named as an organization or a
+# team, and neighbours whose names begin the same ('-' and '.' sort before '/', '0' after it).
+EDGE_NAMES = ("org1", "org1/team2", "org1-x/team2/edge", "org1.y/edge", "org10/edge", "org1/team2-x/edge",
+              "org1/team2.y/edge", "org1/team20/edge", "org2/team3/redis/deeper/still")
 PAGE = 10
 
 
@@ -56,6 +62,8 @@ def catalog(make_database):
         rows.append((name, namespace, base + timedelta(hours=rng.randint(0, 50)), 1,
                      sorted(rng.sample(KINDS, rng.randint(1, 2))), rng.choice((None, True, False)),
                      name, _text(rng, 0, 2), _text(rng, 0, 12), _text(rng, 0, 3), _text(rng, 0, 2)))
+    for name in EDGE_NAMES:
+        rows.append((name, name.rpartition("/")[0], base, 1, ["image"], rng.choice((None, False)), name, "", "", "", ""))
     with database.transaction() as cur:
         psycopg2.extras.execute_values(cur, """
             INSERT INTO repositories (name, namespace, updated_at, manifest_count, kinds, public, search)
@@ -265,3 +273,40 @@ def test_similar_names_are_every_one_the_caller_sees_and_no_other(catalog, calle
         expected = sorted(row["id"] for row in cur.fetchall())
     assert similar and expected and total == {"count": len(expected), "estimate": False}
     assert sorted(hit["id"] for hit in hits) == expected
+
+
+paths = st.sampled_from(("org1", "org1/team2", "org1/team2/redis", "org1-x", "org1-x/team2", "org1.y", "org10",
+                         "org3/team4", "org5", "org2/team3/redis", "org2/team3", "org19/team9", "org7/team0"))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.frozensets(paths, max_size=5), prefixes=st.frozensets(paths, max_size=5),
+       default_public=st.booleans(), kind=st.sampled_from((None,) + KINDS), page=st.sampled_from((1, 7, 50)),
+       namespace=st.sampled_from((None, "org1", "org1/team2", "org2", "org7")), at=st.floats(0, 1))
+def test_list_by_name_of_a_caller_with_roles_is_the_list_filtered_row_by_row(catalog, names, prefixes,
+                                                                              default_public, kind, page, namespace,
+                                                                              at):
+    """The first pages of the list by name, followed by their cursors, and the page after any listed name, are
+    those of every repository the caller may see (VISIBLE, row by row) in the filters, in byte order; names and
+    prefixes as a registry token's scopes give them, overlapping and nested."""
+    seen = Visibility(default_public=default_public, names=names, prefixes=prefixes)
+    with catalog.transaction() as cur:
+        cur.execute(f"SELECT r.name, r.namespace, r.kinds FROM repositories r WHERE r.manifest_count > 0 AND {VISIBLE}",
+                    seen.params)
+        expected = sorted(row["name"] for row in cur.fetchall()
+                          if (kind is None or kind in row["kinds"])
+                          and (namespace is None or row["namespace"] == namespace
+                               or row["namespace"].startswith(namespace + "/")))
+
+        def page_after(after):
+            return [row["name"] for row in list_repositories(cur, seen, namespace=namespace, kind=kind, q=None,
+                                                             sort="name", after=after, limit=page)]
+
+        listed, after = [], None
+        for _ in range(3):
+            listed += page_after(after)
+            after = [listed[-1]] if listed else None
+        assert listed == expected[:3 * page]
+        if expected:
+            k = int(at * (len(expected) - 1))
+            assert page_after([expected[k]]) == expected[k + 1:k + 1 + page]

@@ -1,4 +1,5 @@
-"""The visibility filter's parameters: one array literal per list, NULL names when they equal the prefixes."""
+"""The visibility filter's parameters: one array literal per list, NULL names when they equal the prefixes; and the
+roles as ranges of names."""
 
 from __future__ import annotations
 
@@ -31,3 +32,13 @@ def test_a_read_confined_to_a_namespace_keeps_only_the_roles_that_reach_into_it(
     assert Visibility(False, names=frozenset({""}), prefixes=frozenset({""})).within("any").everything  # the root
     registry_token = Visibility(True, names=frozenset({"a/b"}))  # the repository a/b itself, nothing below it
     assert registry_token.within("a/b") == Visibility(True) and registry_token.within("a").names == {"a/b"}
+
+
+def test_roles_are_disjoint_ranges_of_names_in_byte_order():
+    seen = Visibility(False, names=frozenset({"a", "a/b", "a-x", "c/d/e", "z"}),
+                      prefixes=frozenset({"a", "a/b/c", "c/d", "a.y"}))
+    assert seen.name_ranges == (("a", "a\x01"), ("a-x", "a-x\x01"), ("a.y/", "a.y0"), ("a/", "a0"),
+                                ("c/d/", "c/d0"), ("z", "z\x01"))
+    for (_, stop), (start, _) in zip(seen.name_ranges, seen.name_ranges[1:]):
+        assert stop <= start
+    assert Visibility(True).name_ranges == () and Visibility(False, everything=True).name_ranges == ()
