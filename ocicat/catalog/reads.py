@@ -89,10 +89,11 @@ def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None
     return {**subtree(namespace), "kind": kind, "tsquery": tsquery}
 
 
-def _granted_page_by_name(keyset: str) -> str:
-    """A page by name for a caller who sees some private repositories by their roles: the public repositories'
-    page (their own index) and the granted repositories' page, read from the roles' name ranges
-    (Visibility.name_ranges) in order, each up to a page, until a page is found; then the first page of the two.
+def _page_by_name(listed: str, keyset: str) -> str:
+    """The ids of a page by name (of repositories where ``listed`` holds, after ``keyset``) for a caller who sees
+    some private repositories by their roles: the public repositories' page (their own index) and the granted
+    repositories' page, read from the roles' name ranges (Visibility.name_ranges; parameters: _name_ranges()) in order,
+    each up to a page, until a page is found. The page is the first of these rows by name.
 
     A reporter on 1,000 of 100,000 namespaces reads about the rows of their
     page this way, where the name index filtered row by row holds 5,000
@@ -100,7 +101,7 @@ def _granted_page_by_name(keyset: str) -> str:
     walk is recursive because a join over the ranges in their order would not
     be known to the planner to be sorted: it would read every range, then sort.
     """
-    return f"""
+    return f"""ARRAY(
 WITH RECURSIVE walk(i, found, ids) AS (
     SELECT 0, 0::bigint, '{{}}'::bigint[]
     UNION ALL
@@ -110,18 +111,21 @@ WITH RECURSIVE walk(i, found, ids) AS (
            SELECT coalesce(array_agg(r.id), '{{}}') AS ids
              FROM (SELECT r.id FROM repositories r
                     WHERE {_BY_NAME} >= (%(starts)s::text[])[w.i + 1] AND {_BY_NAME} < (%(stops)s::text[])[w.i + 1]
-                      AND NOT coalesce(r.public, %(default_public)s) AND {_LISTED} AND ({keyset})
+                      AND NOT coalesce(r.public, %(default_public)s) AND {listed} AND ({keyset})
                     ORDER BY {_BY_NAME} LIMIT %(limit)s) r) u
      WHERE w.found < %(limit)s AND w.i < cardinality(%(starts)s::text[])
 )
-SELECT {_REPOSITORY_COLUMNS} FROM repositories r
- WHERE r.id = ANY (ARRAY(SELECT unnest(ids) FROM walk
-                         UNION ALL
-                         (SELECT r.id FROM repositories r
-                           WHERE coalesce(r.public, %(default_public)s) AND {_LISTED} AND ({keyset})
-                           ORDER BY {_BY_NAME} LIMIT %(limit)s)))
- ORDER BY {_BY_NAME} LIMIT %(limit)s
-"""
+SELECT unnest(ids) FROM walk
+UNION ALL
+(SELECT r.id FROM repositories r
+  WHERE coalesce(r.public, %(default_public)s) AND {listed} AND ({keyset})
+  ORDER BY {_BY_NAME} LIMIT %(limit)s))"""
+
+
+def _name_ranges(seen: Visibility, after: str | None) -> dict:
+    """The parameters of :func:`_page_by_name`: the caller's name ranges that end past the cursor."""
+    ranges = seen.name_ranges[bisect.bisect_right(seen.name_ranges, after, key=lambda r: r[1]) if after else 0:]
+    return {"starts": array_literal(start for start, _ in ranges), "stops": array_literal(stop for _, stop in ranges)}
 
 
 def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, after: list | None, limit: int) -> list[dict]:
@@ -132,9 +136,8 @@ def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, a
     keyset = "true" if after is None else keyset
     # Not with a text filter: the walk would read every range for a rare word, which the text index finds at once.
     if sort == "name" and q is None and seen.name_ranges:
-        ranges = seen.name_ranges[bisect.bisect_right(seen.name_ranges, after[0], key=lambda r: r[1]) if after else 0:]
-        cur.execute(_granted_page_by_name(keyset), {**params, "starts": array_literal(start for start, _ in ranges),
-                                                    "stops": array_literal(stop for _, stop in ranges)})
+        cur.execute(f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE r.id = ANY ({_page_by_name(_LISTED, keyset)})"
+                    f" ORDER BY {order} LIMIT %(limit)s", {**params, **_name_ranges(seen, after and after[0])})
     else:
         cur.execute(f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r WHERE {_REPOSITORY_FILTERS}"
                     f" AND ({keyset}) ORDER BY {order} LIMIT %(limit)s", params)
@@ -367,19 +370,25 @@ c.upgrade_report - 'items' - 'notes' AS upgrade
 
 def list_charts(cur, seen: Visibility, *, namespace, q, after: str | None, limit: int) -> list[dict]:
     """The latest version of every chart repository, by repository name."""
+    seen = seen.within(namespace)
+    params = {**seen.params, **_filters(namespace, None, prefix_query(cur, q)), "after": after, "limit": limit}
+    listed = f"{_LISTED} AND r.latest_chart_id IS NOT NULL"
+    keyset = f"%(after)s::text IS NULL OR {_BY_NAME} > %(after)s"
+    if q is None and seen.name_ranges:  # as list_repositories
+        where = f"r.id = ANY ({_page_by_name(listed, keyset)})"
+        params.update(_name_ranges(seen, after))
+    else:
+        where = f"{listed} AND {VISIBLE} AND ({keyset})"
     cur.execute(
         f"""
         SELECT r.name AS repository, r.namespace, {_CHART_SUMMARY}
           FROM repositories r
           JOIN manifests m ON m.id = r.latest_chart_id
           JOIN helm_charts c ON c.manifest_id = m.id
-         WHERE {_REPOSITORY_FILTERS} AND (%(after)s::text IS NULL OR {_BY_NAME} > %(after)s)
+         WHERE {where}
          ORDER BY {_BY_NAME}
          LIMIT %(limit)s
-        """,
-        {**seen.within(namespace).params, **_filters(namespace, None, prefix_query(cur, q)), "after": after,
-         "limit": limit},
-    )
+        """, params)
     return cur.fetchall()
 
 
