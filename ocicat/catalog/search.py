@@ -177,7 +177,7 @@ def _page_sql(query: Query, seen: Visibility, after: list | None, scan: bool) ->
 
 def _in_subtree(seen: Visibility) -> str:
     """SQL: the repository r is a hit in the namespace filter's subtree that the caller sees without roles (read
-    from the organization or namespace tree indexes, the public repositories' own for a caller who does not see
+    from the organization or name indexes, the public repositories' own for a caller who does not see
     everything)."""
     return f"r.manifest_count > 0 AND {_unhidden(seen, 'r')} AND {_FILTERS} AND {_MATCH}"
 
@@ -230,7 +230,7 @@ def _granted_sql(query: Query) -> str:
     return f"""
     WITH hits AS MATERIALIZED (
         SELECT DISTINCT ON (r.id) r.id, {_EXACT}::int AS exact, {query.rank('r')}::real AS rank, r.updated_at,
-               r.namespace, r.kinds
+               r.name, r.namespace, r.kinds
           FROM ({GRANTED}) r
          WHERE r.manifest_count > 0 AND {_MATCH} AND NOT coalesce(r.public, %(default_public)s))
     SELECT (SELECT coalesce(json_agg(g), '[]') FROM (SELECT namespace, kinds, count(*) AS hits FROM hits

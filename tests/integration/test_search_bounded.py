@@ -288,15 +288,18 @@ def test_list_by_name_of_a_caller_with_roles_is_the_list_filtered_row_by_row(cat
                                                                               at):
     """The first pages of the list by name, followed by their cursors, and the page after any listed name, are
     those of every repository the caller may see (VISIBLE, row by row) in the filters, in byte order; names and
-    prefixes as a registry token's scopes give them, overlapping and nested."""
+    prefixes as a registry token's scopes give them, overlapping and nested. The first page by update too."""
     seen = Visibility(default_public=default_public, names=names, prefixes=prefixes)
     with catalog.transaction() as cur:
-        cur.execute(f"SELECT r.name, r.namespace, r.kinds FROM repositories r WHERE r.manifest_count > 0 AND {VISIBLE}",
-                    seen.params)
-        expected = sorted(row["name"] for row in cur.fetchall()
-                          if (kind is None or kind in row["kinds"])
-                          and (namespace is None or row["namespace"] == namespace
-                               or row["namespace"].startswith(namespace + "/")))
+        cur.execute(f"SELECT r.name, r.namespace, r.kinds, r.updated_at FROM repositories r"
+                    f" WHERE r.manifest_count > 0 AND {VISIBLE}", seen.params)
+        rows = [row for row in cur.fetchall()
+                if (kind is None or kind in row["kinds"])
+                and (namespace is None or row["namespace"] == namespace or row["namespace"].startswith(namespace + "/"))]
+        expected = sorted(row["name"] for row in rows)
+        by_update = [row["name"] for row in sorted(rows, key=lambda row: (row["updated_at"], row["name"]), reverse=True)]
+        assert [row["name"] for row in list_repositories(cur, seen, namespace=namespace, kind=kind, q=None,
+                                                         sort="-updated", after=None, limit=page)] == by_update[:page]
 
         def page_after(after):
             return [row["name"] for row in list_repositories(cur, seen, namespace=namespace, kind=kind, q=None,
