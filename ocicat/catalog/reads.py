@@ -102,15 +102,15 @@ def _page_by_name(cur, seen: Visibility, select: str, listed: str, keyset: str, 
 
     Ranges past those read hold only names above them, so the page is
     complete when its last name lies below the next range's start; else it
-    is read again from four times the ranges. Each range is read in order until a
-    page of it passes the filters: the subquery (OFFSET 0) keeps the planner
-    from joining a filter's own index to the range instead, as it did for
-    the charts' latest_chart_id (a bitmap of every chart, 0.14 ms a range). A reporter on 1,000 of 100,000
+    is read again from four times the ranges. A reporter on 1,000 of 100,000
     namespaces reads about the rows of their page this way, where the name
-    index filtered row by row holds 5,000 before it (bench/api.py), and
-    what is hidden from them is never read. The ranges are sent in a few
-    dozen at a time, in Python's order, because 2,000 of them cost more to
-    send than the reads they direct.
+    index filtered row by row holds 5,000 before it (bench/api.py), and what
+    is hidden from them is never read. The ranges go a few dozen at a time:
+    2,000 of them cost more to send and parse than the reads they direct.
+    Each range is read in name order, then filtered (the OFFSET 0 subquery):
+    left to itself, the planner joined a filter's own index to every range
+    (the chart list's latest_chart_id, a bitmap of every chart, 0.14 ms a
+    range).
     """
     ranges = seen.name_ranges
     first = bisect.bisect_right(ranges, after, key=lambda r: r[1]) if after else 0
@@ -146,18 +146,17 @@ def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, a
     cursor = {f"c{i}": v for i, v in enumerate(after or [])}
     params = {**seen.params, **_filters(namespace, kind, prefix_query(cur, q)), **cursor, "limit": limit}
     keyset = "true" if after is None else keyset
-    # Not with a text filter: the walk would read every range for a rare word, which the text index finds at once.
+    # Not with a text filter: the ranges would all be read for a rare word, which the text index finds at once.
     if sort == "name" and q is None and seen.name_ranges:
         return _page_by_name(cur, seen, f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r", _LISTED, keyset,
                              after and after[0], params)
-    else:
-        # A deeper namespace by update: its rows, then their page (OFFSET 0 keeps the subquery whole). Left to itself,
-        # the planner walked the whole catalog's update order to find the page of a subtree of 6 repositories it
-        # estimated at 3,000 (1.7 s at 10 million tags, bench/api.py's mixed load); a subtree's range of names holds
-        # at most an organization, whose own order (migration 0021) needs no subquery.
-        fence = " OFFSET 0" if sort == "-updated" and params["namespace"] and not params["organization"] else ""
-        cur.execute(f"SELECT {_REPOSITORY_COLUMNS} FROM (SELECT r.* FROM repositories r WHERE {_REPOSITORY_FILTERS}"
-                    f" AND ({keyset}){fence}) r ORDER BY {order} LIMIT %(limit)s", params)
+    # A deeper namespace by update: its rows, then their page (OFFSET 0 keeps the subquery whole). Left to itself,
+    # the planner walked the whole catalog's update order to find the page of a subtree of 6 repositories it
+    # estimated at 3,000 (1.7 s at 10 million tags, bench/api.py's mixed load); a subtree's range of names holds
+    # at most an organization, whose own order (migration 0021) needs no subquery.
+    fence = " OFFSET 0" if sort == "-updated" and params["namespace"] and not params["organization"] else ""
+    cur.execute(f"SELECT {_REPOSITORY_COLUMNS} FROM (SELECT r.* FROM repositories r WHERE {_REPOSITORY_FILTERS}"
+                f" AND ({keyset}){fence}) r ORDER BY {order} LIMIT %(limit)s", params)
     return cur.fetchall()
 
 
