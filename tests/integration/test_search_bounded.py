@@ -317,15 +317,17 @@ def test_list_by_name_of_a_caller_with_roles_is_the_list_filtered_row_by_row(cat
 
 def test_a_page_by_name_after_a_cursor_inside_a_role_below_another(make_database):
     """A role on a path below another role's path adds no range of its own (its repositories are in the other's):
-    the page after a cursor inside both still holds the rest of the outer role's (a/x/y), then the next role's."""
+    the page after a cursor inside both still holds the rest of the outer role's (a/x/y), then the next role's. The
+    roles as a registry token's scopes give them (b without the repository b itself): kept, the inner ranges would
+    end before the outer one's, and the search for the cursor's first range would skip the outer one."""
     database = Database(make_database(), maxconn=1)
     with database.transaction() as cur:
         psycopg2.extras.execute_values(cur, "INSERT INTO repositories (name, namespace, manifest_count, public, updated_at)"
                                             " SELECT v.*, now() FROM (VALUES %s) v",
                                        [("a/x", "a", 1, False), ("a/x/deeper/r", "a/x/deeper", 1, False),
                                         ("a/x/y", "a/x", 1, False), ("b/y/r", "b/y", 1, False), ("c/z", "c", 1, True)])
-        roles = frozenset({"a/x", "a/x/deeper", "b"})
-        seen = Visibility(default_public=False, names=roles, prefixes=roles)
+        seen = Visibility(default_public=False, names=frozenset({"a/x", "a/x/deeper"}),
+                          prefixes=frozenset({"a/x", "a/x/deeper", "b"}))
 
         def page(after):
             return [row["name"] for row in list_repositories(cur, seen, namespace=None, kind=None, q=None, sort="name",
