@@ -93,12 +93,12 @@ def _filters(namespace: str | None, kind: str | None = None, tsquery: str | None
 _FIRST_RANGES = 32
 
 
-def _page_by_name(cur, seen: Visibility, select: str, listed: str, keyset: str, after: str | None, params: dict,
+def _page_by_name(cur, ranges: tuple, select: str, listed: str, keyset: str, after: str | None, params: dict,
                   name_column: str = "name") -> list[dict]:
     """A page by name (``select`` from repositories r, of those where ``listed`` holds, after ``keyset`` and the
     cursor's name ``after``) for a caller who sees some private repositories by their roles: the first of the
     public repositories' page (their own index) and of the rows of the caller's first roles' ranges of names
-    after the cursor, each range up to a page.
+    (``ranges``, Visibility.name_ranges) after the cursor, each range up to a page.
 
     Ranges past those read hold only names above them, so the page is
     complete when its last name lies below the next range's start; else it
@@ -112,7 +112,6 @@ def _page_by_name(cur, seen: Visibility, select: str, listed: str, keyset: str, 
     (the chart list's latest_chart_id, a bitmap of every chart, 0.14 ms a
     range).
     """
-    ranges = seen.name_ranges
     first = bisect.bisect_right(ranges, after, key=lambda r: r[1]) if after else 0
     count = _FIRST_RANGES
     while True:
@@ -148,8 +147,8 @@ def list_repositories(cur, seen: Visibility, *, namespace, kind, q, sort: str, a
     keyset = "true" if after is None else keyset
     # Not with a text filter: the ranges would all be read for a rare word, which the text index finds at once.
     if sort == "name" and q is None and seen.name_ranges:
-        return _page_by_name(cur, seen, f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r", _LISTED, keyset,
-                             after and after[0], params)
+        return _page_by_name(cur, seen.name_ranges, f"SELECT {_REPOSITORY_COLUMNS} FROM repositories r", _LISTED,
+                             keyset, after and after[0], params)
     # A deeper namespace by update: its rows, then their page (OFFSET 0 keeps the subquery whole). Left to itself,
     # the planner walked the whole catalog's update order to find the page of a subtree of 6 repositories it
     # estimated at 3,000 (1.7 s at 10 million tags, bench/api.py's mixed load); a subtree's range of names holds
@@ -396,7 +395,7 @@ def list_charts(cur, seen: Visibility, *, namespace, q, after: str | None, limit
     listed = f"{_LISTED} AND r.latest_chart_id IS NOT NULL"
     keyset = f"%(after)s::text IS NULL OR {_BY_NAME} > %(after)s"
     if q is None and seen.name_ranges:  # as list_repositories
-        return _page_by_name(cur, seen, select, listed, keyset, after, params, name_column="repository")
+        return _page_by_name(cur, seen.name_ranges, select, listed, keyset, after, params, name_column="repository")
     cur.execute(f"{select} WHERE {listed} AND {VISIBLE} AND ({keyset}) ORDER BY {_BY_NAME} LIMIT %(limit)s", params)
     return cur.fetchall()
 

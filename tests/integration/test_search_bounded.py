@@ -295,9 +295,11 @@ def test_list_by_name_of_a_caller_with_roles_is_the_list_filtered_row_by_row(cat
                     f" WHERE r.manifest_count > 0 AND {VISIBLE}", seen.params)
         rows = [row for row in cur.fetchall()
                 if (kind is None or kind in row["kinds"])
-                and (namespace is None or row["namespace"] == namespace or row["namespace"].startswith(namespace + "/"))]
+                and (namespace is None or row["namespace"] == namespace
+                     or row["namespace"].startswith(namespace + "/"))]
         expected = sorted(row["name"] for row in rows)
-        by_update = [row["name"] for row in sorted(rows, key=lambda row: (row["updated_at"], row["name"]), reverse=True)]
+        by_update = [row["name"]
+                     for row in sorted(rows, key=lambda row: (row["updated_at"], row["name"]), reverse=True)]
         assert [row["name"] for row in list_repositories(cur, seen, namespace=namespace, kind=kind, q=None,
                                                          sort="-updated", after=None, limit=page)] == by_update[:page]
 
@@ -322,8 +324,8 @@ def test_a_page_by_name_after_a_cursor_inside_a_role_below_another(make_database
     end before the outer one's, and the search for the cursor's first range would skip the outer one."""
     database = Database(make_database(), maxconn=1)
     with database.transaction() as cur:
-        psycopg2.extras.execute_values(cur, "INSERT INTO repositories (name, namespace, manifest_count, public, updated_at)"
-                                            " SELECT v.*, now() FROM (VALUES %s) v",
+        psycopg2.extras.execute_values(cur, "INSERT INTO repositories (name, namespace, manifest_count, public,"
+                                            " updated_at) SELECT v.*, now() FROM (VALUES %s) v",
                                        [("a/x", "a", 1, False), ("a/x/deeper/r", "a/x/deeper", 1, False),
                                         ("a/x/y", "a/x", 1, False), ("b/y/r", "b/y", 1, False), ("c/z", "c", 1, True)])
         seen = Visibility(default_public=False, names=frozenset({"a/x", "a/x/deeper"}),
