@@ -10,6 +10,7 @@ migration and defined anew in its file.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(migrations.__path__[0])
 FUNCTIONS_DIR = MIGRATIONS_DIR / "functions"
 logging.getLogger("yoyo").setLevel(logging.WARNING)
+LOCK_POLL_SECONDS = 0.2
 
 
 def migrate(database_url: str) -> list[str]:
@@ -34,11 +36,15 @@ def migrate(database_url: str) -> list[str]:
     time out on it until someone ran ``yoyo break-lock``. A session-level advisory lock ends with its session:
     held around the whole migrate, it serializes migrators by itself, and a yoyo lock row found under it can
     only be a dead process's, so it is broken.
+
+    The lock is polled, not waited for in a statement: a statement holds a snapshot while it waits, and a
+    migration building an index concurrently (0025) waits for every older snapshot, so a process starting while
+    it runs would wait for the migrator and the migrator for it.
     """
     guard = connect(database_url)
     try:
         guard.autocommit = True
-        guard.cursor().execute("SELECT pg_advisory_lock(hashtextextended('ocicat.migrate', 0))")
+        _lock(guard.cursor())
         backend = get_backend(database_url)
         backend.break_lock()
         found = read_migrations(str(MIGRATIONS_DIR))
@@ -52,6 +58,14 @@ def migrate(database_url: str) -> list[str]:
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
     return applied
+
+
+def _lock(cur) -> None:
+    while True:
+        cur.execute("SELECT pg_try_advisory_lock(hashtextextended('ocicat.migrate', 0))")
+        if cur.fetchone()[0]:
+            return
+        time.sleep(LOCK_POLL_SECONDS)
 
 
 def _replace_functions(database_url: str) -> None:

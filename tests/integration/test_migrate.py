@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg2
+
 from ocicat.db import Database
-from ocicat.migrate import migrate
+from ocicat.migrate import LOCK_POLL_SECONDS, migrate
 
 
 def test_a_migrator_killed_mid_migrate_does_not_lock_out_later_starts(make_database):
@@ -20,3 +25,30 @@ def test_a_migrator_killed_mid_migrate_does_not_lock_out_later_starts(make_datab
             assert cur.fetchone()["n"] == 0
     finally:
         db.close()
+
+
+def test_a_process_waiting_to_migrate_does_not_stall_a_concurrent_index_build(make_database):
+    """Migrations build indexes concurrently (0025), and such a build waits for every snapshot older than its own.
+    A process that starts while another migrates waits for the migration lock; waiting in a statement would hold a
+    snapshot, so the build would wait for the waiter and the waiter for the migrator, for ever. It polls instead."""
+    url = make_database()
+    holder = psycopg2.connect(url)
+    holder.autocommit = True
+    builder = psycopg2.connect(url)
+    builder.autocommit = True
+    waiter = threading.Thread(target=migrate, args=(url,))
+    try:
+        with holder.cursor() as cur:  # a migrator at work
+            cur.execute("SELECT pg_advisory_lock(hashtextextended('ocicat.migrate', 0))")
+        waiter.start()
+        time.sleep(3 * LOCK_POLL_SECONDS)
+        assert waiter.is_alive()  # it waits for the lock
+        with builder.cursor() as cur:  # what the migrator does meanwhile; with a snapshot held, it waits
+            cur.execute("SET statement_timeout = '10s'")
+            cur.execute("CREATE INDEX CONCURRENTLY test_concurrent_idx ON repositories (created_at)")
+        assert waiter.is_alive()
+    finally:
+        holder.close()  # the migrator done: the waiter migrates (nothing pending) and returns
+        waiter.join(timeout=30)
+        builder.close()
+    assert not waiter.is_alive()
