@@ -47,8 +47,8 @@ from .visibility import GRANTED, Visibility
 
 COUNT_BOUND = 1_000  # hits counted exactly; past this many, counts and facets are estimates
 # A namespace filter whose subtree holds at most this many repositories (that the caller sees without roles) is
-# answered from the subtree, all its hits ranked; a larger one by walking the postings, most of which are then
-# inside it.
+# answered from the subtree, all its hits ranked; a larger one by walking its organization's postings (migration
+# 0025), most of which are then inside it.
 SMALL_SUBTREE = 2_000
 SHORT = 2  # query words this short are prefix terms of their own (search_terms); longer ones expand to words
 WEIGHTS = (4, 3, 2, 1)  # A to D, as search_terms gives them
@@ -65,6 +65,9 @@ KEY = (lambda row: [row["exact"], row["rank"], row["updated_at"], row["id"]], ("
 _FILTERS = f"{IN_SUBTREE} AND {IN_KIND}"
 _EXACT = "(r.name = lower(%(q)s) OR split_part(r.name, '/', -1) = lower(%(q)s))"
 _MATCH = "r.search @@ %(tsquery)s::tsquery"
+# The posting p is in the namespace filter's organization (params: in_organization, None without a filter): with
+# it, the walk reads the organization's own postings in rank order (migration 0025), not the whole catalog's.
+_IN_ORGANIZATION = "(%(in_organization)s::text IS NULL OR p.organization = %(in_organization)s)"
 
 
 class Query:
@@ -163,7 +166,8 @@ def _page_sql(query: Query, seen: Visibility, after: list | None, scan: bool) ->
              CROSS JOIN LATERAL (
                 SELECT p.repository_id AS id, p.updated_at FROM search_postings p
                   JOIN repositories r ON r.id = p.repository_id
-                 WHERE p.term = k.term AND p.weight = w.weight AND {_unhidden(seen, 'p')} {cursor}
+                 WHERE p.term = k.term AND p.weight = w.weight AND {_unhidden(seen, 'p')} AND {_IN_ORGANIZATION}
+                   {cursor}
                    AND r.manifest_count > 0 AND {_unhidden(seen, 'r')}
                    AND {_FILTERS} AND NOT {_EXACT} {rank_check}
                  ORDER BY p.updated_at DESC, p.repository_id DESC LIMIT %(limit)s) s
@@ -202,18 +206,20 @@ def _subtree_size_sql(seen: Visibility) -> str:
 def _found_sql(query: Query, seen: Visibility, filtered: bool) -> str:
     """SQL: up to COUNT_BOUND + 1 hits among what the caller sees without roles, the best of each term first (all
     of them when there are no more), counted by namespace and kinds, as JSON (params: bound): a thousand counts as
-    Python rows cost more than the statement. With ``filtered``, only those the namespace and kind filters keep.
+    Python rows cost more than the statement. With ``filtered``, only those the namespace and kind filters keep,
+    read from the filter's organization's postings.
 
     A posting's repository is looked up only when a filter or another word must be checked, and then by a scalar
     subquery, one primary-key probe a posting: as a join the planner hashed the whole repositories table instead."""
     checks = ([_FILTERS] if filtered else []) + ([_MATCH] if len(query.words) > 1 else [])
     check = f"AND (SELECT {' AND '.join(checks)} FROM repositories r WHERE r.id = p.repository_id)" if checks else ""
+    organization = f"AND {_IN_ORGANIZATION}" if filtered else ""
     return f"""
     WITH RECURSIVE {query.keys(seen)},
     found AS (
         SELECT DISTINCT s.id FROM keys k CROSS JOIN LATERAL (
             SELECT p.repository_id AS id FROM search_postings p
-             WHERE p.term = k.term AND {_unhidden(seen, 'p')} {check}
+             WHERE p.term = k.term AND {_unhidden(seen, 'p')} {organization} {check}
              ORDER BY p.weight DESC, p.updated_at DESC, p.repository_id DESC LIMIT %(bound)s + 1) s
          LIMIT %(bound)s + 1)
     SELECT coalesce(json_agg(g), '[]') AS counts FROM (
@@ -290,7 +296,9 @@ def search(cur, seen: Visibility, *, q: str, namespace, kind, after: list | None
     reveals a hidden repository."""
     seen = seen.within(None)
     words, tsquery = query_words(cur, q)
-    params = {**seen.params, **subtree(namespace), "kind": kind, "q": q, "limit": limit, "bound": COUNT_BOUND,
+    within = subtree(namespace)
+    params = {**seen.params, **within, "in_organization": within["namespace"] and within["namespace"].split("/")[0],
+              "kind": kind, "q": q, "limit": limit, "bound": COUNT_BOUND,
               "small": SMALL_SUBTREE,
               **dict(zip(("c_exact", "c_rank", "c_updated", "c_id"), after or [None] * 4))}
     if not words:

@@ -142,9 +142,13 @@ queries = st.one_of(
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=queries, caller=st.sampled_from(sorted(CALLERS)), kind=st.sampled_from((None,) + KINDS),
-       namespace=st.sampled_from((None, "org1", "org1/team2", "org5/team0", "org7")))
-def test_bounded_search_gives_the_pages_of_exhaustive_ranking(catalog, monkeypatch, q, caller, kind, namespace):
+       namespace=st.sampled_from((None, "org1", "org1/team2", "org5/team0", "org7")),
+       small_subtree=st.sampled_from((0, catalog_search.SMALL_SUBTREE)))
+def test_bounded_search_gives_the_pages_of_exhaustive_ranking(catalog, monkeypatch, q, caller, kind, namespace,
+                                                              small_subtree):
+    # small_subtree 0: every namespace filter walks its organization's postings, as large ones do
     monkeypatch.setattr(catalog_search, "COUNT_BOUND", BOUND)
+    monkeypatch.setattr(catalog_search, "SMALL_SUBTREE", small_subtree)
     seen = CALLERS[caller]
     with catalog.transaction() as cur:
         expected = _exhaustive(cur, seen, q, namespace, kind)
@@ -182,16 +186,12 @@ def test_bounded_search_gives_the_pages_of_exhaustive_ranking(catalog, monkeypat
 
 
 def _postings_differ(cur) -> int:
-    """Rows by which search_postings differs from search_terms of every listed repository's document."""
-    cur.execute("""
-        SELECT count(*) AS wrong FROM (
-            (SELECT t.term, r.id, t.weight, r.updated_at, r.public FROM repositories r, search_terms(r.search) t
-              WHERE r.manifest_count > 0
-             EXCEPT SELECT term, repository_id, weight, updated_at, public FROM search_postings)
-            UNION ALL
-            (SELECT term, repository_id, weight, updated_at, public FROM search_postings
-             EXCEPT SELECT t.term, r.id, t.weight, r.updated_at, r.public FROM repositories r, search_terms(r.search) t
-              WHERE r.manifest_count > 0)) x""")
+    """Rows by which search_postings differs from search_terms of every listed repository's document, with its
+    recency, visibility and organization."""
+    expected = """SELECT t.term, r.id, t.weight, r.updated_at, r.public, split_part(r.namespace, '/', 1)
+                    FROM repositories r, search_terms(r.search) t WHERE r.manifest_count > 0"""
+    found = "SELECT term, repository_id, weight, updated_at, public, organization FROM search_postings"
+    cur.execute(f"SELECT count(*) AS wrong FROM (({expected} EXCEPT {found}) UNION ALL ({found} EXCEPT {expected})) x")
     return cur.fetchone()["wrong"]
 
 
@@ -203,17 +203,18 @@ def test_postings_follow_every_write(catalog):
         assert cur.fetchone()["n"] > REPOSITORIES
 
 
-def test_migration_0020_fills_exactly_while_writers_write(make_database):
-    """The repositories of a catalog from before migration 0019 get their postings from 0020's pass, run while
-    writers change documents, recency, visibility and listing at random: after it, none is missing or stale. One
-    writer holds a repository of the first batch when the pass starts, so the pass certainly meets a write in
-    flight: it waits for it, and takes the written version."""
+def test_migrations_0020_and_0024_fill_exactly_while_writers_write(make_database):
+    """The repositories of a catalog from before migration 0019 get their postings from 0020's pass, and those
+    postings their organization from 0024's (as an upgrade from before 0019 runs both), while writers change
+    documents, recency, visibility and listing at random: after them, none is missing or stale. One writer holds a
+    repository of the first batch when the pass starts, so the pass certainly meets a write in flight: it waits
+    for it, and takes the written version."""
     url = make_database()
     database = Database(url, maxconn=4)
     rng = random.Random(7)
     with database.transaction() as cur:
         cur.execute("""INSERT INTO repositories (name, namespace, updated_at, manifest_count, public, search)
-                       SELECT 'org/r' || i, 'org', now(), 1, NULL,
+                       SELECT 'org' || i % 7 || '/team/r' || i, 'org' || i % 7 || '/team', now(), 1, NULL,
                               setweight(to_tsvector('simple', 'org r' || i || ' server service'), 'A')
                          FROM generate_series(1, 5000) i""")
         cur.execute("DELETE FROM search_postings")  # as before 0019
@@ -227,6 +228,7 @@ def test_migration_0020_fills_exactly_while_writers_write(make_database):
     def run_fill():
         with fill.cursor() as cur:
             cur.execute((MIGRATIONS / "0020.search_postings_fill.sql").read_text())
+            cur.execute((MIGRATIONS / "0024.search_postings_organization_fill.sql").read_text())
         filled.set()
 
     thread = threading.Thread(target=run_fill)
