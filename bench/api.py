@@ -727,8 +727,9 @@ class Bench(Run):
             for migration, indexes in timed_indexes.items():
                 step(f"migration {migration[:4]}: indexes on repositories",
                      lambda indexes=indexes: [cur.execute(sql) for sql, _ in indexes])
-            replayed = {migration: sqlparse.split((REPO_ROOT / "migrations" / f"{migration}.sql").read_text())
-                        for migration in REPLAYED_MIGRATIONS}
+            replayed = {migration: sqlparse.split(sqlparse.format(
+                (REPO_ROOT / "migrations" / f"{migration}.sql").read_text(), strip_comments=True))
+                for migration in REPLAYED_MIGRATIONS}
             for statements in replayed.values():
                 for sql in statements:
                     if sql.startswith("DROP INDEX"):
