@@ -21,9 +21,10 @@ page-many of its own term's list at its own weight, since everything ahead of
 it there ranks ahead of it overall. Its cost is pages times terms times
 weights, whatever the number of hits; a query of several common words that
 rarely occur together walks the driver's rows until it has a page, as any
-conjunctive index does. A namespace filter over a small subtree ranks the
-subtree's hits instead (SMALL_SUBTREE): walking the postings would pass every
-hit outside it.
+conjunctive index does. A namespace filter walks its organization's postings
+(each posting carries its repository's organization, migrations 0023-0025),
+and one over a small subtree ranks the subtree's hits instead (SMALL_SUBTREE):
+walking would pass every hit of the organization outside it.
 
 Counts and facets are exact up to :data:`COUNT_BOUND` hits and estimates past
 it: the facets are then counted over the first hits found (``estimate`` is
