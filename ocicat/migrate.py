@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(migrations.__path__[0])
 FUNCTIONS_DIR = MIGRATIONS_DIR / "functions"
 logging.getLogger("yoyo").setLevel(logging.WARNING)
+# The advisory lock that serializes migrators (see migrate), and how often a waiting one tries it.
+MIGRATE_LOCK = "hashtextextended('ocicat.migrate', 0)"
 LOCK_POLL_SECONDS = 0.2
 
 
@@ -62,7 +64,7 @@ def migrate(database_url: str) -> list[str]:
 
 def _lock(cur) -> None:
     while True:
-        cur.execute("SELECT pg_try_advisory_lock(hashtextextended('ocicat.migrate', 0))")
+        cur.execute(f"SELECT pg_try_advisory_lock({MIGRATE_LOCK})")
         if cur.fetchone()[0]:
             return
         time.sleep(LOCK_POLL_SECONDS)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg2
 
+from harness.processes import wait_until
 from ocicat.db import Database
-from ocicat.migrate import LOCK_POLL_SECONDS, migrate
+from ocicat.migrate import MIGRATE_LOCK, migrate
 
 
 def test_a_migrator_killed_mid_migrate_does_not_lock_out_later_starts(make_database):
@@ -39,10 +39,13 @@ def test_a_process_waiting_to_migrate_does_not_stall_a_concurrent_index_build(ma
     waiter = threading.Thread(target=migrate, args=(url,))
     try:
         with holder.cursor() as cur:  # a migrator at work
-            cur.execute("SELECT pg_advisory_lock(hashtextextended('ocicat.migrate', 0))")
-        waiter.start()
-        time.sleep(3 * LOCK_POLL_SECONDS)
-        assert waiter.is_alive()  # it waits for the lock
+            cur.execute(f"SELECT pg_advisory_lock({MIGRATE_LOCK})")
+            waiter.start()
+            # the waiter has asked for the lock (a session of its own that has run a statement naming it)
+            wait_until(lambda: cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                           " AND pid <> pg_backend_pid() AND query LIKE %s",
+                                           (f"%advisory_lock({MIGRATE_LOCK})%",)) or cur.fetchone()[0] > 0,
+                       what="the second migrate to ask for the migration lock")
         with builder.cursor() as cur:  # what the migrator does meanwhile; with a snapshot held, it waits
             cur.execute("SET statement_timeout = '10s'")
             cur.execute("CREATE INDEX CONCURRENTLY test_concurrent_idx ON repositories (created_at)")
